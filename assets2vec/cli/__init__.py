@@ -1,0 +1,1 @@
+"""The `assets2vec` command line: one module per subcommand."""

@@ -1,0 +1,92 @@
+"""`assets2vec info PATH`: describe any artifact folder (or a plain folder of meshes)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+
+from render_core.artifacts import HEADER_NAME, read_header
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "info",
+        help="summarise a library, dataset or folder of meshes",
+        description="Print what an assets2vec artifact holds: kind, asset count, categories, views, image size, failures.",
+    )
+    p.add_argument("path", type=Path, help="artifact folder, or a folder of mesh files")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run)
+
+
+def describe(path: Path) -> dict:
+    from render_core.assets.library import open_library
+
+    if not (path / HEADER_NAME).is_file():
+        lib = open_library(path)
+        return {
+            "kind": "folder",
+            "path": str(path),
+            "assets": len(lib.records),
+            "categories": dict(Counter(r.category for r in lib.records)),
+            "formats": dict(Counter(Path(r.path).suffix.lower() for r in lib.records)),
+        }
+    header = read_header(path)
+    kind = header["kind"]
+    if kind == "library":
+        lib = open_library(path)
+        attrs: dict[str, Counter] = {}
+        for r in lib.records:
+            for k, v in r.attributes.items():
+                attrs.setdefault(k, Counter())[v] += 1
+        return {
+            "kind": "library",
+            "path": str(path),
+            "assets": len(lib.records),
+            "seed": header.get("seed"),
+            "categories": dict(Counter(r.category for r in lib.records)),
+            "attributes": {k: dict(v) for k, v in attrs.items()},
+            "faces": _stats([r.n_faces for r in lib.records if r.n_faces]),
+            "header": header,
+        }
+    if kind == "dataset":
+        from render_core.dataset import RenderedDataset
+
+        ds = RenderedDataset(path)
+        report = ds.report() or {}
+        return {
+            "kind": "dataset",
+            "path": str(path),
+            "assets": len(ds),
+            "views_per_asset": ds.n_views,
+            "image_size": ds.image_size,
+            "categories": dict(Counter(r.category for r in ds.records)),
+            "faces": _stats([r.n_faces for r in ds.records if r.n_faces]),
+            "failures": report.get("failed", []),
+            "render": header.get("render"),
+            "source_library": header.get("source_library"),
+            "seed": header.get("seed"),
+        }
+    return {"kind": kind, "path": str(path), "header": header}
+
+
+def _stats(values: list[int]) -> dict | None:
+    if not values:
+        return None
+    values = sorted(values)
+    return {"min": values[0], "median": values[len(values) // 2], "max": values[-1]}
+
+
+def run(args: argparse.Namespace) -> int:
+    info = describe(args.path)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"{info['kind']} at {info['path']}")
+    for key, value in info.items():
+        if key in ("kind", "path", "header"):
+            continue
+        print(f"  {key}: {value}")
+    return 0

@@ -1,0 +1,49 @@
+"""Entry point of the `assets2vec` console script."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from render_core import __version__
+
+from assets2vec.cli import assets_cmd, info_cmd, render_cmd
+
+COMMANDS = (assets_cmd, render_cmd, info_cmd)
+
+
+class UserError(Exception):
+    """An error caused by the user's input; printed without a traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="assets2vec",
+        description="Turn a library of 3D assets into vectors: generate or ingest assets, render them, inspect artifacts.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run 'assets2vec COMMAND --help' for each command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"assets2vec {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in COMMANDS:
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("\nassets2vec: interrupted; finished work is kept, rerun the same command to resume", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, NotADirectoryError, KeyError, UserError) as exc:
+        # Bad input of any kind: one clear line, no traceback.
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"assets2vec {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

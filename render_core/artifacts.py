@@ -1,0 +1,120 @@
+"""Artifact folders: a small JSON header per folder, and atomic file writes.
+
+Every artifact the pipeline produces (LIBRARY, DATASET, RUN, CATALOG, SCENES) is a
+folder holding `artifact.json` with its kind, format version, producer and seed, so
+any command can describe it or refuse the wrong kind with a clear message.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HEADER_NAME = "artifact.json"
+
+# Bumped when a folder's layout changes incompatibly; readers refuse newer formats.
+FORMAT_VERSIONS = {"library": 1, "dataset": 1}
+
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+class ArtifactError(ValueError):
+    """A path is not the artifact a command expected, or its header is unreadable."""
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` so readers see either the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; published files follow the umask
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        # Ctrl-C mid-write must not leave a stray temp file that a later run mistakes for data.
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def atomic_save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Load an .npz without pickle: object arrays in user data are refused, not executed."""
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def make_header(kind: str, *, producer: str, seed: int | None, **extra: Any) -> dict[str, Any]:
+    from render_core import __version__
+
+    return {
+        "kind": kind,
+        "format_version": FORMAT_VERSIONS[kind],
+        "producer": producer,
+        "package_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "seed": seed,
+        **extra,
+    }
+
+
+def write_header(folder: str | os.PathLike, header: dict[str, Any]) -> None:
+    atomic_write_json(Path(folder) / HEADER_NAME, header)
+
+
+def read_header(folder: str | os.PathLike, expected_kind: str | None = None) -> dict[str, Any]:
+    """Read a folder's header; with `expected_kind`, refuse any other kind by name."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise ArtifactError(f"{folder}: no such file or folder")
+    if not folder.is_dir():
+        raise ArtifactError(f"{folder}: expected an artifact folder, found a file")
+    header_path = folder / HEADER_NAME
+    if not header_path.is_file():
+        want = f"a {expected_kind}" if expected_kind else "an assets2vec artifact"
+        raise ArtifactError(f"{folder}: not {want} (no {HEADER_NAME} inside)")
+    try:
+        header = json.loads(header_path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{header_path}: unreadable header ({exc})") from exc
+    if not isinstance(header, dict) or "kind" not in header:
+        raise ArtifactError(f"{header_path}: header has no 'kind' field")
+    kind = header["kind"]
+    if expected_kind is not None and kind != expected_kind:
+        raise ArtifactError(f"{folder}: is a {kind}, but a {expected_kind} is needed here")
+    version = header.get("format_version")
+    known = FORMAT_VERSIONS.get(kind)
+    if known is not None and (not isinstance(version, int) or version > known):
+        raise ArtifactError(
+            f"{folder}: {kind} format version {version!r} is newer than this "
+            f"assets2vec understands ({known}); upgrade assets2vec"
+        )
+    return header

@@ -1,0 +1,58 @@
+"""`AssetRecord` and the JSON Lines manifest that lists a library's or dataset's assets."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from render_core.artifacts import atomic_write_text
+
+_ID_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+@dataclass
+class AssetRecord:
+    id: str  # stable, filename-safe
+    path: str  # mesh file, POSIX path relative to the library root
+    category: str
+    family: str | None = None  # procedural family, None for ingested files
+    attributes: dict[str, str] = field(default_factory=dict)
+    params: dict[str, float] = field(default_factory=dict)  # generator parameters (procedural only)
+    n_verts: int | None = None
+    n_faces: int | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> "AssetRecord":
+        known = {k: obj[k] for k in cls.__dataclass_fields__ if k in obj}
+        return cls(**known)
+
+
+def safe_id(text: str) -> str:
+    """A filename-safe id fragment: anything outside [A-Za-z0-9_.-] becomes '_'."""
+    out = _ID_SAFE.sub("_", text).strip("._")
+    return out or "asset"
+
+
+def write_manifest(path: str | Path, records: Iterable[AssetRecord]) -> None:
+    lines = [json.dumps(r.to_json(), sort_keys=True) for r in records]
+    atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
+
+
+def read_manifest(path: str | Path) -> list[AssetRecord]:
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(AssetRecord.from_json(json.loads(line)))
+            except (json.JSONDecodeError, TypeError) as exc:
+                raise ValueError(f"{path}:{lineno}: bad manifest line ({exc})") from exc
+    return records
