@@ -18,8 +18,9 @@ class AssetViews:
     """All views of one asset. Shapes: V views of H x W pixels."""
 
     record: AssetRecord
-    rgb: np.ndarray  # (V, H, W, 3) uint8, composited on white
-    mask: np.ndarray  # (V, H, W) bool
+    rgb: np.ndarray  # (V, H, W, 3) uint8, composited on white, anti-aliased
+    alpha: np.ndarray  # (V, H, W) float32 in [0, 1], pixel coverage
+    mask: np.ndarray  # (V, H, W) bool, the mesh is at the pixel centre
     depth: np.ndarray  # (V, H, W) float32, z along the view axis, 0 off the mesh
     normals: np.ndarray  # (V, H, W, 3) float32, world space, towards the camera
     c2w: np.ndarray  # (V, 4, 4) float32, OpenGL convention
@@ -78,6 +79,7 @@ class RenderedDataset:
         return AssetViews(
             record=record,
             rgb=z["rgb"],
+            alpha=z["alpha"].astype(np.float32) / 255.0 if "alpha" in z else z["mask"].astype(np.float32),
             mask=z["mask"].astype(bool),
             depth=z["depth"],
             normals=z["normals"].astype(np.float32),

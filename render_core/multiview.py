@@ -4,7 +4,8 @@ Layout of a DATASET:
     artifact.json        kind "dataset": render config, rig, source library, seed
     manifest.jsonl       one AssetRecord per rendered asset (counts, normalisation, warnings)
     report.json          last run: rendered / skipped / failed (with reasons)
-    assets/<id>.npz      rgb (V,H,W,3) uint8 on white, mask (V,H,W) uint8, depth (V,H,W) float32
+    assets/<id>.npz      rgb (V,H,W,3) uint8 on white (anti-aliased), alpha (V,H,W) uint8 coverage,
+                         mask (V,H,W) uint8 (mesh at the pixel centre), depth (V,H,W) float32
                          (z along the view axis, 0 off the mesh), normals (V,H,W,3) float16
                          (world space, towards the camera), c2w (V,4,4), intrinsics (3,3),
                          elevation (V,), azimuth (V,), record_json (the asset's record)
@@ -56,8 +57,13 @@ class RenderConfig:
     lighting: str = "fixed"  # "fixed" or "random" (per asset, from the seed and the asset id)
     seed: int = 0
     up_axis: str = "y"
+    # Odd supersampling factor: RGB and alpha average s x s samples per pixel; the centre sample
+    # sits exactly on the pixel centre, so mask, depth and normals stay point-sampled and exact.
+    supersample: int = 3
 
     def __post_init__(self):
+        if self.supersample < 1 or self.supersample % 2 == 0:
+            raise ValueError(f"supersample must be an odd integer >= 1, got {self.supersample}")
         if not 16 <= self.image_size <= 1024:
             raise ValueError(f"image size must be in [16, 1024], got {self.image_size}")
         if self.lighting not in ("fixed", "random"):
@@ -66,11 +72,11 @@ class RenderConfig:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
 
     def to_json(self) -> dict:
-        return {"image_size": self.image_size, "rig": self.rig.to_json(), "lighting": self.lighting, "seed": self.seed, "up_axis": self.up_axis}
+        return {"image_size": self.image_size, "rig": self.rig.to_json(), "lighting": self.lighting, "seed": self.seed, "up_axis": self.up_axis, "supersample": self.supersample}
 
     @classmethod
     def from_json(cls, d: dict) -> "RenderConfig":
-        return cls(image_size=d["image_size"], rig=RigConfig.from_json(d["rig"]), lighting=d["lighting"], seed=d["seed"], up_axis=d["up_axis"])
+        return cls(image_size=d["image_size"], rig=RigConfig.from_json(d["rig"]), lighting=d["lighting"], seed=d["seed"], up_axis=d["up_axis"], supersample=d.get("supersample", 1))
 
 
 def asset_rng(seed: int, asset_id: str) -> np.random.Generator:
@@ -87,19 +93,25 @@ class MultiviewRenderer:
         self.device = torch.device(device)
         self.cameras, self.c2w, self.elev, self.azim = make_cameras(config.rig, self.device)
         self.K = intrinsics(config.rig.fov_deg, config.image_size)
-        self.renderer = make_renderer(self.cameras, config.image_size, self.device)
+        self.renderer = make_renderer(self.cameras, config.image_size * config.supersample, self.device)
 
     @torch.no_grad()
     def render(self, mesh: MeshData, lighting: Lighting = Lighting()) -> dict[str, np.ndarray]:
-        V = len(self.elev)
+        V, s, H = len(self.elev), self.config.supersample, self.config.image_size
         meshes = mesh.to_meshes(self.device).extend(V)
         images, fragments = self.renderer(meshes, cameras=self.cameras, lights=lighting.lights(self.device))
-        mask = fragments.pix_to_face[..., 0] >= 0  # (V, H, W)
-        depth = torch.where(mask, fragments.zbuf[..., 0], torch.zeros_like(fragments.zbuf[..., 0]))
-        normals = face_normals_towards_camera(meshes, fragments.pix_to_face, self.cameras)
-        rgb = images[..., :3].clamp(0, 1)
+        hit = fragments.pix_to_face[..., :1] >= 0  # (V, sH, sW, 1)
+        rgb = images[..., :3].clamp(0, 1).reshape(V, H, s, H, s, 3).mean((2, 4))  # (V, H, W, 3)
+        alpha = hit.float().reshape(V, H, s, H, s).mean((2, 4))  # (V, H, W)
+        c = s // 2  # the centre sample of each block is the native pixel centre
+        p2f = fragments.pix_to_face[:, c::s, c::s]  # (V, H, W, K)
+        zbuf = fragments.zbuf[:, c::s, c::s, 0]
+        mask = p2f[..., 0] >= 0  # (V, H, W)
+        depth = torch.where(mask, zbuf, torch.zeros_like(zbuf))
+        normals = face_normals_towards_camera(meshes, p2f, self.cameras)
         return {
             "rgb": (rgb * 255 + 0.5).to(torch.uint8).cpu().numpy(),
+            "alpha": (alpha * 255 + 0.5).to(torch.uint8).cpu().numpy(),
             "mask": mask.to(torch.uint8).cpu().numpy(),
             "depth": depth.float().cpu().numpy(),
             "normals": normals.to(torch.float16).cpu().numpy(),
@@ -181,9 +193,11 @@ def render_library(
                 views = renderer.render(mesh, lighting)
             except AssetLoadError as exc:
                 failed.append({"id": record.id, "path": record.path, "error": exc.reason})
+                bar.set_postfix(failed=len(failed))
                 continue
             except (ValueError, RuntimeError, MemoryError) as exc:
                 failed.append({"id": record.id, "path": record.path, "error": f"{type(exc).__name__}: {exc}"})
+                bar.set_postfix(failed=len(failed))
                 continue
             done = replace(
                 record,
@@ -197,7 +211,6 @@ def render_library(
             # The asset file goes last: its presence is what marks the asset done.
             atomic_save_npz(target, **views, record_json=np.array(json.dumps(done.to_json(), sort_keys=True)))
             rendered.append(record.id)
-            bar.set_postfix(failed=len(failed))
     except KeyboardInterrupt:
         interrupted = True
     finally:

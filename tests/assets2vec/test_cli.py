@@ -1,0 +1,102 @@
+"""The `assets2vec` CLI end to end on a small library: generate, render, info, demo; bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import trimesh
+
+from assets2vec.cli.main import build_parser, main
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_help_for_every_command(capsys):
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for argv in [[name] for name in sub.choices] + [["assets", "generate"], ["assets", "sheet"]]:
+        with pytest.raises(SystemExit) as e:
+            main(argv + ["--help"])
+        assert e.value.code == 0
+    help_text = capsys.readouterr().out
+    for word in ("--views", "--size", "--elevations", "--lighting", "--up-axis", "--max-faces", "--seed", "--families", "--json"):
+        assert word in help_text
+
+
+def test_generate_render_info_end_to_end(tmp_path, capsys):
+    lib, ds = tmp_path / "lib", tmp_path / "ds"
+    code, out, _ = run(capsys, "assets", "generate", lib, "--n", 5, "--seed", 0, "--families", "chair,table", "--quiet")
+    assert code == 0 and "wrote 5 assets" in out and "chair: 3" in out
+    code, out, _ = run(capsys, "render", lib, ds, "--views", 6, "--size", 24, "--elevations=-10,30", "--quiet", "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["rendered"] == 5 and report["failed"] == []
+    code, out, _ = run(capsys, "info", ds, "--json")
+    info = json.loads(out)
+    assert info["kind"] == "dataset" and info["assets"] == 5 and info["views_per_asset"] == 6 and info["image_size"] == 24
+    assert info["categories"] == {"chair": 3, "table": 2} and info["failures"] == []
+    code, out, _ = run(capsys, "info", lib, "--json")
+    info = json.loads(out)
+    assert info["kind"] == "library" and info["assets"] == 5 and "base" in info["attributes"]
+    # Rerun: everything is skipped, nothing re-rendered.
+    code, out, _ = run(capsys, "render", lib, ds, "--views", 6, "--size", 24, "--elevations=-10,30", "--quiet")
+    assert code == 0 and "rendered 0, skipped 5" in out
+
+
+def test_render_folder_with_failures_exit_codes(tmp_path, capsys):
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    trimesh.creation.box().export(lib / "box.ply")
+    (lib / "broken.obj").write_text("v 0 0 0\nv nan 0 0\nv 0 1 0\nf 1 2 3\n")
+    code, out, _ = run(capsys, "render", lib, tmp_path / "ds", "--views", 2, "--size", 16, "--quiet")
+    assert code == 0 and "failed 1" in out and "broken.obj" in out and "NaN/inf" in out
+    only_bad = tmp_path / "bad"
+    only_bad.mkdir()
+    (only_bad / "broken.obj").write_text("garbage\n")
+    code, out, _ = run(capsys, "render", only_bad, tmp_path / "ds2", "--views", 2, "--size", 16, "--quiet")
+    assert code == 1 and "failed 1" in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["info", "{tmp}/missing"], "no such"),
+        (["render", "{tmp}/missing", "{tmp}/out"], "no such folder"),
+        (["render", "{tmp}", "{tmp}/out", "--size", "8"], "image size"),
+        (["assets", "generate", "{tmp}/g", "--seed", "-3"], "seed"),
+        (["assets", "generate", "{tmp}/g", "--families", "chair,robot"], "unknown family"),
+    ],
+)
+def test_bad_input_is_one_clear_line(tmp_path, capsys, argv, message):
+    code, _, err = run(capsys, *[a.format(tmp=tmp_path) for a in argv])
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_render_refuses_a_library_as_output(tmp_path, capsys):
+    lib = tmp_path / "lib"
+    run(capsys, "assets", "generate", lib, "--n", 2, "--quiet")
+    code, _, err = run(capsys, "render", lib, lib, "--quiet")
+    assert code == 2 and "is a library, but a dataset is needed" in err
+
+
+def test_sheet(tmp_path, capsys):
+    lib = tmp_path / "lib"
+    run(capsys, "assets", "generate", lib, "--n", 4, "--quiet")
+    code, out, _ = run(capsys, "assets", "sheet", lib, tmp_path / "sheet.png", "--size", 48, "--columns", 2)
+    assert code == 0 and (tmp_path / "sheet.png").stat().st_size > 1000
+
+
+def test_console_script_demo(tmp_path):
+    """The installed console script runs the demo end to end (small) and prints its summary."""
+    exe = [sys.executable, "-m", "assets2vec.cli.main"]
+    res = subprocess.run(exe + ["demo", "--out", str(tmp_path / "demo"), "--n", "4", "--size", "16"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "assets2vec demo finished" in res.stdout and "contact_sheet.png" in res.stdout
+    assert (tmp_path / "demo" / "dataset" / "manifest.jsonl").read_text().count("\n") == 4

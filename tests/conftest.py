@@ -1,0 +1,34 @@
+"""Shared fixtures: tiny libraries and datasets made by the code itself."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+# Two cores: keep torch from oversubscribing when pytest runs.
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session")
+def small_library(tmp_path_factory):
+    """Eight procedural assets (two per family), seed 0."""
+    from render_core.assets.procedural.generate import generate_library
+
+    out = tmp_path_factory.mktemp("lib") / "library"
+    generate_library(out, 8, 0, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_dataset(small_library, tmp_path_factory):
+    """The small library rendered at 32x32, 6 views (2 rings x 3)."""
+    from render_core.assets.library import open_library
+    from render_core.multiview import RenderConfig, render_library
+    from render_core.rig import RigConfig
+
+    out = tmp_path_factory.mktemp("ds") / "dataset"
+    cfg = RenderConfig(image_size=32, rig=RigConfig(n_views=6, elevations=(10.0, 40.0)))
+    render_library(open_library(small_library), out, cfg, progress=False)
+    return out

@@ -1,0 +1,75 @@
+"""Rig geometry: camera centres on their rings, looking at the origin; projection round trips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from render_core.rig import RigConfig, intrinsics, make_cameras, project, rig_angles, unproject
+
+
+def test_rig_angles_spread_views_over_rings():
+    elev, azim = rig_angles(RigConfig(n_views=18))
+    assert len(elev) == 18
+    assert sorted(set(elev.tolist())) == [-10.0, 20.0, 50.0]
+    for e in (-10.0, 20.0, 50.0):
+        ring = np.sort(azim[elev == e])
+        assert len(ring) == 6
+        np.testing.assert_allclose(np.diff(ring), 60.0, atol=1e-4)
+    elev, _ = rig_angles(RigConfig(n_views=7, elevations=(0.0, 30.0)))
+    assert (elev == 0).sum() == 4 and (elev == 30).sum() == 3
+
+
+def test_camera_centres_on_rings_and_looking_at_origin():
+    cfg = RigConfig(n_views=12, elevations=(-10.0, 20.0, 50.0), distance=2.6)
+    cams, c2w, elev, azim = make_cameras(cfg)
+    c2w = c2w.numpy()
+    centres = c2w[:, :3, 3]
+    np.testing.assert_allclose(np.linalg.norm(centres, axis=1), 2.6, atol=1e-5)
+    np.testing.assert_allclose(np.degrees(np.arcsin(centres[:, 1] / 2.6)), elev, atol=1e-3)
+    # OpenGL: the camera looks along its -Z axis, which must point at the origin.
+    forward = -c2w[:, :3, 2]
+    np.testing.assert_allclose(forward, -centres / 2.6, atol=1e-5)
+    # +Y of the camera points up in the world (no roll).
+    assert (c2w[:, 1, 1] > 0).all()
+    # Agrees with PyTorch3D's own camera centre.
+    np.testing.assert_allclose(cams.get_camera_center().numpy(), centres, atol=1e-5)
+    # Azimuth 0 is in front of the asset (+Z).
+    front = np.argmin(np.abs(azim) + np.abs(elev - 20))
+    assert centres[front, 2] > 2.0
+
+
+def test_project_matches_pytorch3d_screen_coordinates():
+    cfg = RigConfig(n_views=6, elevations=(15.0,))
+    cams, c2w, _, _ = make_cameras(cfg)
+    size = 64
+    K = intrinsics(cfg.fov_deg, size)
+    pts = np.random.default_rng(0).uniform(-0.5, 0.5, (50, 3)).astype(np.float32)
+    # PyTorch3D screen space: +X left, +Y up, origin at the top-left pixel corner after flipping.
+    screen = cams.transform_points_screen(torch.as_tensor(pts)[None].expand(6, -1, -1), image_size=((size, size),))
+    for v in range(6):
+        uv, depth = project(pts, c2w[v].numpy(), K)
+        np.testing.assert_allclose(uv[:, 0], screen[v, :, 0].numpy(), atol=1e-3)
+        np.testing.assert_allclose(uv[:, 1], screen[v, :, 1].numpy(), atol=1e-3)
+        assert (depth > 0).all()
+
+
+def test_unproject_inverts_project():
+    cfg = RigConfig(n_views=3, elevations=(30.0,))
+    _, c2w, _, _ = make_cameras(cfg)
+    K = intrinsics(cfg.fov_deg, 16)
+    depth = np.zeros((16, 16), np.float32)
+    depth[4:9, 6:12] = 2.4
+    pts = unproject(depth, c2w[0].numpy(), K)
+    uv, d = project(pts, c2w[0].numpy(), K)
+    rows, cols = np.nonzero(depth)
+    np.testing.assert_allclose(uv[:, 0], cols + 0.5, atol=1e-4)
+    np.testing.assert_allclose(uv[:, 1], rows + 0.5, atol=1e-4)
+    np.testing.assert_allclose(d, 2.4, atol=1e-5)
+
+
+@pytest.mark.parametrize("bad", [dict(n_views=0), dict(elevations=()), dict(elevations=(95.0,)), dict(fov_deg=0.0), dict(distance=0.5)])
+def test_bad_rig_config(bad):
+    with pytest.raises(ValueError):
+        RigConfig(**bad)
