@@ -194,3 +194,32 @@ def test_not_a_dataset(tmp_path):
     (tmp_path / "artifact.json").write_text("{broken")
     with pytest.raises(ArtifactError, match="unreadable header"):
         RenderedDataset(tmp_path)
+
+
+def test_nerfstudio_cameras_read_the_stored_convention(small_library, small_dataset):
+    """Rays from nerfstudio's `Cameras`, built straight from the stored c2w and intrinsics, hit the
+    rendered surface at the stored depth: the dataset's camera convention is nerfstudio's."""
+    import torch
+    from nerfstudio.cameras.cameras import Cameras, CameraType
+
+    ds = RenderedDataset(small_dataset)
+    lib = open_library(small_library)
+    record = ds.records[0]
+    views = ds.load(record.id)
+    mesh, _ = normalize(load_mesh(lib.path_of(next(r for r in lib.records if r.id == record.id))))
+    tm = trimesh.Trimesh(mesh.verts, mesh.faces, process=False)
+    K = views.intrinsics
+    cams = Cameras(
+        camera_to_worlds=torch.as_tensor(views.c2w[:, :3, :]),
+        fx=float(K[0, 0]), fy=float(K[1, 1]), cx=float(K[0, 2]), cy=float(K[1, 2]),
+        width=ds.image_size, height=ds.image_size, camera_type=CameraType.PERSPECTIVE,
+    )
+    for v in (0, 4):
+        rays = cams.generate_rays(camera_indices=v)
+        origins, dirs = rays.origins.numpy(), rays.directions.numpy()  # (H, W, 3)
+        forward = -views.c2w[v, :3, 2]
+        rows, cols = np.nonzero(views.mask[v])
+        t = views.depth[v][rows, cols] / (dirs[rows, cols] @ forward)  # z-depth -> distance along the ray
+        pts = origins[rows, cols] + dirs[rows, cols] * t[:, None]
+        _, dist, _ = trimesh.proximity.closest_point_naive(tm, pts)
+        assert dist.max() < 2e-3
