@@ -53,6 +53,10 @@ def run(args: argparse.Namespace) -> int:
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ValueError(f"--device must be cpu, cuda, cuda:N or auto, got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for, but no CUDA device is available here (use --device cpu)")
     config = RenderConfig(
         image_size=args.size,
         rig=RigConfig(n_views=args.views, elevations=args.elevations, distance=args.distance, fov_deg=args.fov),

@@ -49,8 +49,19 @@ def _point_segment_dist2(px, py, ax, ay, bx, by):
     return torch.where(l2 > K_EPSILON, d2, degenerate)
 
 
+def _triangle_dist2(fv, px, py):
+    """PointTriangleDistanceForward: squared distance from each pixel to its face's nearest edge."""
+    x0, y0 = fv[:, 0, 0], fv[:, 0, 1]
+    x1, y1 = fv[:, 1, 0], fv[:, 1, 1]
+    x2, y2 = fv[:, 2, 0], fv[:, 2, 1]
+    return torch.minimum(
+        torch.minimum(_point_segment_dist2(px, py, x0, y0, x1, y1), _point_segment_dist2(px, py, x0, y0, x2, y2)),
+        _point_segment_dist2(px, py, x1, y1, x2, y2),
+    )
+
+
 def _pixel_tests(fv, px, py, blur_radius, perspective_correct, clip_barycentric_coords):
-    """Per (face, pixel) candidate: (keep mask, z, bary (C,3), signed dist).
+    """Per (face, pixel) candidate: (keep mask, z, bary (C, 3), inside).
 
     fv: (C, 3, 3) face vertices (NDC x, y, view z); px, py: (C,) pixel centres.
     """
@@ -74,32 +85,10 @@ def _pixel_tests(fv, px, py, blur_radius, perspective_correct, clip_barycentric_
     pz = bary_out[:, 0] * z0 + bary_out[:, 1] * z1 + bary_out[:, 2] * z2
     inside = (w0 > 0) & (w1 > 0) & (w2 > 0)
     if blur_radius > 0:
-        dist = torch.minimum(
-            torch.minimum(
-                _point_segment_dist2(px, py, x0, y0, x1, y1),
-                _point_segment_dist2(px, py, x0, y0, x2, y2),
-            ),
-            _point_segment_dist2(px, py, x1, y1, x2, y2),
-        )
-        keep = (pz >= 0) & (inside | (dist < blur_radius))
+        keep = (pz >= 0) & (inside | (_triangle_dist2(fv, px, py) < blur_radius))
     else:
         keep = (pz >= 0) & inside
-        dist = None
-    return keep, pz, bary_out, dist, inside
-
-
-def _full_dist(fv, px, py, inside):
-    x0, y0 = fv[:, 0, 0], fv[:, 0, 1]
-    x1, y1 = fv[:, 1, 0], fv[:, 1, 1]
-    x2, y2 = fv[:, 2, 0], fv[:, 2, 1]
-    dist = torch.minimum(
-        torch.minimum(
-            _point_segment_dist2(px, py, x0, y0, x1, y1),
-            _point_segment_dist2(px, py, x0, y0, x2, y2),
-        ),
-        _point_segment_dist2(px, py, x1, y1, x2, y2),
-    )
-    return torch.where(inside, -dist, dist)
+    return keep, pz, bary_out, inside
 
 
 def rasterize_face_verts(
@@ -206,7 +195,7 @@ def rasterize_face_verts(
         in_box &= (py <= ymax[pair_face]) & (py >= ymin[pair_face])
         pair_face, col, row, px, py = (t[in_box] for t in (pair_face, col, row, px, py))
 
-        keep, pz, _, _, _ = _pixel_tests(
+        keep, pz, _, _ = _pixel_tests(
             fv[pair_face], px, py, blur_radius, perspective_correct, clip_barycentric_coords
         )
         pair_face, col, row, pz = pair_face[keep], col[keep], row[keep], pz[keep]
@@ -245,10 +234,9 @@ def rasterize_face_verts(
     col = pix % W
     row = torch.div(pix, W, rounding_mode="floor") % H
     px, py = xs_ndc[col], ys_ndc[row]
-    _, pz, bary, _, inside = _pixel_tests(
-        fv[face], px, py, 0.0, perspective_correct, clip_barycentric_coords
-    )
-    dist = _full_dist(fv[face], px, py, inside)
+    _, pz, bary, inside = _pixel_tests(fv[face], px, py, 0.0, perspective_correct, clip_barycentric_coords)
+    dist2 = _triangle_dist2(fv[face], px, py)
+    dist = torch.where(inside, -dist2, dist2)
     flat = pix * K + slot
     pix_to_face.view(-1)[flat] = face
     zbuf.view(-1)[flat] = pz
