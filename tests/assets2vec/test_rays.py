@@ -1,0 +1,95 @@
+"""Multi-asset ray table and batcher: held-out split, nerfstudio rays, surface distances, seeding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from assets2vec.data.rays import RayBatcher, build_ray_table, holdout_views, to_ray_bundle
+from render_core.dataset import RenderedDataset
+
+
+def test_holdout_is_deterministic_and_per_asset():
+    a = holdout_views("chair-s0-00000", 18, 2, seed=0)
+    assert len(a) == 2 and np.array_equal(a, holdout_views("chair-s0-00000", 18, 2, seed=0))
+    picks = {tuple(holdout_views(f"asset-{i}", 18, 2, seed=0)) for i in range(20)}
+    assert len(picks) > 5  # different assets hold out different views
+    with pytest.raises(ValueError):
+        holdout_views("x", 6, 6)
+
+
+def test_train_and_heldout_partition_the_views(small_dataset):
+    ds = RenderedDataset(small_dataset)
+    train = build_ray_table(ds, split="train", n_holdout=2)
+    held = build_ray_table(ds, split="heldout", n_holdout=2)
+    px = ds.image_size**2
+    assert len(train) == len(ds) * 4 * px and len(held) == len(ds) * 2 * px
+    for a, asset_id in enumerate(ds.asset_ids):
+        tv = set(train.view_index[train.asset_index == a].tolist())
+        hv = set(held.view_index[held.asset_index == a].tolist())
+        assert not tv & hv and tv | hv == set(range(6))
+        assert hv == set(holdout_views(asset_id, 6, 2, 0).tolist())
+
+
+def test_rays_hit_the_surface_at_surface_t(small_dataset):
+    ds = RenderedDataset(small_dataset)
+    table = build_ray_table(ds, asset_ids=ds.asset_ids[:2], split="all")
+    torch.testing.assert_close(table.directions.norm(dim=-1), torch.ones(len(table)), atol=1e-5, rtol=0)
+    hit = table.surface_t > 0
+    assert (hit <= (table.alpha > 0)).all() and hit.any()  # a ray through the pixel centre that hits implies coverage
+    # Rebuild the z-depth from the ray and compare with the stored depth map.
+    views = ds.load(ds.asset_ids[0])
+    n = ds.image_size**2
+    sel = slice(0, n)  # view 0 of asset 0
+    pts = table.origins[sel] + table.directions[sel] * table.surface_t[sel, None]
+    w2c = np.linalg.inv(views.c2w[0])
+    cam = pts.numpy() @ w2c[:3, :3].T + w2c[:3, 3]
+    depth = views.depth[0].reshape(-1)
+    m = depth > 0
+    np.testing.assert_allclose(-cam[m, 2], depth[m], atol=1e-4)
+    np.testing.assert_array_equal(table.rgb[sel].numpy(), views.rgb[0].reshape(-1, 3))
+
+
+def test_batcher_is_seeded_and_resumable(small_dataset):
+    ds = RenderedDataset(small_dataset)
+    table = build_ray_table(ds)
+    a = RayBatcher(table, 256, torch.Generator().manual_seed(0), foreground_fraction=0.75)
+    b = RayBatcher(table, 256, torch.Generator().manual_seed(0), foreground_fraction=0.75)
+    first = [a.next_indices() for _ in range(3)]
+    assert all(torch.equal(x, b.next_indices()) for x in first)
+    assert (table.alpha[first[0]] > 0).float().mean() >= 0.74
+    state = a.state_dict()
+    c = RayBatcher(table, 256, torch.Generator().manual_seed(123), foreground_fraction=0.75)
+    c.load_state_dict(state)
+    assert torch.equal(a.next_indices(), c.next_indices())
+    other = RayBatcher(table, 256, torch.Generator().manual_seed(1))
+    assert not torch.equal(first[0], other.next_indices())
+
+
+def test_batcher_covers_every_ray_each_epoch(small_dataset):
+    ds = RenderedDataset(small_dataset)
+    table = build_ray_table(ds, asset_ids=ds.asset_ids[:1])
+    batcher = RayBatcher(table, 100, torch.Generator().manual_seed(0))
+    seen = torch.cat([batcher.next_indices() for _ in range(len(table) // 100)])
+    assert len(torch.unique(seen)) == len(seen) == (len(table) // 100) * 100
+
+
+def test_ray_bundle_carries_asset_index(small_dataset):
+    ds = RenderedDataset(small_dataset)
+    batch = next(iter(RayBatcher(build_ray_table(ds), 64, torch.Generator().manual_seed(0))))
+    bundle = to_ray_bundle(batch)
+    assert bundle.metadata["asset_index"].shape == (64, 1)
+    assert batch["rgb"].dtype == torch.float32 and batch["rgb"].max() <= 1.0
+
+
+def test_bad_inputs(small_dataset):
+    ds = RenderedDataset(small_dataset)
+    with pytest.raises(ValueError, match="split"):
+        build_ray_table(ds, split="test")
+    with pytest.raises(ValueError, match="no assets"):
+        build_ray_table(ds, asset_ids=[])
+    with pytest.raises(KeyError, match="not in dataset"):
+        build_ray_table(ds, asset_ids=["nope"])
+    with pytest.raises(ValueError, match="batch size"):
+        RayBatcher(build_ray_table(ds, asset_ids=ds.asset_ids[:1]), 0, torch.Generator())
