@@ -7,7 +7,6 @@ any command can describe it or refuse the wrong kind with a clear message.
 
 from __future__ import annotations
 
-import datetime as _dt
 import io
 import json
 import os
@@ -80,7 +79,7 @@ def make_header(kind: str, *, producer: str, seed: int | None, **extra: Any) -> 
         "format_version": FORMAT_VERSIONS[kind],
         "producer": producer,
         "package_version": __version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        # No timestamp: the same command with the same seed must write byte-identical files.
         "seed": seed,
         **extra,
     }

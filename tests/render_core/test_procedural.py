@@ -96,3 +96,15 @@ def test_generated_files_load_back(small_library):
         rec = json.loads(line)
         mesh = load_mesh(small_library / rec["path"])
         assert mesh.n_faces == rec["n_faces"] and mesh.texture is not None
+
+
+
+def test_output_does_not_depend_on_the_clock(tmp_path):
+    """Byte-identical output cannot depend on when it was written: generate across a second boundary."""
+    import time
+
+    generate_library(tmp_path / "a", 1, 0, progress=False)
+    time.sleep(1.1)
+    generate_library(tmp_path / "b", 1, 0, progress=False)
+    a, b = _tree_bytes(tmp_path / "a"), _tree_bytes(tmp_path / "b")
+    assert a == b
