@@ -95,11 +95,24 @@ class MultiviewRenderer:
         self.K = intrinsics(config.rig.fov_deg, config.image_size)
         self.renderer = make_renderer(self.cameras, config.image_size * config.supersample, self.device)
 
+    # Rendered samples per chunk of views: bounds peak memory (fragments, shading) at large sizes.
+    max_samples_per_chunk = 6_000_000
+
     @torch.no_grad()
     def render(self, mesh: MeshData, lighting: Lighting = Lighting()) -> dict[str, np.ndarray]:
-        V, s, H = len(self.elev), self.config.supersample, self.config.image_size
+        V = len(self.elev)
+        per_view = (self.config.image_size * self.config.supersample) ** 2
+        step = max(1, self.max_samples_per_chunk // per_view)
+        chunks = [self._render_views(mesh, lighting, list(range(i, min(i + step, V)))) for i in range(0, V, step)]
+        out = {k: np.concatenate([c[k] for c in chunks]) for k in ("rgb", "alpha", "mask", "depth", "normals")}
+        out.update(c2w=self.c2w.numpy().astype(np.float32), intrinsics=self.K, elevation=self.elev, azimuth=self.azim)
+        return out
+
+    def _render_views(self, mesh: MeshData, lighting: Lighting, views: list[int]) -> dict[str, np.ndarray]:
+        V, s, H = len(views), self.config.supersample, self.config.image_size
+        cameras = self.cameras[views]
         meshes = mesh.to_meshes(self.device).extend(V)
-        images, fragments = self.renderer(meshes, cameras=self.cameras, lights=lighting.lights(self.device))
+        images, fragments = self.renderer(meshes, cameras=cameras, lights=lighting.lights(self.device))
         hit = fragments.pix_to_face[..., :1] >= 0  # (V, sH, sW, 1)
         rgb = images[..., :3].clamp(0, 1).reshape(V, H, s, H, s, 3).mean((2, 4))  # (V, H, W, 3)
         alpha = hit.float().reshape(V, H, s, H, s).mean((2, 4))  # (V, H, W)
@@ -108,17 +121,13 @@ class MultiviewRenderer:
         zbuf = fragments.zbuf[:, c::s, c::s, 0]
         mask = p2f[..., 0] >= 0  # (V, H, W)
         depth = torch.where(mask, zbuf, torch.zeros_like(zbuf))
-        normals = face_normals_towards_camera(meshes, p2f, self.cameras)
+        normals = face_normals_towards_camera(meshes, p2f, cameras)
         return {
             "rgb": (rgb * 255 + 0.5).to(torch.uint8).cpu().numpy(),
             "alpha": (alpha * 255 + 0.5).to(torch.uint8).cpu().numpy(),
             "mask": mask.to(torch.uint8).cpu().numpy(),
             "depth": depth.float().cpu().numpy(),
             "normals": normals.to(torch.float16).cpu().numpy(),
-            "c2w": self.c2w.numpy().astype(np.float32),
-            "intrinsics": self.K,
-            "elevation": self.elev,
-            "azimuth": self.azim,
         }
 
 
@@ -139,6 +148,11 @@ def thumbnail_view(rig: RigConfig) -> int:
 def _check_or_write_header(out: Path, config: RenderConfig, library: Library, device) -> None:
     if (out / "artifact.json").exists():
         header = read_header(out, "dataset")
+        if header.get("source_library") != str(library.root.resolve()):
+            raise ArtifactError(
+                f"{out}: already holds a dataset rendered from {header.get('source_library')}, "
+                f"not {library.root.resolve()}; render into a new folder"
+            )
         if header.get("render") != config.to_json():
             raise ArtifactError(
                 f"{out}: already holds a dataset rendered with different settings "
@@ -195,7 +209,7 @@ def render_library(
                 failed.append({"id": record.id, "path": record.path, "error": exc.reason})
                 bar.set_postfix(failed=len(failed))
                 continue
-            except (ValueError, RuntimeError, MemoryError) as exc:
+            except Exception as exc:  # one asset must never stop the batch; Ctrl-C still does
                 failed.append({"id": record.id, "path": record.path, "error": f"{type(exc).__name__}: {exc}"})
                 bar.set_postfix(failed=len(failed))
                 continue

@@ -78,6 +78,9 @@ def run_sheet(args: argparse.Namespace) -> int:
         except AssetLoadError as exc:
             print(f"skipped {record.id}: {exc.reason}")
             continue
+        except ValueError as exc:
+            print(f"skipped {record.id}: {exc}")
+            continue
         images.append(renderer.render(mesh)["rgb"][view])
         captions.append(caption(record))
     sheet = contact_sheet(images, captions, columns=args.columns, cell=args.size)

@@ -25,7 +25,6 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from render_core.artifacts import HEADER_NAME
     from render_core.assets.library import open_library
     from render_core.assets.procedural.generate import generate_library
     from render_core.multiview import RenderConfig, render_library
@@ -33,10 +32,8 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.time()
     library_dir, dataset_dir = args.out / "library", args.out / "dataset"
     print(f"[1/2] generating {args.n} procedural assets (seed {args.seed}) -> {library_dir}")
-    if not (library_dir / HEADER_NAME).exists():
-        generate_library(library_dir, args.n, args.seed)
-    else:
-        print("      (already there, kept)")
+    # Regenerating is cheap and byte-identical; a library with other settings is refused by name.
+    generate_library(library_dir, args.n, args.seed)
     print(f"[2/2] rendering 18 views at {args.size}x{args.size} -> {dataset_dir}")
     report = render_library(open_library(library_dir), dataset_dir, RenderConfig(image_size=args.size, seed=args.seed))
     minutes = (time.time() - t0) / 60

@@ -61,6 +61,17 @@ def scan_folder(root: Path, manifest_csv: Path | None = None) -> list[AssetRecor
     return records
 
 
+def _check_contained(root: Path, records: list[AssetRecord]) -> None:
+    """A manifest is user data: ids become file names and paths are opened, so both must stay inside."""
+    base = root.resolve()
+    for r in records:
+        if safe_id(r.id) != r.id:
+            raise ValueError(f"{root / MANIFEST}: asset id {r.id!r} is not a safe file name")
+        p = Path(r.path)
+        if p.is_absolute() or not (base / p).resolve().is_relative_to(base):
+            raise ValueError(f"{root / MANIFEST}: asset {r.id!r} points outside the library ({r.path!r})")
+
+
 def open_library(path: str | Path, manifest_csv: str | Path | None = None) -> Library:
     root = Path(path)
     if not root.exists():
@@ -69,7 +80,9 @@ def open_library(path: str | Path, manifest_csv: str | Path | None = None) -> Li
         raise ValueError(f"{root}: expected a folder of assets, found a file")
     if (root / HEADER_NAME).is_file():
         header = read_header(root, "library")
-        return Library(root, read_manifest(root / MANIFEST), header)
+        records = read_manifest(root / MANIFEST)
+        _check_contained(root, records)
+        return Library(root, records, header)
     records = scan_folder(root, Path(manifest_csv) if manifest_csv else None)
     if not records:
         raise ValueError(f"{root}: no mesh files found (looked for {', '.join(SUPPORTED_EXTENSIONS)})")

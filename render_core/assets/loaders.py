@@ -106,6 +106,9 @@ def _appearance(tm, path: Path, limits: LoadLimits) -> tuple[np.ndarray | None, 
         image = getattr(material, "image", None)
         uv = getattr(visual, "uv", None)
         if image is not None and uv is not None and len(uv) == n_verts:
+            w, h = image.size  # header only: embedded (GLB, data: URI) images never meet the resolver
+            if w * h > limits.max_texture_pixels:
+                raise AssetLoadError(path, f"texture image {w}x{h} is above {limits.max_texture_pixels} pixels")
             image = image.convert("RGB")
             if max(image.size) > limits.texture_side:
                 image.thumbnail((limits.texture_side, limits.texture_side), Image.Resampling.LANCZOS)
@@ -187,7 +190,12 @@ def load_mesh(path: str | Path, limits: LoadLimits = LoadLimits()) -> MeshData:
     if faces.min() < 0 or faces.max() >= len(verts):
         raise AssetLoadError(path, f"face indices out of range [0, {len(verts)})")
 
-    vertex_colors, texture = _appearance(tm, path, limits)
+    try:
+        vertex_colors, texture = _appearance(tm, path, limits)
+    except AssetLoadError:
+        raise
+    except Exception as exc:  # PIL decodes lazily: a truncated texture fails here, not in the parser
+        raise AssetLoadError(path, f"unreadable texture ({type(exc).__name__}: {exc})") from exc
     keep, n_bad = drop_degenerate_faces(verts, faces)
     warnings = []
     if n_bad:

@@ -37,15 +37,14 @@ def _edge(px, py, ax, ay, bx, by):
 
 
 def _point_segment_dist2(px, py, ax, ay, bx, by):
-    # PointLineDistanceForward: squared distance, except PyTorch3D returns the plain
-    # distance for a zero-length edge; kept so `dists` match bit for bit in spirit.
+    # PointLineDistanceForward: squared distance to the segment (to the end point if it has no length).
     dx, dy = bx - ax, by - ay
     l2 = dx * dx + dy * dy
     t = ((px - ax) * dx + (py - ay) * dy) / torch.where(l2 > K_EPSILON, l2, torch.ones_like(l2))
     t = t.clamp(0.0, 1.0)
     qx, qy = px - (ax + t * dx), py - (ay + t * dy)
     d2 = qx * qx + qy * qy
-    degenerate = torch.sqrt((px - bx) ** 2 + (py - by) ** 2)
+    degenerate = (px - bx) ** 2 + (py - by) ** 2
     return torch.where(l2 > K_EPSILON, d2, degenerate)
 
 
@@ -134,7 +133,8 @@ def rasterize_face_verts(
     ys_ndc = _pixel_centres_ndc(H, W, device)  # (H,) decreasing
 
     # Face-level culling, as the C++ kernel: zero area, back faces, any vertex behind the camera.
-    area = _edge(fv[:, 2, 0], fv[:, 2, 1], fv[:, 0, 0], fv[:, 0, 1], fv[:, 1, 0], fv[:, 1, 1])
+    # ComputeFaceAreas: EdgeFunctionForward(v0, v1, v2), in that order so rounding matches.
+    area = _edge(fv[:, 0, 0], fv[:, 0, 1], fv[:, 1, 0], fv[:, 1, 1], fv[:, 2, 0], fv[:, 2, 1])
     valid = ~((area <= K_EPSILON) & (area >= -K_EPSILON))
     if cull_backfaces:
         valid &= area >= 0.0

@@ -189,3 +189,36 @@ def test_open_library_errors(tmp_path):
         open_library(tmp_path / "nope")
     with pytest.raises(ValueError, match="no mesh files"):
         open_library(tmp_path)
+
+
+def test_truncated_texture_is_a_clear_error(tmp_path):
+    path = write_textured_obj(tmp_path / "a")
+    tex = tmp_path / "a" / "tex.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(tex)
+    tex.write_bytes(tex.read_bytes()[: tex.stat().st_size // 2])  # a download cut short
+    with pytest.raises(AssetLoadError):
+        load_mesh(path)
+
+
+def test_embedded_glb_texture_size_is_checked(tmp_path):
+    m = trimesh.creation.box()
+    img = Image.new("RGB", (200, 200), (10, 20, 30))
+    m.visual = trimesh.visual.TextureVisuals(uv=np.random.default_rng(0).random((len(m.vertices), 2)), image=img)
+    m.export(tmp_path / "t.glb")
+    assert load_mesh(tmp_path / "t.glb").texture is not None
+    with pytest.raises(AssetLoadError, match="above 1000 pixels"):
+        load_mesh(tmp_path / "t.glb", LoadLimits(max_texture_pixels=1000))
+
+
+def test_library_manifest_cannot_point_outside(tmp_path):
+    from render_core.assets.procedural.generate import generate_library
+
+    lib = tmp_path / "lib"
+    generate_library(lib, 1, 0, progress=False)
+    manifest = (lib / "manifest.jsonl").read_text()
+    (lib / "manifest.jsonl").write_text(manifest.replace('"path": "meshes/', '"path": "../../meshes/'))
+    with pytest.raises(ValueError, match="points outside the library"):
+        open_library(lib)
+    (lib / "manifest.jsonl").write_text(manifest.replace('"id": "chair-s0-00000"', '"id": "../../evil"'))
+    with pytest.raises(ValueError, match="not a safe file name"):
+        open_library(lib)
