@@ -61,7 +61,7 @@ def run_sheet(args: argparse.Namespace) -> int:
 
     from render_core.artifacts import atomic_write_bytes
     from render_core.assets.library import open_library
-    from render_core.assets.loaders import AssetLoadError, load_mesh
+    from render_core.assets.loaders import load_mesh
     from render_core.assets.mesh import normalize
     from render_core.contact_sheet import caption, contact_sheet
     from render_core.multiview import MultiviewRenderer, RenderConfig, thumbnail_view
@@ -75,10 +75,7 @@ def run_sheet(args: argparse.Namespace) -> int:
     for record in lib.records[: args.limit]:
         try:
             mesh, _ = normalize(load_mesh(lib.path_of(record)))
-        except AssetLoadError as exc:
-            print(f"skipped {record.id}: {exc.reason}")
-            continue
-        except ValueError as exc:
+        except ValueError as exc:  # AssetLoadError included; normalize refuses zero-extent meshes
             print(f"skipped {record.id}: {exc}")
             continue
         images.append(renderer.render(mesh)["rgb"][view])

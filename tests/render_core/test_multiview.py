@@ -265,3 +265,14 @@ def test_chunked_rendering_matches_one_batch(small_library):
     parts = chunked.render(mesh)
     for key in ("rgb", "alpha", "mask", "depth", "normals", "c2w"):
         np.testing.assert_array_equal(whole[key], parts[key])
+
+
+def test_dataset_files_are_byte_identical_across_runs(small_library, tmp_path):
+    import time
+
+    cfg = RenderConfig(image_size=16, rig=RigConfig(n_views=2, elevations=(20.0,)))
+    render_library(open_library(small_library), tmp_path / "a", cfg, progress=False)
+    time.sleep(1.1)  # across a clock second: no timestamps may leak into the files
+    render_library(open_library(small_library), tmp_path / "b", cfg, progress=False)
+    for p in sorted((tmp_path / "a" / "assets").glob("*.npz")):
+        assert p.read_bytes() == (tmp_path / "b" / "assets" / p.name).read_bytes()
