@@ -59,7 +59,7 @@ class RayTable:
         }
 
 
-def _view_rays(c2w: np.ndarray, K: np.ndarray, size: int) -> RayBundle:
+def camera_rays(c2w: np.ndarray, K: np.ndarray, size: int) -> RayBundle:
     """nerfstudio rays for every pixel of V views: tensors shaped (V, H, W, ...)."""
     V = c2w.shape[0]
     cams = Cameras(
@@ -102,7 +102,7 @@ def build_ray_table(
             chosen = {"train": np.setdiff1d(np.arange(v.n_views), held), "heldout": held, "all": np.arange(v.n_views)}[split]
         if len(chosen) == 0:
             continue
-        rays = _view_rays(v.c2w[chosen], v.intrinsics, size)
+        rays = camera_rays(v.c2w[chosen], v.intrinsics, size)
         forward = torch.as_tensor(-v.c2w[chosen, :3, 2]).view(-1, 1, 1, 3)  # the cameras' viewing axes
         dirs = rays.directions
         cos = (dirs * forward).sum(-1)  # (V, H, W)
@@ -187,3 +187,71 @@ def to_ray_bundle(batch: dict[str, torch.Tensor]) -> RayBundle:
         pixel_area=batch["pixel_area"],
         metadata={"asset_index": batch["asset_index"].view(-1, 1)},
     )
+
+
+class AssetBatcher:
+    """Batches of `assets_per_batch` assets x `rays_per_asset` rays, from an explicit `torch.Generator`.
+
+    Fields that decode per-asset structures from codes (triplanes) pay per distinct
+    asset in a batch, so batches hold few assets with many rays each. Assets are
+    visited in epochs of a fresh permutation; rays are drawn with replacement, a
+    `foreground_fraction` share from the asset's covered pixels.
+    """
+
+    def __init__(self, table: RayTable, assets_per_batch: int, rays_per_asset: int, generator: torch.Generator, foreground_fraction: float | None = None):
+        if assets_per_batch < 1 or rays_per_asset < 1:
+            raise ValueError(f"batch shape must be positive, got {assets_per_batch} assets x {rays_per_asset} rays")
+        if foreground_fraction is not None and not 0.0 <= foreground_fraction <= 1.0:
+            raise ValueError(f"foreground fraction must be in [0, 1], got {foreground_fraction}")
+        self.table = table
+        self.generator = generator
+        self.rays_per_asset = rays_per_asset
+        n_assets = len(table.asset_ids)
+        self.assets_per_batch = min(assets_per_batch, n_assets)
+        counts = torch.bincount(table.asset_index, minlength=n_assets)
+        present = torch.nonzero(counts).squeeze(1)
+        starts = torch.cumsum(counts, 0) - counts
+        fg = table.alpha > 0
+        self._pools: dict[int, list[torch.Tensor]] = {}
+        for a in present.tolist():
+            rows = torch.arange(int(starts[a]), int(starts[a] + counts[a]))  # the table is asset-major
+            if foreground_fraction is None:
+                self._pools[a] = [rows]
+            else:
+                self._pools[a] = [rows[fg[rows]], rows[~fg[rows]]]
+        self._present = present
+        self._fg_n = int(round(rays_per_asset * foreground_fraction)) if foreground_fraction is not None else rays_per_asset
+        self._order = self._present[torch.randperm(len(self._present), generator=generator)]
+        self._cursor = 0
+
+    def _next_assets(self) -> list[int]:
+        out: list[int] = []
+        while len(out) < self.assets_per_batch:
+            if self._cursor >= len(self._order):
+                self._order = self._present[torch.randperm(len(self._present), generator=self.generator)]
+                self._cursor = 0
+            a = int(self._order[self._cursor])
+            self._cursor += 1
+            if a not in out:
+                out.append(a)
+        return out
+
+    def next_indices(self) -> torch.Tensor:
+        parts = []
+        for a in self._next_assets():
+            pools = self._pools[a]
+            sizes = [self._fg_n, self.rays_per_asset - self._fg_n] if len(pools) == 2 else [self.rays_per_asset]
+            if len(pools) == 2 and (len(pools[0]) == 0 or len(pools[1]) == 0):
+                pools, sizes = [torch.cat(pools)], [self.rays_per_asset]
+            for pool, k in zip(pools, sizes):
+                if k:
+                    parts.append(pool[torch.randint(len(pool), (k,), generator=self.generator)])
+        return torch.cat(parts)
+
+    def state_dict(self) -> dict:
+        return {"order": self._order, "cursor": self._cursor, "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._order = torch.as_tensor(state["order"])
+        self._cursor = int(state["cursor"])
+        self.generator.set_state(state["generator"])

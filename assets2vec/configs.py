@@ -1,0 +1,106 @@
+"""Training configuration and its presets.
+
+`FitConfig` holds everything `assets2vec fit` needs besides the data; presets are
+named starting points that options then override:
+
+- "fast": our model and training recipe, tuned for a 2-core CPU at 64x64.
+- "codenerf": the CodeNeRF reference configuration from ANCHORS.md (256-d codes, 96
+  stratified samples, AdamW 1e-4 / 1e-3), for side-by-side benchmarks.
+- "tiny": a very small model for tests and smoke runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from assets2vec.fields.codenerf_field import CodeNeRFFieldConfig
+from assets2vec.fields.triplane_field import TriplaneFieldConfig
+from assets2vec.models.latent_nerf import LatentNeRFModelConfig
+
+
+@dataclass
+class FitConfig:
+    preset: str = "fast"
+    """preset this configuration started from"""
+    model: LatentNeRFModelConfig = field(default_factory=LatentNeRFModelConfig)
+    """model settings (field, code sizes, sampling, losses)"""
+    steps: int = 6000
+    """optimisation steps; the learning-rate schedule spans them"""
+    max_minutes: float | None = None
+    """wall-clock budget for the whole fit; the schedule is shortened to fit it"""
+    seed: int = 0
+    """seed of every random choice (0 is a seed like any other)"""
+    batch_size: int = 4096
+    """rays per step, mixed across assets"""
+    assets_per_batch: int | None = 8
+    """distinct assets per batch (batch_size / assets_per_batch rays each); None: rays mixed over all assets"""
+    foreground_fraction: float | None = 0.5
+    """share of each batch drawn from rays that hit an asset (None: uniform over all rays)"""
+    optimizer: str = "adam"
+    """adam or adamw"""
+    lr_field: float = 1e-2
+    """peak learning rate of the network"""
+    lr_codes: float = 1e-2
+    """peak learning rate of the code tables"""
+    lr_final_factor: float = 0.03
+    """learning rates decay exponentially to this fraction at the last step"""
+    warmup_steps: int = 50
+    """linear learning-rate warm-up"""
+    n_holdout: int = 2
+    """views per asset held out for evaluation"""
+    views: list[int] | None = None
+    """train on these view indices only (an image subset); None: all but the held-out ones"""
+    max_assets: int | None = None
+    """train on the first N assets of the dataset only"""
+    eval_every: int = 500
+    """steps between quick held-out evaluations (PSNR on a few assets, for the curve)"""
+    eval_assets: int = 8
+    """assets in each quick evaluation (one held-out view each)"""
+    checkpoint_every: int = 1000
+    """steps between periodic checkpoints"""
+
+    def to_json(self) -> str:
+        d = dataclasses.asdict(self)
+        for k in [k for k in d["model"] if k.startswith("_") or k in ("collider_params", "loss_coefficients", "prompt")]:
+            del d["model"][k]
+        return json.dumps(d, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "FitConfig":
+        d: dict[str, Any] = json.loads(text)
+        model = dict(d.pop("model"))
+        model["triplane"] = TriplaneFieldConfig(**model["triplane"])
+        model["codenerf"] = CodeNeRFFieldConfig(**model["codenerf"])
+        return cls(model=LatentNeRFModelConfig(**model), **d)
+
+
+def preset(name: str) -> FitConfig:
+    if name == "fast":
+        return FitConfig(preset=name)
+    if name == "codenerf":
+        return FitConfig(
+            preset=name,
+            model=LatentNeRFModelConfig(
+                field_type="codenerf", shape_dim=256, texture_dim=256, code_init_std=1.0 / 128**0.5,
+                train_sampler="stratified", num_coarse_samples=96, num_fine_samples=0, eval_sampler="coarse_fine",
+            ),
+            batch_size=2048, assets_per_batch=None, foreground_fraction=None, optimizer="adamw",
+            lr_field=1e-4, lr_codes=1e-3, lr_final_factor=1.0, warmup_steps=0,
+        )
+    if name == "tiny":
+        return FitConfig(
+            preset=name,
+            model=LatentNeRFModelConfig(
+                shape_dim=8, texture_dim=8,
+                triplane=TriplaneFieldConfig(num_basis=4, channels=4, resolution=16, xyz_frequencies=2, num_layers=1, hidden_dim=16, geo_feat_dim=8, color_layers=1, color_hidden_dim=16),
+                num_uniform_samples=4, num_surface_samples=4, num_coarse_samples=16, num_fine_samples=8, grid_resolution=16, grid_samples=32,
+            ),
+            steps=200, batch_size=512, assets_per_batch=4, eval_every=100, eval_assets=2, checkpoint_every=100, warmup_steps=10,
+        )
+    raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+
+
+PRESETS = ("fast", "codenerf", "tiny")

@@ -1,0 +1,43 @@
+"""Auto-decoder code tables: one learned shape code and one texture code per asset."""
+
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor, nn
+
+
+class LatentCodes(nn.Module):
+    """Two `nn.Embedding` tables, rows in the order of the run's asset ids.
+
+    Codes start small (DeepSDF) so every asset begins at the shared mean shape and
+    the norm penalty keeps the space compact enough to interpolate in.
+    """
+
+    def __init__(self, num_assets: int, shape_dim: int, texture_dim: int, init_std: float) -> None:
+        super().__init__()
+        if num_assets < 1:
+            raise ValueError(f"need at least one asset, got {num_assets}")
+        if shape_dim < 1 or texture_dim < 1:
+            raise ValueError(f"code sizes must be positive, got shape {shape_dim}, texture {texture_dim}")
+        self.shape = nn.Embedding(num_assets, shape_dim)
+        self.texture = nn.Embedding(num_assets, texture_dim)
+        nn.init.normal_(self.shape.weight, std=init_std)
+        nn.init.normal_(self.texture.weight, std=init_std)
+
+    @property
+    def num_assets(self) -> int:
+        return self.shape.num_embeddings
+
+    def forward(self, index: Int[Tensor, "*bs"]) -> tuple[Float[Tensor, "*bs ds"], Float[Tensor, "*bs dt"]]:
+        return self.shape(index), self.texture(index)
+
+    def mean(self) -> tuple[Float[Tensor, "ds"], Float[Tensor, "dt"]]:
+        """The mean training code, where inversion starts."""
+        return self.shape.weight.detach().mean(0), self.texture.weight.detach().mean(0)
+
+    def grow(self, shape: Float[Tensor, "n ds"], texture: Float[Tensor, "n dt"]) -> None:
+        """Append rows for new assets (embedding by inversion); existing rows are untouched."""
+        with torch.no_grad():
+            self.shape = nn.Embedding.from_pretrained(torch.cat([self.shape.weight, shape]), freeze=False)
+            self.texture = nn.Embedding.from_pretrained(torch.cat([self.texture.weight, texture]), freeze=False)

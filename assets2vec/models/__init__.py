@@ -1,0 +1,1 @@
+"""Models own the lifecycle (nerfstudio's `models` split): samplers, field, renderers, losses."""

@@ -1,0 +1,160 @@
+"""Training: loss goes down, checkpoints round-trip, resume is exact, presets train, bad input is refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from assets2vec.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, save_checkpoint
+from assets2vec.cli.main import main
+from assets2vec.configs import PRESETS, preset
+from assets2vec.train import RunError, fit, load_run
+
+
+def tiny(steps: int = 40, **overrides):
+    cfg = preset("tiny")
+    cfg.steps = steps
+    cfg.eval_every = 10**6
+    cfg.checkpoint_every = 10**6
+    for k, v in overrides.items():
+        setattr(cfg, k, v)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def tiny_run(small_dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "run"
+    fit(small_dataset, out, tiny(steps=60), progress=False, log=lambda m: None)
+    return out
+
+
+def test_loss_goes_down(small_dataset, tmp_path):
+    losses = []
+    cfg = tiny(steps=80)
+
+    from assets2vec import train as train_mod
+
+    original = train_mod.LatentNeRFModel.get_loss_dict
+
+    def spy(self, outputs, batch, metrics_dict=None):
+        d = original(self, outputs, batch, metrics_dict)
+        losses.append(float(d["rgb_loss"].detach()))
+        return d
+
+    train_mod.LatentNeRFModel.get_loss_dict = spy
+    try:
+        fit(small_dataset, tmp_path / "run", cfg, progress=False, log=lambda m: None)
+    finally:
+        train_mod.LatentNeRFModel.get_loss_dict = original
+    first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
+    assert last < 0.6 * first, (first, last)
+
+
+def test_checkpoint_round_trip(tiny_run, small_dataset):
+    state = load_checkpoint(tiny_run)
+    assert state["step"] == 60 and state["asset_ids"] == json.loads((tiny_run / "artifact.json").read_text())["asset_ids"]
+    assert {"model", "optimizer", "config", "batcher", "torch_rng", "package_version"} <= set(state)
+    model, cfg, _ = load_run(tiny_run)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state["model"][k]), k
+    assert cfg.preset == "tiny" and cfg.steps == 60
+    header = json.loads((tiny_run / "artifact.json").read_text())
+    assert header["kind"] == "run" and header["seed"] == 0
+
+
+def test_resume_continues_identically(small_dataset, tmp_path):
+    straight = tmp_path / "straight"
+    fit(small_dataset, straight, tiny(steps=30), progress=False, log=lambda m: None)
+
+    def interrupt(step):
+        if step == 13:
+            raise KeyboardInterrupt
+
+    broken = tmp_path / "broken"
+    with pytest.raises(KeyboardInterrupt):
+        fit(small_dataset, broken, tiny(steps=30), progress=False, log=lambda m: None, on_step=interrupt)
+    assert load_checkpoint(broken)["step"] == 13
+    fit(small_dataset, broken, tiny(steps=30), resume=True, progress=False, log=lambda m: None)
+    a, b = load_checkpoint(straight)["model"], load_checkpoint(broken)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_same_seed_same_result_other_seed_differs(small_dataset, tmp_path):
+    runs = {}
+    for name, seed in (("a", 0), ("b", 0), ("c", 1)):
+        fit(small_dataset, tmp_path / name, tiny(steps=5, seed=seed), progress=False, log=lambda m: None)
+        runs[name] = load_checkpoint(tmp_path / name)["model"]
+    assert all(torch.equal(runs["a"][k], runs["b"][k]) for k in runs["a"])
+    assert not all(torch.equal(runs["a"][k], runs["c"][k]) for k in runs["a"])
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_each_preset_trains_a_few_steps(name, small_dataset, tmp_path):
+    cfg = preset(name)
+    cfg.steps, cfg.batch_size, cfg.eval_assets = 3, 256, 1
+    if cfg.assets_per_batch:
+        cfg.assets_per_batch = 2
+    summary = fit(small_dataset, tmp_path / name, cfg, progress=False, log=lambda m: None)
+    assert summary["steps"] == 3
+    assert summary["final_quick_psnr"] is not None and summary["final_quick_psnr"] > 0
+
+
+def test_cli_fit_and_resume(small_dataset, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["fit", str(small_dataset), "--out", str(out), "--preset", "tiny", "--steps", "8", "--quiet", "--views", "0-3"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["steps"] == 8
+    before = latest_checkpoint(out).read_bytes()
+    # A second fit into the same folder must not overwrite it.
+    assert main(["fit", str(small_dataset), "--out", str(out), "--preset", "tiny", "--quiet"]) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert latest_checkpoint(out).read_bytes() == before
+
+
+def test_bad_dataset_paths(tmp_path, capsys):
+    assert main(["fit", str(tmp_path / "nope"), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    assert "no such file" in capsys.readouterr().err
+    (tmp_path / "plain").mkdir()
+    assert main(["fit", str(tmp_path / "plain"), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    assert "not a dataset" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_empty_dataset(small_dataset, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "artifact.json").write_text((small_dataset / "artifact.json").read_text())
+    (empty / "manifest.jsonl").write_text("")
+    assert main(["fit", str(empty), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    assert "holds no assets" in capsys.readouterr().err
+
+
+def test_mismatched_asset_ids_on_resume(tiny_run, small_dataset, tmp_path, capsys):
+    before = latest_checkpoint(tiny_run).read_bytes()
+    assert main(["fit", str(small_dataset), "--out", str(tiny_run), "--preset", "tiny", "--resume", "--max-assets", "3", "--quiet"]) == 2
+    assert "mismatched asset ids" in capsys.readouterr().err
+    assert latest_checkpoint(tiny_run).read_bytes() == before
+
+
+def test_checkpoint_from_another_version_or_corrupt(tiny_run, tmp_path):
+    state = load_checkpoint(tiny_run)
+    other = tmp_path / "other.ckpt"
+    save_checkpoint(other, {k: v for k, v in state.items() if k not in ("format", "format_version", "package_version")})
+    raw = torch.load(other, weights_only=True)
+    raw["format_version"] = 99
+    torch.save(raw, other)
+    with pytest.raises(CheckpointError, match="format version 99"):
+        load_checkpoint(other)
+    corrupt = tmp_path / "corrupt.ckpt"
+    corrupt.write_bytes(latest_checkpoint(tiny_run).read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(corrupt)
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_checkpoint(tmp_path)
+
+
+def test_nothing_to_resume(small_dataset, tmp_path):
+    with pytest.raises(RunError, match="nothing to resume"):
+        fit(small_dataset, tmp_path / "fresh", tiny(), resume=True, progress=False, log=lambda m: None)
