@@ -62,12 +62,13 @@ def evaluate(
     model, config, state = load_run(run)
     dataset = RenderedDataset(data if data is not None else state["dataset"])
     ids: list[str] = state["asset_ids"]
-    missing = [a for a in ids if a not in set(dataset.asset_ids)]
-    if missing:
-        raise ValueError(f"{dataset.root}: lacks {len(missing)} of the run's assets (e.g. {missing[0]!r}); evaluate with the dataset the run was trained on")
+    present = set(dataset.asset_ids)
+    # Assets embedded later live in other datasets: evaluate those of the run this one has.
+    rows = [i for i, a in enumerate(ids) if a in present][: max_assets or None]
+    if not rows:
+        raise ValueError(f"{dataset.root}: holds none of the run's assets; evaluate with a dataset the run was trained or embedded on")
     if config.n_holdout < 1:
         raise ValueError(f"{run}: the run held out no views, so there is nothing to evaluate on")
-    rows = list(range(len(ids)))[: max_assets or None]
     shape, texture = model.codes.shape.weight.detach(), model.codes.texture.weight.detach()
 
     per_asset: list[dict[str, float]] = []

@@ -311,3 +311,14 @@ def load_run(run: str | os.PathLike, device: str | torch.device = "cpu") -> tupl
         raise CheckpointError(f"{run}: checkpoint weights do not match its config ({str(exc).splitlines()[0]})") from exc
     model.eval()
     return model, config, state
+
+
+def run_rig(state: dict[str, Any]):
+    """The rig and image size a run was trained with (defaults if its dataset has moved)."""
+    from render_core.rig import RigConfig
+
+    try:
+        ds = RenderedDataset(state["dataset"])
+        return ds.config.rig, ds.image_size
+    except ValueError:
+        return RigConfig(), 64

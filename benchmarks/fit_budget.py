@@ -27,6 +27,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=ROOT / "demo" / "dataset")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "runs")
     ap.add_argument("--eval-every", type=int, default=None)
+    ap.add_argument("--eval-assets", type=int, default=None, help="final evaluation on the first N assets only")
     args = ap.parse_args()
 
     import torch
@@ -45,7 +46,7 @@ def main() -> None:
     t0 = time.time()
     summary = fit(args.data, run, cfg, progress=False, log=lambda m: print(m, flush=True))
     fit_wall = time.time() - t0
-    result = evaluate(run, progress=False)
+    result = evaluate(run, max_assets=args.eval_assets, progress=False)
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     out = {
         "benchmark": "fit_budget", "preset": args.preset, "budget_minutes": args.minutes,

@@ -1,12 +1,14 @@
-"""`assets2vec demo`: build the demo library end to end and say where everything is.
+"""`assets2vec demo`: build the demo end to end and say where everything is.
 
-Grows with the product: today it generates and renders; training, the catalog and
-the app join as they land.
+Grows with the product: today it generates, renders, trains the NeRF on a time
+budget, evaluates it and draws pictures from the codes; the catalog and the app join
+as they land. Every step is resumable: a rerun reuses what is finished.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -14,13 +16,15 @@ from pathlib import Path
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "demo",
-        help="build the demo: procedural library -> rendered dataset (what exists so far)",
-        description="Generate the built-in demo library and render it; resumable, and reruns reuse finished steps.",
+        help="build the demo: procedural library -> rendered dataset -> trained run -> evaluation and pictures",
+        description="Generate the built-in demo library, render it, train the NeRF for --fit-minutes, evaluate "
+        "it and render a swap grid and a turntable; resumable, and reruns reuse finished steps.",
     )
     p.add_argument("--out", type=Path, default=Path("demo"), help="folder for all demo artifacts (default: demo)")
     p.add_argument("--n", type=int, default=120, help="assets in the demo library (default: 120)")
     p.add_argument("--size", type=int, default=64, help="render size (default: 64)")
     p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    p.add_argument("--fit-minutes", type=float, default=10.0, help="training budget in minutes (default: 10; 0 skips training)")
     p.set_defaults(func=run)
 
 
@@ -30,12 +34,16 @@ def run(args: argparse.Namespace) -> int:
     from render_core.multiview import RenderConfig, render_library
 
     t0 = time.time()
-    library_dir, dataset_dir = args.out / "library", args.out / "dataset"
-    print(f"[1/2] generating {args.n} procedural assets (seed {args.seed}) -> {library_dir}")
+    library_dir, dataset_dir, run_dir = args.out / "library", args.out / "dataset", args.out / "run"
+    steps = 5 if args.fit_minutes > 0 else 2
+    print(f"[1/{steps}] generating {args.n} procedural assets (seed {args.seed}) -> {library_dir}")
     # Regenerating is cheap and byte-identical; a library with other settings is refused by name.
     generate_library(library_dir, args.n, args.seed)
-    print(f"[2/2] rendering 18 views at {args.size}x{args.size} -> {dataset_dir}")
+    print(f"[2/{steps}] rendering 18 views at {args.size}x{args.size} -> {dataset_dir}")
     report = render_library(open_library(library_dir), dataset_dir, RenderConfig(image_size=args.size, seed=args.seed))
+    result = None
+    if args.fit_minutes > 0:
+        result = _train_and_show(args, dataset_dir, run_dir, steps)
     minutes = (time.time() - t0) / 60
     print()
     print("=" * 72)
@@ -43,11 +51,56 @@ def run(args: argparse.Namespace) -> int:
     print(f"  library : {library_dir}  ({args.n} assets: chairs, tables, sofas, lamps; OBJ+MTL+PNG, manifest.jsonl)")
     print(f"  dataset : {dataset_dir}  ({report['total_in_dataset']} assets x 18 views: RGB, mask, depth, normals, cameras)")
     print(f"  look    : {dataset_dir / 'contact_sheet.png'}")
-    print(f"  inspect : .venv/bin/assets2vec info {dataset_dir}")
     if report["failed"]:
         print(f"  failed  : {len(report['failed'])} assets, see {dataset_dir / 'report.json'}")
-    print("  not yet : NeRF training (assets2vec fit), the catalog and its app are the next")
-    print("            milestones; this demo will train, build the catalog and print how")
-    print("            to open the app once they land.")
+    if result is not None:
+        print(f"  run     : {run_dir}  (one 32-d shape + one 32-d texture code per asset; TensorBoard: "
+              f".venv/bin/tensorboard --logdir {run_dir / 'tensorboard'})")
+        print(f"  quality : held-out PSNR {result['psnr']:.2f} dB, SSIM {result['ssim']:.3f}, mask IoU {result['mask_iou']:.3f}  ({run_dir / 'eval.json'})")
+        print(f"  pictures: {args.out / 'swap_grid.png'} (row = shape, column = texture), {args.out / 'turntable.gif'}")
+        print(f"  try     : .venv/bin/assets2vec render-latent {run_dir} pca shape --out pca.png")
+        print(f"            .venv/bin/assets2vec invert {run_dir} some_photo.png")
+    print(f"  inspect : .venv/bin/assets2vec info {dataset_dir}")
+    print("  not yet : the catalog (search, tagging, sparse regions) and its Streamlit app are")
+    print("            the next milestones; this demo will build them and print how to open the app.")
     print("=" * 72)
     return 0
+
+
+def _train_and_show(args, dataset_dir: Path, run_dir: Path, steps: int) -> dict:
+    from assets2vec import latent
+    from assets2vec.checkpoint import latest_checkpoint
+    from assets2vec.cli.render_latent_cmd import _save_png
+    from assets2vec.configs import preset
+    from assets2vec.evaluate import EVAL_JSON, evaluate
+    from assets2vec.train import fit, load_run
+    from render_core.dataset import RenderedDataset
+
+    if latest_checkpoint(run_dir).is_file():
+        print(f"[3/{steps}] training: {run_dir} is already trained, reusing it")
+    else:
+        print(f"[3/{steps}] training the NeRF for {args.fit_minutes:g} min -> {run_dir}")
+        config = preset("fast")
+        config.seed, config.max_minutes, config.steps = args.seed, args.fit_minutes, 10**6
+        fit(dataset_dir, run_dir, config)
+    eval_path = run_dir / EVAL_JSON
+    if eval_path.is_file():
+        print(f"[4/{steps}] evaluation: reusing {eval_path}")
+        result = json.loads(eval_path.read_text())
+    else:
+        print(f"[4/{steps}] evaluating on the held-out views -> {eval_path}")
+        result = evaluate(run_dir)
+    print(f"[5/{steps}] rendering from the codes: swap grid and turntable")
+    model, _, state = load_run(run_dir)
+    ds = RenderedDataset(dataset_dir)
+    # One asset per family for the grid: the first chair, table, sofa and lamp.
+    rows, seen = [], set()
+    for i, asset_id in enumerate(state["asset_ids"]):
+        family = asset_id.split("-")[0]
+        if family not in seen:
+            seen.add(family)
+            rows.append(i)
+    _save_png(args.out / "swap_grid.png", latent.swap_grid(model, rows, ds.config.rig, 96))
+    frames = latent.turntable(model, model.codes.shape.weight[rows[0]].detach(), model.codes.texture.weight[rows[0]].detach(), ds.config.rig, 96, 24)
+    latent.save_animation(args.out / "turntable.gif", frames)
+    return result

@@ -7,9 +7,19 @@ import sys
 
 from render_core import __version__
 
-from assets2vec.cli import assets_cmd, demo_cmd, eval_cmd, fit_cmd, info_cmd, render_cmd
+from assets2vec.cli import (
+    assets_cmd,
+    demo_cmd,
+    embed_cmd,
+    eval_cmd,
+    fit_cmd,
+    info_cmd,
+    invert_cmd,
+    render_cmd,
+    render_latent_cmd,
+)
 
-COMMANDS = (demo_cmd, assets_cmd, render_cmd, fit_cmd, eval_cmd, info_cmd)
+COMMANDS = (demo_cmd, assets_cmd, render_cmd, fit_cmd, eval_cmd, render_latent_cmd, invert_cmd, embed_cmd, info_cmd)
 
 
 class UserError(Exception):

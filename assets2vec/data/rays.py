@@ -121,6 +121,11 @@ def build_ray_table(
     return RayTable(**{k: torch.cat(v) for k, v in parts.items()}, asset_ids=asset_ids, image_size=size)
 
 
+def _check_fraction(foreground_fraction: float | None) -> None:
+    if foreground_fraction is not None and not 0.0 <= foreground_fraction <= 1.0:
+        raise ValueError(f"foreground fraction must be in [0, 1], got {foreground_fraction}")
+
+
 class RayBatcher:
     """Random ray batches mixed across assets, from an explicit `torch.Generator`.
 
@@ -132,8 +137,7 @@ class RayBatcher:
     def __init__(self, table: RayTable, batch_size: int, generator: torch.Generator, foreground_fraction: float | None = None):
         if batch_size < 1:
             raise ValueError(f"batch size must be positive, got {batch_size}")
-        if foreground_fraction is not None and not 0.0 <= foreground_fraction <= 1.0:
-            raise ValueError(f"foreground fraction must be in [0, 1], got {foreground_fraction}")
+        _check_fraction(foreground_fraction)
         self.table = table
         self.batch_size = batch_size
         self.generator = generator
@@ -201,8 +205,7 @@ class AssetBatcher:
     def __init__(self, table: RayTable, assets_per_batch: int, rays_per_asset: int, generator: torch.Generator, foreground_fraction: float | None = None):
         if assets_per_batch < 1 or rays_per_asset < 1:
             raise ValueError(f"batch shape must be positive, got {assets_per_batch} assets x {rays_per_asset} rays")
-        if foreground_fraction is not None and not 0.0 <= foreground_fraction <= 1.0:
-            raise ValueError(f"foreground fraction must be in [0, 1], got {foreground_fraction}")
+        _check_fraction(foreground_fraction)
         self.table = table
         self.generator = generator
         self.rays_per_asset = rays_per_asset

@@ -215,6 +215,19 @@ class LatentNeRFModel(Model):
             outputs["code_norm"] = (md["shape_code"].square().sum(-1) + md["texture_code"].square().sum(-1)).mean()
         return outputs
 
+    def render_uniform(self, ray_bundle: RayBundle, num_samples: int) -> Dict[str, Tensor]:
+        """Differentiable render with `num_samples` evenly spaced samples in the box, for inversion:
+        no occupancy grid (the codes change every step) and no known surface."""
+        ray_bundle = self.collider(ray_bundle)
+        self._attach_codes(ray_bundle)
+        ray_samples = self.coarse_sampler.generate_ray_samples(ray_bundle, num_samples=num_samples)
+        field_outputs = self._field(ray_samples)
+        weights = ray_samples.get_weights(field_outputs[FieldHeadNames.DENSITY])
+        return {
+            "rgb": self.renderer_rgb(rgb=field_outputs[FieldHeadNames.RGB], weights=weights),
+            "accumulation": self.renderer_accumulation(weights=weights),
+        }
+
     def get_metrics_dict(self, outputs, batch) -> Dict[str, Tensor]:
         mse = torch.mean((outputs["rgb"].detach() - batch["rgb"]) ** 2)
         return {"psnr": -10.0 * torch.log10(mse.clamp(min=1e-10))}

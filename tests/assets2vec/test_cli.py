@@ -97,7 +97,9 @@ def test_sheet(tmp_path, capsys):
 def test_console_script_demo(tmp_path):
     """The installed console script runs the demo end to end (small) and prints its summary."""
     exe = [sys.executable, "-m", "assets2vec.cli.main"]
-    res = subprocess.run(exe + ["demo", "--out", str(tmp_path / "demo"), "--n", "4", "--size", "16"], capture_output=True, text=True, timeout=300)
+    res = subprocess.run(exe + ["demo", "--out", str(tmp_path / "demo"), "--n", "4", "--size", "16", "--fit-minutes", "0.25"],
+                         capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
     assert "assets2vec demo finished" in res.stdout and "contact_sheet.png" in res.stdout
+    assert "held-out PSNR" in res.stdout and (tmp_path / "demo" / "swap_grid.png").is_file() and (tmp_path / "demo" / "turntable.gif").is_file()
     assert (tmp_path / "demo" / "dataset" / "manifest.jsonl").read_text().count("\n") == 4

@@ -1,0 +1,242 @@
+"""Inversion: fit shape and texture codes to one or more images with the network frozen.
+
+Codes start at the mean training code. With the camera unknown, every candidate pose
+(the rig's views, or a denser grid of elevations x azimuths) gets its own copy of the
+codes and all copies are optimised together for a few steps on the same pixels; the
+pose whose copy explains the image best wins and its codes are refined alone. The fit
+score is the PSNR of the final render against the image(s) on the sampled pixels.
+
+Renders during inversion use uniform samples inside the object's box (no occupancy
+grid: the codes change every step) and supervise the object's mask too, taken from
+the image's alpha or, for an opaque image on white, from its non-white pixels.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from nerfstudio.cameras.rays import RayBundle
+
+from assets2vec.data.rays import camera_rays
+from assets2vec.models.latent_nerf import LatentNeRFModel
+from render_core.rig import RigConfig, camera_to_world, look_at_rt, make_cameras
+
+MAX_IMAGE_SIDE = 4096
+
+
+@dataclass
+class InversionConfig:
+    search_rounds: tuple[tuple[int, int, int], ...] = ((18, 64, 6), (6, 128, 8), (2, 256, 10))
+    """unknown camera, successive halving: (candidates kept, pixels per candidate, steps) per round;
+    every candidate sees the same pixels, and the worst are dropped before the next round"""
+    refine_steps: int = 30
+    """steps on the chosen pose"""
+    refine_rays: int = 512
+    """pixels per refine step"""
+    num_samples: int = 24
+    """uniform samples per ray inside the box"""
+    lr: float = 0.05
+    """Adam learning rate of the codes"""
+    foreground_fraction: float = 0.6
+    """share of sampled pixels on the object"""
+    mask_weight: float = 0.5
+    """weight of the mask (coverage) loss next to the colour loss"""
+    code_reg: float = 1e-3
+    """pull towards the mean code, so a single view does not wander off the training manifold"""
+    seed: int = 0
+    """seed of the pixel sampling"""
+
+
+@dataclass
+class InversionResult:
+    shape_code: torch.Tensor  # (ds,)
+    texture_code: torch.Tensor  # (dt,)
+    c2w: np.ndarray  # (4, 4) the fitted camera of the first image (OpenGL convention)
+    camera_index: int | None  # which candidate pose won, when the camera was searched
+    score: float  # PSNR (dB) of the fitted render on the sampled pixels
+    seconds: float
+    losses: list[float] = field(default_factory=list)
+
+
+def image_to_rgb_mask(image: np.ndarray, name: str = "image") -> tuple[np.ndarray, np.ndarray]:
+    """(H, W, 3|4) uint8 or float -> rgb on white (H, W, 3) float and mask (H, W) float in [0, 1]."""
+    a = np.asarray(image)
+    if a.ndim != 3 or a.shape[2] not in (3, 4):
+        raise ValueError(f"{name}: expected an H x W x 3 (RGB) or x 4 (RGBA) image, got shape {a.shape}")
+    if max(a.shape[:2]) > MAX_IMAGE_SIDE:
+        raise ValueError(f"{name}: {a.shape[1]}x{a.shape[0]} pixels exceeds the {MAX_IMAGE_SIDE} px limit")
+    f = a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a.astype(np.float32)
+    if not np.isfinite(f).all() or f.min() < 0 or f.max() > 1:
+        raise ValueError(f"{name}: pixel values must be uint8 or floats in [0, 1]")
+    if f.shape[2] == 4:
+        alpha = f[..., 3]
+        rgb = f[..., :3] * alpha[..., None] + (1 - alpha[..., None])
+    else:
+        rgb = f
+        alpha = (rgb.min(-1) < 0.97).astype(np.float32)  # opaque render on white: the object is what is not white
+    return rgb, alpha
+
+
+def candidate_poses(rig: RigConfig, azimuth_steps: int | None = None) -> np.ndarray:
+    """(K, 4, 4) camera-to-world poses to search: the rig's views, or its elevations x `azimuth_steps` azimuths."""
+    if azimuth_steps is None:
+        _, c2w, _, _ = make_cameras(rig)
+        return c2w.numpy() if isinstance(c2w, torch.Tensor) else np.asarray(c2w)
+    elev = np.repeat(np.asarray(rig.elevations, dtype=np.float32), azimuth_steps)
+    azim = np.tile(np.arange(azimuth_steps, dtype=np.float32) * 360.0 / azimuth_steps, len(rig.elevations))
+    R, T = look_at_rt(elev, azim, rig.distance)
+    return camera_to_world(R, T).numpy()
+
+
+class _Target:
+    """Pixels of the images with their rays for every candidate pose."""
+
+    def __init__(self, images: list[np.ndarray], poses: np.ndarray, intrinsics: np.ndarray):
+        size = images[0].shape[0]
+        rgbs, masks = zip(*(image_to_rgb_mask(im, f"image {i}") for i, im in enumerate(images)))
+        self.rgb = torch.as_tensor(np.stack(rgbs)).reshape(-1, 3)  # (I*H*W, 3)
+        self.mask = torch.as_tensor(np.stack(masks)).reshape(-1)
+        self.n_images, self.size = len(images), size
+        rays = camera_rays(poses.reshape(-1, 4, 4).astype(np.float32), intrinsics, size)
+        K = poses.shape[0]
+        # poses: (K, I, 4, 4) -> rays (K, I*H*W, 3)
+        self.origins = rays.origins.reshape(K, -1, 3)
+        self.directions = rays.directions.reshape(K, -1, 3)
+        self.fg = torch.nonzero(self.mask > 0.5).squeeze(1)
+        self.bg = torch.nonzero(self.mask <= 0.5).squeeze(1)
+
+    def sample(self, n: int, fg_fraction: float, gen: torch.Generator) -> torch.Tensor:
+        n_fg = min(int(round(n * fg_fraction)), n) if len(self.fg) else 0
+        parts = []
+        if n_fg:
+            parts.append(self.fg[torch.randint(len(self.fg), (n_fg,), generator=gen)])
+        if n - n_fg and len(self.bg):
+            parts.append(self.bg[torch.randint(len(self.bg), (n - n_fg,), generator=gen)])
+        return torch.cat(parts)
+
+
+def _render(model: LatentNeRFModel, origins, directions, shape, texture, num_samples: int):
+    """Differentiable render of rays (N, 3) with per-ray codes (N, d), uniform samples in the box."""
+    bundle = RayBundle(origins=origins, directions=directions, pixel_area=torch.ones_like(origins[:, :1]),
+                       metadata={"shape_code": shape, "texture_code": texture})
+    return model.render_uniform(bundle, num_samples)
+
+
+def invert(
+    model: LatentNeRFModel,
+    images: list[np.ndarray],
+    intrinsics: np.ndarray,
+    poses: np.ndarray | None = None,
+    rig: RigConfig | None = None,
+    config: InversionConfig = InversionConfig(),
+    azimuth_steps: int | None = None,
+) -> InversionResult:
+    """Fit codes to `images` (each (S, S, 3|4)), all of one object.
+
+    `poses`: (I, 4, 4) known cameras, one per image. Without them, the camera of the
+    first image is searched over `rig`'s poses (or a denser grid with `azimuth_steps`);
+    further images then need known poses relative to it, so only one image is allowed.
+    """
+    t0 = time.time()
+    if not images:
+        raise ValueError("inversion needs at least one image")
+    sizes = {im.shape[:2] for im in images}
+    if len(sizes) != 1 or images[0].shape[0] != images[0].shape[1]:
+        raise ValueError(f"images must be square and all the same size, got {sorted(sizes)}")
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    gen = torch.Generator().manual_seed(config.seed)
+    mean_shape, mean_texture = model.codes.mean()
+    if poses is not None:
+        poses = np.asarray(poses, dtype=np.float32).reshape(-1, 4, 4)
+        if len(poses) != len(images):
+            raise ValueError(f"got {len(poses)} poses for {len(images)} images")
+        candidates = poses[None]  # (1, I, 4, 4)
+    else:
+        if len(images) != 1:
+            raise ValueError("with an unknown camera, invert one image at a time (or pass the poses)")
+        if rig is None:
+            raise ValueError("an unknown camera is searched over a rig: pass rig=RigConfig(...) or the poses")
+        candidates = candidate_poses(rig, azimuth_steps)[:, None]  # (K, 1, 4, 4)
+    target = _Target(images, candidates, np.asarray(intrinsics, dtype=np.float32))
+    K = candidates.shape[0]
+    shape = mean_shape.expand(K, -1).clone().requires_grad_(True)
+    texture = mean_texture.expand(K, -1).clone().requires_grad_(True)
+    losses: list[float] = []
+
+    def step_loss(idx: torch.Tensor, which: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-candidate losses (len(which),) on pixels `idx`."""
+        n = len(idx)
+        o = target.origins[which][:, idx].reshape(-1, 3)
+        d = target.directions[which][:, idx].reshape(-1, 3)
+        s = shape[which].repeat_interleave(n, 0)
+        t = texture[which].repeat_interleave(n, 0)
+        out = _render(model, o, d, s, t, config.num_samples)
+        rgb = out["rgb"].view(len(which), n, 3)
+        acc = out["accumulation"].view(len(which), n)
+        colour = ((rgb - target.rgb[idx]) ** 2).mean((1, 2))
+        cover = ((acc - target.mask[idx]) ** 2).mean(1)
+        reg = config.code_reg * (((shape[which] - mean_shape) ** 2).sum(-1) + ((texture[which] - mean_texture) ** 2).sum(-1))
+        return colour + config.mask_weight * cover + reg, colour
+
+    chosen = 0
+    if K > 1:
+        # Adam's per-parameter state makes candidates independent, so one optimizer serves all.
+        opt = torch.optim.Adam([shape, texture], lr=config.lr)
+        which = torch.arange(K)
+        for keep, rays, steps in config.search_rounds:
+            if keep < len(which):
+                with torch.no_grad():
+                    score, _ = step_loss(target.sample(4 * rays, config.foreground_fraction, gen), which)
+                which = which[torch.argsort(score)[:keep]]
+            for _ in range(steps):
+                loss, _ = step_loss(target.sample(rays, config.foreground_fraction, gen), which)
+                opt.zero_grad()
+                loss.sum().backward()
+                opt.step()
+        with torch.no_grad():
+            final, _ = step_loss(target.sample(1024, config.foreground_fraction, gen), which)
+        chosen = int(which[torch.argmin(final)])
+    shape = shape[chosen : chosen + 1].detach().clone().requires_grad_(True)
+    texture = texture[chosen : chosen + 1].detach().clone().requires_grad_(True)
+    target.origins, target.directions = target.origins[chosen : chosen + 1], target.directions[chosen : chosen + 1]
+    opt = torch.optim.Adam([shape, texture], lr=config.lr)
+    one = torch.zeros(1, dtype=torch.long)
+    for i in range(config.refine_steps):
+        for g in opt.param_groups:
+            g["lr"] = config.lr * (0.1 ** (i / max(1, config.refine_steps)))
+        loss, _ = step_loss(target.sample(config.refine_rays, config.foreground_fraction, gen), one)
+        opt.zero_grad()
+        loss.sum().backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    with torch.no_grad():
+        _, colour = step_loss(target.sample(4 * config.refine_rays, 0.5, gen), one)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return InversionResult(
+        shape_code=shape.detach()[0], texture_code=texture.detach()[0], c2w=candidates[chosen, 0],
+        camera_index=chosen if K > 1 else None, score=float(-10 * torch.log10(colour.clamp(min=1e-10))[0]),
+        seconds=time.time() - t0, losses=losses,
+    )
+
+
+def nearest_codes(model: LatentNeRFModel, shape: torch.Tensor, texture: torch.Tensor, k: int = 5,
+                  whiten: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Distances and rows of the k training codes nearest to (shape, texture) in the joint space.
+
+    With `whiten`, every dimension is divided by its spread over the training codes first, so
+    dimensions the training barely uses do not dominate the distance.
+    """
+    table = torch.cat([model.codes.shape.weight, model.codes.texture.weight], 1).detach()
+    query = torch.cat([shape, texture])[None]
+    if whiten:
+        std = table.std(0).clamp(min=1e-6)
+        table, query = table / std, query / std
+    d = torch.linalg.norm(table - query, dim=1)
+    order = torch.argsort(d)[:k]
+    return d[order].numpy(), order.numpy()

@@ -1,0 +1,130 @@
+"""Using the vectors: inversion, embedding new assets, rendering from codes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from assets2vec.checkpoint import load_checkpoint
+from assets2vec.cli.main import main
+from assets2vec.configs import preset
+from assets2vec.invert import InversionConfig, candidate_poses, invert, nearest_codes
+from assets2vec.render import render_views
+from assets2vec.train import fit, load_run
+from render_core.dataset import RenderedDataset
+from render_core.rig import RigConfig
+
+
+@pytest.fixture(scope="module")
+def trained(small_dataset, tmp_path_factory):
+    cfg = preset("tiny")
+    cfg.steps = 150
+    run = tmp_path_factory.mktemp("latent") / "run"
+    fit(small_dataset, run, cfg, progress=False, log=lambda m: None)
+    return run
+
+
+def test_inversion_recovers_a_known_code(trained, small_dataset):
+    model, _, _ = load_run(trained)
+    # Targets and inversion see the same renderer (64 uniform samples per ray), so the only
+    # unknown is the code.
+    model.config.eval_sampler, model.config.num_fine_samples = "coarse_fine", 0
+    model.coarse_sampler.num_samples = 64
+    ds = RenderedDataset(small_dataset)
+    rig = ds.config.rig
+    poses = candidate_poses(rig)
+    K = ds.load(ds.asset_ids[0]).intrinsics
+    views = [0, 2, 4]
+    for row in (1, 4, 6):
+        # Images the model itself renders from a known code: inversion must come back to it.
+        target = render_views(model, poses[views], K, ds.image_size, model.codes.shape.weight[row].detach(), model.codes.texture.weight[row].detach())
+        images = [(im * 255 + 0.5).astype(np.uint8) for im in target["rgb"]]
+        # mask_weight 0: a barely trained tiny model renders fog, which a binary mask target would fight.
+        known = invert(model, images, K, poses=poses[views], config=InversionConfig(refine_steps=80, refine_rays=1024, num_samples=64, lr=0.02, mask_weight=0.0))
+        mean_shape, mean_texture = model.codes.mean()
+        before = render_views(model, poses[views], K, ds.image_size, mean_shape, mean_texture)["rgb"]
+        after = render_views(model, poses[views], K, ds.image_size, known.shape_code, known.texture_code)["rgb"]
+        psnr = lambda a: float(-10 * np.log10(np.mean((a - target["rgb"]) ** 2)))  # noqa: E731
+        # From the mean code to codes that reproduce the known code's renders.
+        assert psnr(after) > psnr(before) + 3.0 and psnr(after) > 25.0, (row, psnr(before), psnr(after))
+        assert known.camera_index is None and known.score > 25
+    # Unknown camera: the pose search over the rig must find a pose that explains the image.
+    target = render_views(model, poses[[3]], K, ds.image_size, model.codes.shape.weight[4].detach(), model.codes.texture.weight[4].detach())
+    image = (target["rgb"][0] * 255 + 0.5).astype(np.uint8)
+    found = invert(model, [image], K, rig=rig, config=InversionConfig(refine_steps=20, search_rounds=((6, 64, 4), (2, 128, 4))))
+    assert found.camera_index is not None and 0 <= found.camera_index < rig.n_views
+    assert found.c2w.shape == (4, 4) and np.isfinite(found.score)
+    # The network stays frozen and trainable afterwards.
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def test_inversion_bad_input(trained):
+    model, _, _ = load_run(trained)
+    K = np.eye(3, dtype=np.float32)
+    with pytest.raises(ValueError, match="at least one image"):
+        invert(model, [], K, rig=RigConfig())
+    with pytest.raises(ValueError, match="H x W x 3"):
+        invert(model, [np.zeros((8, 8), np.uint8)], K, rig=RigConfig())
+    with pytest.raises(ValueError, match="one image at a time"):
+        invert(model, [np.zeros((8, 8, 3), np.uint8)] * 2, K, rig=RigConfig())
+
+
+def test_render_latent_cli(trained, tmp_path, capsys):
+    ids = load_checkpoint(trained)["asset_ids"]
+    gif = tmp_path / "turn.gif"
+    assert main(["render-latent", str(trained), "turntable", ids[0], "--out", str(gif), "--frames", "4", "--size", "24"]) == 0
+    frames = Image.open(gif)
+    assert frames.n_frames == 4 and frames.size == (24, 24)
+    grid = tmp_path / "swap.png"
+    assert main(["render-latent", str(trained), "swap", "0", "1", "2", "--out", str(grid), "--size", "16"]) == 0
+    assert Image.open(grid).size == (48, 48)
+    assert main(["render-latent", str(trained), "interpolate", "0", "3", "--out", str(tmp_path / "i.png"), "--size", "16", "--steps", "4"]) == 0
+    assert Image.open(tmp_path / "i.png").size == (64, 16)
+    assert main(["render-latent", str(trained), "pca", "texture", "--out", str(tmp_path / "p.png"), "--size", "16", "--steps", "3", "--components", "2"]) == 0
+    assert Image.open(tmp_path / "p.png").size == (48, 32)
+    capsys.readouterr()
+    assert main(["render-latent", str(trained), "turntable", "no-such-asset", "--out", str(gif)]) == 2
+    assert "not in this run" in capsys.readouterr().err
+    assert main(["render-latent", str(trained), "swap", "0", "1", "--out", str(tmp_path / "x.gif")]) == 2
+
+
+def test_invert_cli(trained, small_dataset, tmp_path, capsys):
+    ds = RenderedDataset(small_dataset)
+    v = ds.load(ds.asset_ids[2])
+    path = tmp_path / "photo.png"
+    Image.fromarray(v.rgb[1]).save(path)
+    capsys.readouterr()
+    assert main(["invert", str(trained), str(path), "--k", "3"]) == 0
+    out = json.loads(capsys.readouterr().out.strip())
+    assert len(out["nearest"]) == 3 and out["camera_index"] is not None
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not a png")
+    assert main(["invert", str(trained), str(bad)]) == 2
+    assert "not a readable image" in capsys.readouterr().err
+
+
+def test_embed_grows_the_run_without_touching_the_network(small_dataset, tmp_path, capsys):
+    cfg = preset("tiny")
+    cfg.steps, cfg.max_assets = 60, 5
+    run = tmp_path / "run"
+    fit(small_dataset, run, cfg, progress=False, log=lambda m: None)
+    before = load_checkpoint(run)
+    assert main(["embed", str(run), str(small_dataset), "--steps", "10", "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["embedded"] == 3 and summary["skipped_existing"] == 5 and not summary["failed"]
+    after = load_checkpoint(run)
+    assert after["asset_ids"][:5] == before["asset_ids"] and len(after["asset_ids"]) == 8
+    for k, v in before["model"].items():
+        if k.startswith("codes."):
+            assert torch.equal(after["model"][k][:5], v)
+        else:
+            assert torch.equal(after["model"][k], v), k
+    # Rerunning finds nothing new; evaluating the new assets works from the grown run.
+    assert main(["embed", str(run), str(small_dataset), "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["embedded"] == 0
+    model, _, _ = load_run(run)
+    assert model.codes.num_assets == 8
