@@ -26,7 +26,7 @@ from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 from nerfstudio.plugins.types import MethodSpecification
 from torch.nn import Parameter
 
-from assets2vec.data.rays import AssetBatcher, build_ray_table, holdout_views
+from assets2vec.data.rays import AssetBatcher, build_ray_table, holdout_views, to_ray_bundle
 from assets2vec.models.latent_nerf import LatentNeRFModelConfig
 from render_core.dataset import RenderedDataset
 
@@ -81,10 +81,8 @@ class MultiAssetDataManager(DataManager):
         self.eval_batcher = AssetBatcher(self.eval_table, config.assets_per_batch, per_asset, torch.Generator().manual_seed(config.seed + 1), config.foreground_fraction)
 
     def _next(self, batcher: AssetBatcher) -> Tuple[RayBundle, Dict]:
-        from assets2vec.train import to_bundle
-
         batch = batcher.table.select(batcher.next_indices())
-        return to_bundle(batch, torch.device(self.device)), {k: v.to(self.device) for k, v in batch.items()}
+        return to_ray_bundle(batch, self.device), {k: v.to(self.device) for k, v in batch.items()}
 
     def next_train(self, step: int) -> Tuple[RayBundle, Dict]:
         self.train_count += 1

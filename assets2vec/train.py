@@ -19,7 +19,6 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from nerfstudio.cameras.rays import RayBundle
 from nerfstudio.data.scene_box import SceneBox
 from tqdm.auto import tqdm
 
@@ -31,7 +30,7 @@ from assets2vec.checkpoint import (
     save_checkpoint,
 )
 from assets2vec.configs import FitConfig
-from assets2vec.data.rays import AssetBatcher, RayBatcher, RayTable, build_ray_table, holdout_views
+from assets2vec.data.rays import AssetBatcher, RayBatcher, RayTable, build_ray_table, holdout_views, to_ray_bundle
 from assets2vec.models.latent_nerf import LatentNeRFModel
 from assets2vec.render import render_rays
 from render_core.artifacts import ArtifactError, atomic_write_text, make_header, read_header, write_header
@@ -65,19 +64,6 @@ def lr_factor(step: int, horizon: int, config: FitConfig) -> float:
     warm = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps > 0 else 1.0
     progress = min(1.0, step / max(1, horizon))
     return warm * config.lr_final_factor**progress
-
-
-def to_bundle(batch: dict[str, torch.Tensor], device: torch.device) -> RayBundle:
-    return RayBundle(
-        origins=batch["origins"].to(device),
-        directions=batch["directions"].to(device),
-        pixel_area=batch["pixel_area"].to(device),
-        metadata={
-            "asset_index": batch["asset_index"].view(-1, 1).to(device),
-            "surface_t": batch["surface_t"].view(-1, 1).to(device),
-            "empty": (batch["alpha"] == 0).view(-1, 1).to(device),
-        },
-    )
 
 
 @dataclass
@@ -229,7 +215,10 @@ def fit(
     budget_s = config.max_minutes * 60 if config.max_minutes else None
     t_loop = time.time()
     model.train()
-    bar = tqdm(total=horizon, initial=step, disable=not progress, unit="step", dynamic_ncols=True, desc="fit")
+    # With a time budget the step count is known only once the speed is: no total (and no
+    # misleading ETA) until then.
+    sized_by_time = bool(budget_s) and state is None
+    bar = tqdm(total=None if sized_by_time else horizon, initial=step, disable=not progress, unit="step", dynamic_ncols=True, desc="fit")
     ema_psnr, timed_from = None, None
     stopped_by = "steps"
     try:
@@ -238,7 +227,7 @@ def fit(
                 base = config.lr_field if g["name"] == "fields" else config.lr_codes
                 g["lr"] = base * lr_factor(step, horizon, config)
             batch = batcher.table.select(batcher.next_indices())
-            outputs = model(to_bundle(batch, device))
+            outputs = model(to_ray_bundle(batch, device))
             batch = {k: v.to(device) for k, v in batch.items()}
             losses = model.get_loss_dict(outputs, batch)
             loss = sum(losses.values())

@@ -69,7 +69,35 @@ def describe(path: Path) -> dict:
             "source_library": header.get("source_library"),
             "seed": header.get("seed"),
         }
+    if kind == "run":
+        return _describe_run(path, header)
     return {"kind": kind, "path": str(path), "header": header}
+
+
+def _describe_run(path: Path, header: dict) -> dict:
+    from assets2vec.checkpoint import latest_checkpoint, load_checkpoint
+
+    config = header.get("config", {})
+    model = config.get("model", {})
+    info = {
+        "kind": "run", "path": str(path), "dataset": header.get("dataset"), "preset": config.get("preset"),
+        "assets_trained": len(header.get("asset_ids", [])), "codes": f"{model.get('shape_dim')} shape + {model.get('texture_dim')} texture",
+        "seed": header.get("seed"),
+    }
+    if latest_checkpoint(path).is_file():
+        state = load_checkpoint(path)
+        info.update(step=state["step"], assets_in_tables=len(state["asset_ids"]), embedded=len(state.get("embedded", {})),
+                    train_minutes=round(float(state.get("train_seconds", 0.0)) / 60, 1))
+    else:
+        info["step"] = "no checkpoint yet"
+    history = path / "history.jsonl"
+    if history.is_file() and history.read_text().strip():
+        info["last_heldout_psnr_8_assets"] = json.loads(history.read_text().strip().splitlines()[-1])["psnr"]
+    evaluation = path / "eval.json"
+    if evaluation.is_file():
+        e = json.loads(evaluation.read_text())
+        info["eval"] = {k: round(e[k], 4) for k in ("psnr", "ssim", "mask_iou") if k in e}
+    return info
 
 
 def _stats(values: list[int]) -> dict | None:

@@ -183,13 +183,18 @@ class RayBatcher:
             yield self.table.select(self.next_indices())
 
 
-def to_ray_bundle(batch: dict[str, torch.Tensor]) -> RayBundle:
-    """A nerfstudio `RayBundle` whose metadata carries each ray's asset index (B, 1)."""
+def to_ray_bundle(batch: dict[str, torch.Tensor], device: torch.device | str = "cpu") -> RayBundle:
+    """A nerfstudio `RayBundle` whose metadata carries, per ray (B, 1): the asset index, the
+    distance to the surface (0: the pixel centre misses) and whether the pixel is empty."""
     return RayBundle(
-        origins=batch["origins"],
-        directions=batch["directions"],
-        pixel_area=batch["pixel_area"],
-        metadata={"asset_index": batch["asset_index"].view(-1, 1)},
+        origins=batch["origins"].to(device),
+        directions=batch["directions"].to(device),
+        pixel_area=batch["pixel_area"].to(device),
+        metadata={
+            "asset_index": batch["asset_index"].view(-1, 1).to(device),
+            "surface_t": batch["surface_t"].view(-1, 1).to(device),
+            "empty": (batch["alpha"] == 0).view(-1, 1).to(device),
+        },
     )
 
 

@@ -136,7 +136,8 @@ class LatentNeRFModel(Model):
             md.setdefault("texture_code", texture)
 
     def train(self, mode: bool = True):
-        self._grid_cache = {}  # weights are about to change
+        if mode:
+            self._grid_cache = {}  # weights are about to change
         return super().train(mode)
 
     def _density_at(self, positions: Tensor, shape_code: Tensor) -> Tensor:

@@ -158,3 +158,9 @@ def test_checkpoint_from_another_version_or_corrupt(tiny_run, tmp_path):
 def test_nothing_to_resume(small_dataset, tmp_path):
     with pytest.raises(RunError, match="nothing to resume"):
         fit(small_dataset, tmp_path / "fresh", tiny(), resume=True, progress=False, log=lambda m: None)
+
+
+def test_info_describes_a_run(tiny_run, capsys):
+    assert main(["info", str(tiny_run), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["kind"] == "run" and info["step"] == 60 and info["assets_trained"] == 8 and info["preset"] == "tiny"
