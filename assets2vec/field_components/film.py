@@ -38,7 +38,6 @@ class FiLMMLP(FieldComponent):
         skip_connections: Sequence[int] = (),
     ) -> None:
         super().__init__(in_dim=in_dim, out_dim=out_dim if out_dim is not None else layer_width)
-        self.code_dim = code_dim
         self.skips = set(skip_connections)
         if any(not 0 < s < num_layers for s in self.skips):
             raise ValueError(f"skip connections must be hidden layers 1..{num_layers - 1}, got {sorted(self.skips)}")
@@ -53,7 +52,6 @@ class FiLMMLP(FieldComponent):
         for f in self.film:
             nn.init.zeros_(f.bias)
         self.out = nn.Linear(layer_width, out_dim) if out_dim is not None else None
-        self.layer_width = layer_width
 
     def forward(
         self, in_tensor: Float[Tensor, "*bs S in_dim"], code: Float[Tensor, "*bs 1 code_dim"]

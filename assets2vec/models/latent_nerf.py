@@ -29,7 +29,7 @@ from nerfstudio.model_components.renderers import AccumulationRenderer, DepthRen
 from nerfstudio.model_components.scene_colliders import AABBBoxCollider
 from nerfstudio.models.base_model import Model, ModelConfig
 from nerfstudio.utils import colors
-from torch import Tensor, nn
+from torch import Tensor
 from torch.nn import Parameter
 
 from assets2vec.field_components.codes import LatentCodes
@@ -185,22 +185,20 @@ class LatentNeRFModel(Model):
     def get_outputs(self, ray_bundle: RayBundle) -> Dict[str, Tensor]:
         self._attach_codes(ray_bundle)
         outputs: Dict[str, Tensor] = {}
+        free, field_outputs = None, None
         if self.training and self.config.train_sampler == "surface":
             md = ray_bundle.metadata
             ray_samples, free = self.surface_sampler.generate_ray_samples(ray_bundle, md["surface_t"], md["empty"], self.generator)
         elif self.training:
             ray_samples = self.coarse_sampler(ray_bundle)
-            free = None
         elif self.config.eval_sampler == "grid":
             ray_samples, field_outputs = self._grid_pass(ray_bundle)
-            free = None
         else:
             ray_samples = self.coarse_sampler(ray_bundle)
-            free = None
             if self.config.num_fine_samples > 0:
                 weights = ray_samples.get_weights(self._field(ray_samples, density_only=True))
                 ray_samples = self.fine_sampler(ray_bundle, ray_samples, weights)
-        if self.training or self.config.eval_sampler != "grid":
+        if field_outputs is None:
             field_outputs = self._field(ray_samples)
         density = field_outputs[FieldHeadNames.DENSITY]  # (B, S, 1)
         weights = ray_samples.get_weights(density)

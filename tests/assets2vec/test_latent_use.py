@@ -12,7 +12,7 @@ from PIL import Image
 from assets2vec.checkpoint import load_checkpoint
 from assets2vec.cli.main import main
 from assets2vec.configs import preset
-from assets2vec.invert import InversionConfig, candidate_poses, invert, nearest_codes
+from assets2vec.invert import InversionConfig, candidate_poses, invert
 from assets2vec.render import render_views
 from assets2vec.train import fit, load_run
 from render_core.dataset import RenderedDataset
