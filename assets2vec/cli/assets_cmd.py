@@ -27,6 +27,8 @@ def add_parser(sub) -> None:
         default=",".join(FAMILIES),
         help=f"comma-separated families, cycled so counts stay balanced (default: {','.join(FAMILIES)})",
     )
+    g.add_argument("--from-proposals", type=Path, metavar="FILE.json",
+                   help="generate exactly the assets proposed by 'assets2vec sparse --proposals' (ignores --n and --families)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=run_generate)
 
@@ -44,10 +46,11 @@ def add_parser(sub) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from render_core.assets.procedural.generate import generate_library
+    from render_core.assets.procedural.generate import generate_library, read_proposals
 
     families = [f.strip() for f in args.families.split(",") if f.strip()]
-    records = generate_library(args.out, args.n, args.seed, families, progress=not args.quiet)
+    proposals = read_proposals(args.from_proposals) if args.from_proposals else None
+    records = generate_library(args.out, args.n, args.seed, families, progress=not args.quiet, proposals=proposals)
     counts: dict[str, int] = {}
     for r in records:
         counts[r.category] = counts.get(r.category, 0) + 1

@@ -6,9 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-MAX_PIXELS = 16_000_000
-
-
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "invert",
@@ -23,28 +20,9 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def load_image(path: Path, size: int):
-    import numpy as np
-    from PIL import Image
-
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such image")
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # refuse decompression bombs
-    try:
-        with Image.open(path) as im:
-            if im.width * im.height > MAX_PIXELS:
-                raise ValueError(f"{path}: {im.width}x{im.height} exceeds the {MAX_PIXELS:,}-pixel limit")
-            im = im.convert("RGBA")
-            side = max(im.width, im.height)
-            canvas = Image.new("RGBA", (side, side), (255, 255, 255, 0))  # pad to square, centred
-            canvas.paste(im, ((side - im.width) // 2, (side - im.height) // 2))
-            return np.asarray(canvas.resize((size, size), Image.LANCZOS))
-    except (OSError, Image.DecompressionBombError) as exc:
-        raise ValueError(f"{path}: not a readable image ({exc})") from exc
-
-
 def run(args: argparse.Namespace) -> int:
     from assets2vec.invert import InversionConfig, invert, nearest_codes
+    from assets2vec.images import load_image
     from assets2vec.train import load_run, run_rig
     from render_core.rig import intrinsics
 

@@ -9,6 +9,7 @@ from render_core import __version__
 
 from assets2vec.cli import (
     assets_cmd,
+    catalog_cmd,
     demo_cmd,
     embed_cmd,
     eval_cmd,
@@ -17,9 +18,12 @@ from assets2vec.cli import (
     invert_cmd,
     render_cmd,
     render_latent_cmd,
+    search_cmd,
+    sparse_cmd,
+    tag_cmd,
 )
 
-COMMANDS = (demo_cmd, assets_cmd, render_cmd, fit_cmd, eval_cmd, render_latent_cmd, invert_cmd, embed_cmd, info_cmd)
+COMMANDS = (demo_cmd, assets_cmd, render_cmd, fit_cmd, eval_cmd, render_latent_cmd, invert_cmd, embed_cmd, catalog_cmd, search_cmd, tag_cmd, sparse_cmd, info_cmd)
 
 
 class UserError(Exception):
@@ -41,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    # nerfstudio 1.1.5 indexes cameras in a way torch 2.11 warns about on every render; not ours to fix.
+    warnings.filterwarnings("ignore", message="Using a non-tuple sequence for multidimensional indexing")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

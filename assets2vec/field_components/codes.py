@@ -41,3 +41,16 @@ class LatentCodes(nn.Module):
         with torch.no_grad():
             self.shape = nn.Embedding.from_pretrained(torch.cat([self.shape.weight, shape]), freeze=False)
             self.texture = nn.Embedding.from_pretrained(torch.cat([self.texture.weight, texture]), freeze=False)
+
+
+def cross_correlation(a: Float[Tensor, "n da"], b: Float[Tensor, "n db"]) -> Float[Tensor, "da db"]:
+    """Pearson correlation between every column of `a` and every column of `b` over the n rows.
+
+    Zero everywhere means no linear read-out of one half predicts the other, so an attribute
+    carried by the shape half cannot also be read linearly from the texture half.
+    """
+    a = a - a.mean(0)
+    b = b - b.mean(0)
+    a = a / a.square().mean(0).add(1e-8).sqrt()
+    b = b / b.square().mean(0).add(1e-8).sqrt()
+    return a.T @ b / a.shape[0]

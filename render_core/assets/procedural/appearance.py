@@ -58,6 +58,23 @@ class Appearance:
         }
 
 
+def appearance_from_params(params: dict[str, float], rng: np.random.Generator) -> Appearance:
+    """The appearance named by `params` (as `Appearance.params()` writes them); noise seed from `rng`."""
+    def pick(key: str, options: list[str]) -> str:
+        i = int(round(float(params[key])))
+        if not 0 <= i < len(options):
+            raise ValueError(f"{key}={params[key]} is out of range 0..{len(options) - 1}")
+        return options[i]
+
+    return Appearance(
+        colour=pick("colour_index", list(COLOURS)),
+        pattern=pick("pattern_index", list(PATTERNS)),
+        frame=pick("frame_index", list(FRAMES)),
+        scale=float(np.clip(float(params["pattern_scale"]), 3.0, 7.0)),
+        seed=int(rng.integers(0, 2**31 - 1)),
+    )
+
+
 def sample_appearance(rng: np.random.Generator) -> Appearance:
     return Appearance(
         colour=str(rng.choice(list(COLOURS))),

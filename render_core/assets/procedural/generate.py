@@ -14,19 +14,30 @@ from tqdm import tqdm
 
 from render_core.artifacts import make_header, read_header, write_header
 from render_core.assets.procedural import FAMILIES
-from render_core.assets.procedural.appearance import sample_appearance, texture_image, triplanar_uvs
+from render_core.assets.procedural.appearance import appearance_from_params, sample_appearance, texture_image, triplanar_uvs
 from render_core.assets.records import AssetRecord, write_manifest
 from render_core.assets.obj_writer import write_textured_obj
 
 MANIFEST = "manifest.jsonl"
 
 
-def make_asset(family_name: str, rng: np.random.Generator):
-    """(verts, faces, verts_uvs, faces_uvs, image, params, attributes) for one asset."""
+def make_asset(family_name: str, rng: np.random.Generator, given: dict[str, float] | None = None):
+    """(verts, faces, verts_uvs, faces_uvs, image, params, attributes) for one asset.
+
+    `given`: generator parameters to use instead of sampling them (e.g. proposals from
+    `assets2vec sparse`); every shape and appearance parameter of the family is required.
+    """
     family = FAMILIES[family_name]
     shape_rng, look_rng = rng.spawn(2)  # independent streams: shape and texture are separable factors
     params = family.sample(shape_rng)
-    appearance = sample_appearance(look_rng)
+    if given is None:
+        appearance = sample_appearance(look_rng)
+    else:
+        missing = sorted((set(params) | {"colour_index", "pattern_index", "frame_index", "pattern_scale"}) - set(given))
+        if missing:
+            raise ValueError(f"{family_name} parameters missing: {', '.join(missing)}")
+        params = {k: float(given[k]) for k in params}
+        appearance = appearance_from_params(given, look_rng)
     verts, faces, slots = family.build(params).build()
     verts_uvs, faces_uvs = triplanar_uvs(verts, faces, slots)
     attributes = {"family": family_name, **family.attributes(params), **appearance.attributes()}
@@ -34,8 +45,30 @@ def make_asset(family_name: str, rng: np.random.Generator):
     return verts, faces, verts_uvs, faces_uvs, texture_image(appearance), all_params, attributes
 
 
-def generate_library(out: str | Path, n: int, seed: int, families: Sequence[str] | None = None, progress: bool = True) -> list[AssetRecord]:
-    """Generate `n` assets into `out`, cycling through `families` so they stay balanced."""
+def read_proposals(path: str | Path) -> list[dict]:
+    """The proposed assets of a file written by `assets2vec sparse --proposals`, checked."""
+    import json
+
+    try:
+        doc = json.loads(Path(path).read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a readable proposals file ({exc})") from exc
+    if not isinstance(doc, dict) or doc.get("kind") != "proposals" or not isinstance(doc.get("assets"), list):
+        raise ValueError(f"{path}: not a proposals file (expected kind 'proposals' with a list of assets)")
+    for i, a in enumerate(doc["assets"]):
+        if not isinstance(a, dict) or a.get("family") not in FAMILIES or not isinstance(a.get("params"), dict):
+            raise ValueError(f"{path}: asset {i} needs a known 'family' and a 'params' object")
+    if not doc["assets"]:
+        raise ValueError(f"{path}: proposes no assets")
+    return doc["assets"]
+
+
+def generate_library(out: str | Path, n: int, seed: int, families: Sequence[str] | None = None, progress: bool = True,
+                     proposals: list[dict] | None = None) -> list[AssetRecord]:
+    """Generate `n` assets into `out`, cycling through `families` so they stay balanced; or, with
+    `proposals` ([{"family", "params"}]), exactly those assets (n and families are then taken from them)."""
+    if proposals is not None:
+        n, families = len(proposals), sorted({p["family"] for p in proposals})
     if seed is None or int(seed) < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if n < 1:
@@ -50,13 +83,18 @@ def generate_library(out: str | Path, n: int, seed: int, families: Sequence[str]
         if header.get("seed") != seed or header.get("n") != n or header.get("families") != families:
             raise ValueError(f"{out} already holds a different library (seed {header.get('seed')}, n {header.get('n')}); choose an empty folder")
     out.mkdir(parents=True, exist_ok=True)
-    write_header(out, make_header("library", producer="assets2vec assets generate", seed=int(seed), n=n, families=families, up_axis="y", units="metres"))
+    write_header(out, make_header("library", producer="assets2vec assets generate", seed=int(seed), n=n, families=families, up_axis="y",
+                                  units="metres", from_proposals=proposals is not None))
     streams = np.random.SeedSequence(int(seed)).spawn(n)
     records = []
     for i in tqdm(range(n), desc="generate", unit="asset", disable=not progress):
-        family = families[i % len(families)]
-        asset_id = f"{family}-s{seed}-{i:05d}"
-        verts, faces, vuv, fuv, image, params, attributes = make_asset(family, np.random.default_rng(streams[i]))
+        family = families[i % len(families)] if proposals is None else proposals[i]["family"]
+        asset_id = f"{family}-{'s' if proposals is None else 'p'}{seed}-{i:05d}"
+        given = None if proposals is None else proposals[i]["params"]
+        try:
+            verts, faces, vuv, fuv, image, params, attributes = make_asset(family, np.random.default_rng(streams[i]), given)
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"proposal {i} ({family}): {exc}") from exc
         rel = Path("meshes") / family / asset_id
         write_textured_obj(out / rel, verts, faces, vuv, fuv, image, header=f"assets2vec procedural {family} {asset_id}")
         extent = verts.max(0) - verts.min(0)

@@ -1,0 +1,371 @@
+"""`Catalog`: the Python API over a built catalog (what the CLI, the app and notebooks call).
+
+    from assets2vec import Catalog
+    cat = Catalog.open("demo/catalog")
+    cat.similar("chair-s0-00000", k=5, space="shape", where="legs=4")
+    cat.tag("swivel", {"chair-s0-00000": "yes", ...})
+
+Vectors: "shape" (ds), "texture" (dt) and "joint" (ds + dt) spaces, standardised per
+dimension (see `assets2vec.catalog.spaces`). Distances are Euclidean in those spaces.
+The NeRF (for `render`, `swap`, `search_image` and region previews) loads on first use
+from the run the catalog was built from.
+"""
+
+from __future__ import annotations
+
+import csv
+import fcntl
+import os
+import sys
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from assets2vec.catalog import density, latent_map
+from assets2vec.catalog.build import LOCK_NAME, index_path, load_vectors
+from assets2vec.catalog.filters import effective_values, filter_rows
+from assets2vec.catalog.index import IndexFileError, LatentIndex, RestrictedIndex
+from assets2vec.catalog.proposals import ParameterProposer
+from assets2vec.catalog.spaces import SPACES, check_space
+from assets2vec.catalog.store import CatalogError, Store
+from assets2vec.catalog.tagging import CANDIDATES, AttributeClassifier, uncertainty_order
+from render_core.artifacts import read_header
+
+MAX_LABELS_BYTES = 16 << 20
+
+
+class Catalog:
+    """A catalog opened for reading and tagging. Open with `Catalog.open(path)`."""
+
+    def __init__(self, path: Path, store: Store, use_gpu: bool = False, log=None):
+        self.path = path
+        self.store = store
+        self.use_gpu = use_gpu
+        self.log = log or (lambda msg: print(msg, file=sys.stderr))
+        self.rows, self._vectors, self.transform = load_vectors(store)
+        self.ids = store.ids()
+        self._pos = {int(r): i for i, r in enumerate(self.rows)}
+        self._indexes: dict[str, LatentIndex] = {}
+        self._restricted: dict[tuple[str, str, float], RestrictedIndex] = {}
+        self._model = None
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, *, use_gpu: bool = False, log=None) -> "Catalog":
+        path = Path(path)
+        try:
+            read_header(path, "catalog")
+        except ValueError as exc:
+            raise CatalogError(f"{exc}; build one with 'assets2vec catalog build RUN {path}'") from exc
+        return cls(path, Store.open(path), use_gpu, log)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "Catalog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    # -- vectors and indexes ----------------------------------------------------------------------
+    def vectors(self, space: str = "joint") -> np.ndarray:
+        """(n, d) float32 vectors of every asset in `space`, rows in `self.ids` order."""
+        return self._vectors[check_space(space)]
+
+    def codes(self, ids: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Raw (shape (m, ds), texture (m, dt)) codes of `ids`, as the run's tables hold them."""
+        pos = self._positions(ids)
+        s, t = self.transform.codes("joint", self._vectors["joint"][pos])
+        return s, t
+
+    def _positions(self, ids: Iterable[str]) -> np.ndarray:
+        rows = self.store.rows_of(list(ids))
+        return np.array([self._pos[int(r)] for r in rows], dtype=np.int64)
+
+    def index(self, space: str = "joint") -> LatentIndex:
+        """The FAISS index of `space`, loaded once; a missing, corrupt or stale file is rebuilt."""
+        check_space(space)
+        if space not in self._indexes:
+            p = index_path(self.path, space)
+            try:
+                self._indexes[space] = LatentIndex.read(p, self._vectors[space], use_gpu=self.use_gpu)
+            except IndexFileError as exc:
+                self.log(f"catalog: {exc}; rebuilding the {space} index from the database")
+                index = LatentIndex(self._vectors[space].shape[1], use_gpu=self.use_gpu)
+                index.add(self._vectors[space])
+                self._write_if_unlocked(index, p)
+                self._indexes[space] = index
+        return self._indexes[space]
+
+    def _write_if_unlocked(self, index: LatentIndex, p: Path) -> None:
+        # Repair the file only when no build holds the catalog; otherwise the build will write it.
+        try:
+            with open(self.path / LOCK_NAME, "a+") as f:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                try:
+                    index.write(p)
+                finally:
+                    fcntl.flock(f, fcntl.LOCK_UN)
+        except (BlockingIOError, OSError):
+            pass
+
+    def _searcher(self, space: str, where: str | None, min_confidence: float):
+        if not where:
+            return self.index(space)
+        key = (space, where, min_confidence)
+        if key not in self._restricted:
+            rows = filter_rows(self.store, where, self.rows, min_confidence)
+            self._restricted[key] = self.index(space).restrict(np.array([self._pos[int(r)] for r in rows], dtype=np.int64))
+        return self._restricted[key]
+
+    # -- search -----------------------------------------------------------------------------------
+    def similar(self, asset_id: str, k: int = 10, space: str = "joint", where: str | None = None,
+                min_confidence: float = 0.5) -> list[dict[str, Any]]:
+        """The k assets nearest to `asset_id` in `space` (itself excluded), optionally filtered by `where`."""
+        pos = self._positions([asset_id])[0]
+        hits = self.search_vectors(self._vectors[check_space(space)][pos], k + 1, space, where, min_confidence)
+        hits = [h for h in hits if h["id"] != asset_id][:k]
+        for n, h in enumerate(hits, 1):
+            h["rank"] = n
+        return hits
+
+    def search_vectors(self, vector: np.ndarray, k: int = 10, space: str = "joint", where: str | None = None,
+                       min_confidence: float = 0.5) -> list[dict[str, Any]]:
+        """Nearest assets to one vector (d,) of `space`: [{"id", "distance", "rank"}] nearest first."""
+        D, I = self._searcher(check_space(space), where, min_confidence).search(np.asarray(vector, np.float32)[None], k)
+        return [{"id": self.ids[i], "distance": round(float(np.sqrt(max(d, 0.0))), 5), "rank": n + 1}
+                for n, (d, i) in enumerate(zip(D[0], I[0])) if i >= 0]
+
+    def search_codes(self, shape: np.ndarray, texture: np.ndarray, k: int = 10, space: str = "joint",
+                     where: str | None = None) -> list[dict[str, Any]]:
+        """Nearest assets to raw codes: shape (ds,), texture (dt,)."""
+        return self.search_vectors(self.transform.vectors(space, shape, texture)[0], k, space, where)
+
+    def search_image(self, image: np.ndarray | str | os.PathLike, k: int = 5, space: str = "joint", where: str | None = None,
+                     seed: int = 0) -> dict[str, Any]:
+        """Invert one image (camera unknown) and search with its fitted codes.
+
+        `image`: a path, or an (H, W, 3|4) uint8 array (the object on white, or with alpha).
+        Returns {"neighbours", "shape_code" (ds,), "texture_code" (dt,), "fit_psnr", "camera_index",
+        "seconds", "render" (S, S, 3) uint8 of the fitted codes from the fitted camera}.
+        """
+        from assets2vec.images import load_image, square_rgba
+        from assets2vec.invert import InversionConfig, invert
+        from assets2vec.latent import _render
+        from render_core.rig import intrinsics
+
+        model, rig, size = self.model()
+        img = load_image(image, size) if isinstance(image, (str, os.PathLike)) else square_rgba(image, size)
+        K = intrinsics(rig.fov_deg, size)
+        r = invert(model, [img], K, rig=rig, config=InversionConfig(seed=seed))
+        s, t = r.shape_code.numpy(), r.texture_code.numpy()
+        return {"neighbours": self.search_codes(s, t, k, space, where), "shape_code": s, "texture_code": t,
+                "fit_psnr": round(float(r.score), 2), "camera_index": r.camera_index, "seconds": round(r.seconds, 2),
+                "render": _render(model, r.c2w, K, size, r.shape_code, r.texture_code)}
+
+    # -- tags -------------------------------------------------------------------------------------
+    def set_tags(self, name: str, labels: dict[str, str]) -> None:
+        """Set manual tag `name` on assets: {asset id: value}; unknown ids are an error, nothing written."""
+        rows = self.store.rows_of(labels)
+        with self.store.write():
+            self.store.set_tags(name, rows, list(labels.values()))
+        self._restricted.clear()
+
+    def tag(self, attribute: str, labels: dict[str, str] | str | os.PathLike | None = None, space: str = "joint",
+            where: str | None = None, candidates: tuple[str, ...] = CANDIDATES, seed: int = 0, suggest: int = 10) -> dict[str, Any]:
+        """Train a classifier for `attribute` from labels and apply it to every asset.
+
+        `labels`: {asset id: value} or a CSV with columns `id` and `value` (or `id,<attribute>`);
+        they are stored as manual tags first, and every manual tag of `attribute` trains the
+        classifier. `where` limits which assets get predictions (e.g. "family=chair"). Returns the chosen model, its cross-validated accuracy, the per-candidate
+        scores, predicted class counts and the `suggest` unlabelled assets most worth labelling.
+        """
+        check_space(space)
+        if labels is not None:
+            if not isinstance(labels, dict):
+                labels = read_labels(labels, attribute)
+            self.set_tags(attribute, labels)
+        tagged = self.store.tags(attribute)
+        if not tagged:
+            raise CatalogError(f"no labels for {attribute!r}: pass some with --labels")
+        lab_pos = np.array([self._pos[r] for r in tagged if r in self._pos], dtype=np.int64)
+        y = np.array([tagged[int(self.rows[p])] for p in lab_pos])
+        clf = AttributeClassifier(candidates=candidates, random_state=seed).fit(self._vectors[space][lab_pos], y)
+        scope = self._scope(where)
+        proba = clf.predict_proba(self._vectors[space][scope])
+        pred = clf.classes_[proba.argmax(1)]
+        conf = proba.max(1)
+        details = {"params": {k: repr(v) for k, v in clf.best_params_.items()}, "candidates": clf.cv_results_, "seed": seed}
+        with self.store.write():
+            cid = self.store.add_classifier(attribute, space, clf.model_name_, clf.cv_accuracy_, len(y), clf.classes_.tolist(), details)
+            self.store.put_predictions(attribute, self.rows[scope], pred.tolist(), conf, cid)
+        self._restricted.clear()
+        unlabelled = np.flatnonzero(~np.isin(scope, lab_pos))
+        order = unlabelled[uncertainty_order(proba[unlabelled])][:suggest]
+        values, counts = np.unique(pred, return_counts=True)
+        return {
+            "attribute": attribute, "space": space, "model": clf.model_name_, "params": details["params"],
+            "cv_accuracy": round(clf.cv_accuracy_, 4), "candidates": {k: round(v, 4) for k, v in clf.cv_results_.items()},
+            "n_labels": int(len(y)), "labels_per_class": dict(zip(*[a.tolist() for a in np.unique(y, return_counts=True)])),
+            "predicted_counts": dict(zip(values.tolist(), counts.tolist())), "classifier_id": cid,
+            "n_predicted": int(len(scope)),
+            "label_next": [{"id": self.ids[scope[i]], "predicted": str(pred[i]), "confidence": round(float(conf[i]), 4)} for i in order],
+        }
+
+    def _scope(self, where: str | None) -> np.ndarray:
+        """Positions of the assets matching `where` (all when None)."""
+        if not where:
+            return np.arange(len(self.ids))
+        rows = filter_rows(self.store, where, self.rows)
+        return np.array([self._pos[int(r)] for r in rows], dtype=np.int64)
+
+    def predict(self, attribute: str) -> dict[str, dict[str, Any]]:
+        """{asset id: {"value", "confidence"}} from the latest classifier of `attribute`."""
+        preds = self.store.predictions(attribute)
+        if not preds:
+            raise CatalogError(f"no predictions for {attribute!r}; train them with tag({attribute!r}, labels)")
+        return {self.ids[self._pos[r]]: {"value": v, "confidence": round(c, 4)} for r, (v, c) in preds.items() if r in self._pos}
+
+    def values(self, name: str, min_confidence: float = 0.0) -> list[str | None]:
+        """Value of attribute/tag `name` per asset in `ids` order (known values first, then predictions)."""
+        vals = effective_values(self.store, name, min_confidence)
+        return [vals.get(int(r)) for r in self.rows]
+
+    def asset(self, asset_id: str) -> dict[str, Any]:
+        return self.store.asset(asset_id)
+
+    def thumbnail(self, asset_id: str) -> bytes | None:
+        """PNG bytes of the asset's first rendered view, if the dataset had one."""
+        return self.store.thumbnail(asset_id)
+
+    # -- the space: map, density, sampling ------------------------------------------------------------
+    def map(self, space: str = "shape", method: str = "pca", color_by: str = "family", path: str | os.PathLike | None = None,
+            seed: int = 0) -> dict[str, Any]:
+        """2D map of `space`: {"coords" (n, 2), "labels" (n,), "ids"}; with `path`, also a PNG."""
+        coords = latent_map.project(self.vectors(space), method, seed)
+        labels = self.values(color_by)
+        if path is not None:
+            latent_map.plot_map(coords, labels, path, title=f"{space} space ({method}), coloured by {color_by}")
+        return {"coords": coords, "labels": labels, "ids": list(self.ids)}
+
+    def isolation(self, space: str = "shape", k: int = 5) -> np.ndarray:
+        """(n,) mean distance of each asset to its k nearest others in `space`: high means sparse."""
+        return density.isolation(self.vectors(space), k)
+
+    def sparse_regions(self, n: int = 5, space: str = "shape", samples: int = 4, seed: int = 0,
+                       propose: bool = True) -> list[density.SparseRegion]:
+        """The n emptiest regions of `space`, each with bordering assets, `samples` latent points
+        inside it (region.extra["samples"]: raw shape and texture codes) and, for procedural
+        families, proposed generator parameters for each sample (region.extra["proposals"])."""
+        regions = density.sparse_regions(self.vectors(space), n, seed=seed)
+        proposer = self._proposer() if propose else None
+        for r in regions:
+            pts = density.sample_in_region(r, samples, seed + r.rank)
+            shape, texture = self._codes_for(space, pts, r.border[0])
+            r.extra["samples"] = {"shape": shape, "texture": texture}
+            if proposer is not None:
+                sv, tv = self.transform.vectors("shape", shape, texture), self.transform.vectors("texture", shape, texture)
+                r.extra["proposals"] = [p for p in (proposer.propose(sv[i], tv[i]) for i in range(len(pts))) if p]
+        return regions
+
+    def _codes_for(self, space: str, pts: np.ndarray, donor: int) -> tuple[np.ndarray, np.ndarray]:
+        """Raw codes for points of `space`; the half the space lacks comes from asset position `donor`."""
+        s, t = self.transform.codes(space, pts)
+        ds, dt = self.transform.codes("joint", self._vectors["joint"][donor][None])
+        s = s if s is not None else np.repeat(ds, len(pts), 0)
+        t = t if t is not None else np.repeat(dt, len(pts), 0)
+        return s.astype(np.float32), t.astype(np.float32)
+
+    def _proposer(self) -> ParameterProposer | None:
+        recs = [self.store.asset(a) for a in self.ids] if len(self.ids) <= 200_000 else []
+        try:
+            return ParameterProposer().fit(self.vectors("shape"), self.vectors("texture"),
+                                           [r["family"] for r in recs], [r["params"] for r in recs])
+        except ValueError:
+            return None
+
+    def sample(self, n: int, near: str | None = None, region: density.SparseRegion | None = None, space: str = "shape",
+               spread: float = 0.5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """n new latent points as raw codes (shape (n, ds), texture (n, dt)).
+
+        `near`: around an asset, `spread` times its nearest-neighbour distance; `region`: inside a
+        sparse region; neither: from a Gaussian fitted to the catalog's vectors of `space`.
+        """
+        rng = np.random.default_rng(seed)
+        X = self.vectors(space)
+        if near is not None and region is not None:
+            raise ValueError("pass near= or region=, not both")
+        if region is not None:
+            return self._codes_for(space, density.sample_in_region(region, n, seed), int(region.border[0]))
+        if near is not None:
+            pos = self._positions([near])[0]
+            nn = max(float(density.isolation(X, 1)[pos]), 1e-3)
+            pts = X[pos] + rng.normal(0, spread * nn / np.sqrt(X.shape[1]), (n, X.shape[1]))
+            return self._codes_for(space, pts.astype(np.float32), pos)
+        cov = np.cov(X.T) if len(X) > 1 else np.eye(X.shape[1])
+        pts = rng.multivariate_normal(X.mean(0), cov, n).astype(np.float32)
+        return self._codes_for(space, pts, int(rng.integers(len(X))))
+
+    # -- rendering through the NeRF ------------------------------------------------------------------
+    def model(self):
+        """(model, rig, image size) of the run this catalog was built from, loaded once."""
+        if self._model is None:
+            from assets2vec.train import load_run, run_rig
+
+            run = self.store.get_meta("run")
+            if not run or not Path(run).exists():
+                raise CatalogError(f"the run this catalog was built from ({run}) is not available; rendering and image search need it")
+            model, _, state = load_run(run)
+            rig, size = run_rig(state)
+            self._model = (model, rig, size)
+        return self._model
+
+    def render(self, shape: np.ndarray, texture: np.ndarray, azimuth: float = 30.0, elevation: float = 20.0,
+               size: int | None = None) -> np.ndarray:
+        """(S, S, 3) uint8 render of raw codes shape (ds,), texture (dt,) from a camera on the run's rig distance."""
+        import torch
+
+        from assets2vec.latent import _render, orbit_poses
+        from render_core.rig import intrinsics
+
+        model, rig, trained = self.model()
+        size = size or trained
+        pose = orbit_poses(elevation, np.array([azimuth]), rig.distance)[0]
+        return _render(model, pose, intrinsics(rig.fov_deg, size), size,
+                       torch.as_tensor(np.asarray(shape, np.float32)), torch.as_tensor(np.asarray(texture, np.float32)))
+
+    def swap(self, shape_of: str, texture_of: str, **camera) -> np.ndarray:
+        """(S, S, 3) uint8: the shape of asset `shape_of` wearing the texture of `texture_of`."""
+        s, _ = self.codes([shape_of])
+        _, t = self.codes([texture_of])
+        return self.render(s[0], t[0], **camera)
+
+
+def read_labels(path: str | os.PathLike, attribute: str) -> dict[str, str]:
+    """{asset id: value} from a CSV with columns `id` and `value` (or `id` and the attribute's name)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CatalogError(f"{path}: no such labels file")
+    if path.stat().st_size > MAX_LABELS_BYTES:
+        raise CatalogError(f"{path}: larger than {MAX_LABELS_BYTES >> 20} MB; not a labels file")
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        cols = reader.fieldnames or []
+        col = "value" if "value" in cols else attribute if attribute in cols else None
+        if "id" not in cols or col is None:
+            raise CatalogError(f"{path}: needs columns 'id' and 'value' (or '{attribute}'), found {cols}")
+        labels = {}
+        for n, rec in enumerate(reader, 2):
+            if not rec["id"] or rec[col] is None or not rec[col].strip():
+                raise CatalogError(f"{path}:{n}: empty id or value")
+            labels[rec["id"].strip()] = rec[col].strip()
+    if not labels:
+        raise CatalogError(f"{path}: no labels")
+    return labels
+
+
+__all__ = ["Catalog", "CatalogError", "SPACES", "read_labels"]

@@ -1,0 +1,195 @@
+"""`build_catalog`: create or update a CATALOG from a trained RUN.
+
+Reads the run's code tables and asset ids (no network evaluation), the metadata and
+thumbnails of each asset from the dataset it was trained or embedded from, writes them in
+one database transaction, then rewrites the three FAISS indexes. Rebuilding after
+`assets2vec embed` adds only the new assets: old rows, tags and predictions stay. A run
+whose network changed (retrained) replaces every latent, since old and new codes live in
+different spaces. One build at a time per catalog (a lock file); readers are never blocked.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from assets2vec.catalog.index import LatentIndex
+from assets2vec.catalog.spaces import SPACES, SpaceTransform
+from assets2vec.catalog.store import CatalogError, Store
+from assets2vec.checkpoint import load_checkpoint
+from render_core.artifacts import ArtifactError, make_header, read_header, write_header
+from render_core.dataset import RenderedDataset
+
+INDEX_DIR = "index"
+LOCK_NAME = ".build.lock"
+MAX_THUMBNAIL_BYTES = 1 << 20
+
+
+def index_path(catalog: str | Path, space: str) -> Path:
+    return Path(catalog) / INDEX_DIR / f"{space}.faiss"
+
+
+@contextmanager
+def build_lock(catalog: Path, log: Callable[[str], None]) -> Iterator[None]:
+    catalog.mkdir(parents=True, exist_ok=True)
+    with open(catalog / LOCK_NAME, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"catalog: another build of {catalog} is running; waiting for it")
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def network_digest(model_state: dict[str, Any]) -> str:
+    """Identity of the network a run's codes belong to: every weight except the code tables."""
+    h = hashlib.sha256()
+    for k in sorted(model_state):
+        if k.startswith("codes."):
+            continue
+        h.update(k.encode())
+        h.update(model_state[k].detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _check_catalog_folder(catalog: Path) -> None:
+    if catalog.exists() and not catalog.is_dir():
+        raise CatalogError(f"{catalog}: is a file; a catalog is a folder")
+    if (catalog / "artifact.json").exists():
+        read_header(catalog, "catalog")
+    elif catalog.exists() and any(p for p in catalog.iterdir() if p.name != LOCK_NAME):
+        raise CatalogError(f"{catalog}: folder is not empty and is not a catalog; choose an empty or new folder")
+
+
+def build_catalog(run: str | os.PathLike, catalog: str | os.PathLike, *, use_gpu: bool = False, progress: bool = True,
+                  log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Create or update `catalog` from `run`; returns a summary (added, updated, skipped, indexes)."""
+    run, catalog = Path(run), Path(catalog)
+    t0 = time.time()
+    state = load_checkpoint(run)
+    ids = list(state["asset_ids"])
+    model = state["model"]
+    shape = model["codes.shape.weight"].float().numpy()
+    texture = model["codes.texture.weight"].float().numpy()
+    if len(ids) != len(shape) or len(ids) != len(texture):
+        raise CatalogError(f"{run}: checkpoint lists {len(ids)} asset ids but holds {len(shape)} codes")
+    digest = network_digest(model)
+    checkpoint_name = f"{run.resolve()}@step{int(state['step'])}"
+    _check_catalog_folder(catalog)
+    with build_lock(catalog, log):
+        store = Store.open(catalog, create=True)
+        try:
+            summary = _update(store, catalog, run, state, ids, shape, texture, digest, checkpoint_name, progress, log)
+            summary["indexes"] = write_indexes(store, catalog, use_gpu=use_gpu)
+        finally:
+            store.close()
+        write_header(catalog, make_header("catalog", producer="assets2vec catalog build", seed=None, run=str(run.resolve())))
+    summary["seconds"] = round(time.time() - t0, 2)
+    log(f"catalog: {summary['assets']} assets in {catalog} (+{summary['added']} new, {summary['updated']} re-embedded); "
+        f"{len(summary['missing_metadata'])} without metadata")
+    return summary
+
+
+def _update(store: Store, catalog: Path, run: Path, state: dict, ids: list[str], shape: np.ndarray, texture: np.ndarray,
+            digest: str, checkpoint_name: str, progress: bool, log: Callable[[str], None]) -> dict[str, Any]:
+    old_digest = store.get_meta("network_digest")
+    rows_by_id = store.row_map()
+    same_network = old_digest == digest
+    if old_digest is not None and not same_network:
+        log("catalog: the run's network differs from the one this catalog was built from; re-embedding every asset")
+    have_latents = set() if not same_network else {r for r, in store.conn.execute("SELECT asset_row FROM latents")}
+    todo = [i for i, a in enumerate(ids) if rows_by_id.get(a) not in have_latents]
+    datasets: dict[str, RenderedDataset | None] = {}
+    embedded = state.get("embedded", {})
+    missing: dict[str, str] = {}
+    with store.write():
+        if not same_network or store.get_meta("transform") is None:
+            transform = SpaceTransform.fit(shape, texture)
+            store.set_meta("transform", transform.to_json())
+        if not same_network:
+            # Codes of assets the new run lacks live in the old network's space: drop them, keep their tags.
+            keep = {rows_by_id[a] for a in ids if a in rows_by_id}
+            store.conn.executemany("DELETE FROM latents WHERE asset_row=?", [(r,) for r in set(rows_by_id.values()) - keep])
+        next_row = store.next_row()
+        new_rows = []
+        for i in tqdm(todo, desc="catalog", unit="asset", disable=not progress):
+            asset_id = ids[i]
+            row = rows_by_id.get(asset_id)
+            if row is None:
+                row, next_row = next_row, next_row + 1
+            source = str(embedded.get(asset_id, state["dataset"]))
+            record, thumb = _metadata(datasets, source, asset_id, missing)
+            if record is not None:
+                store.upsert_asset(row, asset_id, record.category, record.family, source, record.params,
+                                   {k: v for k, v in record.attributes.items() if k != "family"})
+            else:
+                store.upsert_asset(row, asset_id, None, None, source, {}, {})
+            if thumb is not None:
+                store.put_thumbnail(row, thumb)
+            new_rows.append(row)
+        if todo:
+            store.put_latents(np.array(new_rows), shape[todo], texture[todo], checkpoint_name)
+        store.set_meta("network_digest", digest)
+        store.set_meta("run", str(run.resolve()))
+        store.set_meta("checkpoint", checkpoint_name)
+        store.set_meta("dims", {"shape": int(shape.shape[1]), "texture": int(texture.shape[1])})
+    added = sum(1 for i in todo if ids[i] not in rows_by_id)
+    return {"assets": store.count(), "added": added, "updated": len(todo) - added, "skipped_existing": len(ids) - len(todo),
+            "missing_metadata": missing}
+
+
+def _metadata(datasets: dict, source: str, asset_id: str, missing: dict[str, str]):
+    if source not in datasets:
+        try:
+            datasets[source] = RenderedDataset(source)
+        except (ArtifactError, ValueError, OSError) as exc:
+            datasets[source] = None
+            missing.setdefault("_datasets", "")
+            missing["_datasets"] += f"{source}: {exc}; "
+    ds = datasets[source]
+    if ds is None:
+        missing[asset_id] = f"dataset {source} is unavailable"
+        return None, None
+    try:
+        record = ds.record(asset_id)
+    except KeyError:
+        missing[asset_id] = f"not in dataset {source}"
+        return None, None
+    thumb = None
+    p = ds.root / "thumbs" / f"{asset_id}.png"
+    if p.is_file() and p.stat().st_size <= MAX_THUMBNAIL_BYTES:
+        thumb = p.read_bytes()
+    return record, thumb
+
+
+def load_vectors(store: Store) -> tuple[np.ndarray, dict[str, np.ndarray], SpaceTransform]:
+    """(rows (n,), {space: (n, d) vectors}, transform) from the database, in row order."""
+    rows, shape, texture = store.latents()
+    t = store.get_meta("transform")
+    if t is None or len(rows) == 0:
+        raise CatalogError(f"{store.path.parent}: catalog is empty; build it with 'assets2vec catalog build RUN {store.path.parent}'")
+    transform = SpaceTransform.from_json(t)
+    return rows, {s: transform.vectors(s, shape, texture) for s in SPACES}, transform
+
+
+def write_indexes(store: Store, catalog: Path, use_gpu: bool = False) -> dict[str, str]:
+    _, vectors, _ = load_vectors(store)
+    kinds = {}
+    for space, x in vectors.items():
+        index = LatentIndex(x.shape[1], use_gpu=use_gpu)
+        index.add(x)
+        index.write(index_path(catalog, space))
+        kinds[space] = index.built_kind
+    return kinds

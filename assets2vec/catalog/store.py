@@ -1,0 +1,256 @@
+"""The catalog's embedded database: SQLite in WAL mode, every query parameterised.
+
+One row per asset (its integer `row` is also its id in the FAISS indexes), with ground-truth
+attributes from the asset manifest, manual tags, predicted tags (value, confidence and the
+classifier that made them), a PNG thumbnail and the latent codes with the checkpoint that
+produced them. WAL lets searches read while a build writes; a build is one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+DB_NAME = "catalog.sqlite"
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS assets (
+    row INTEGER PRIMARY KEY,          -- FAISS id
+    id TEXT NOT NULL UNIQUE,
+    category TEXT,
+    family TEXT,
+    source TEXT NOT NULL,             -- dataset folder the asset's views came from
+    params TEXT NOT NULL DEFAULT '{}' -- generator parameters (procedural assets), JSON
+);
+CREATE TABLE IF NOT EXISTS attributes (
+    asset_row INTEGER NOT NULL REFERENCES assets(row), name TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (asset_row, name));
+CREATE TABLE IF NOT EXISTS tags (
+    asset_row INTEGER NOT NULL REFERENCES assets(row), name TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (asset_row, name));
+CREATE TABLE IF NOT EXISTS classifiers (
+    id INTEGER PRIMARY KEY, attribute TEXT NOT NULL, space TEXT NOT NULL, model TEXT NOT NULL,
+    cv_accuracy REAL, n_labels INTEGER NOT NULL, classes TEXT NOT NULL, details TEXT NOT NULL DEFAULT '{}');
+CREATE TABLE IF NOT EXISTS predictions (
+    asset_row INTEGER NOT NULL REFERENCES assets(row), attribute TEXT NOT NULL, value TEXT NOT NULL,
+    confidence REAL NOT NULL, classifier INTEGER NOT NULL REFERENCES classifiers(id),
+    PRIMARY KEY (asset_row, attribute));
+CREATE TABLE IF NOT EXISTS latents (
+    asset_row INTEGER PRIMARY KEY REFERENCES assets(row),
+    shape BLOB NOT NULL, texture BLOB NOT NULL,   -- float32, little-endian
+    checkpoint TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS thumbnails (asset_row INTEGER PRIMARY KEY REFERENCES assets(row), png BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS attributes_by_value ON attributes(name, value);
+CREATE INDEX IF NOT EXISTS tags_by_value ON tags(name, value);
+CREATE INDEX IF NOT EXISTS predictions_by_value ON predictions(attribute, value, confidence);
+"""
+
+# Columns of `assets` that filters may name directly, besides attributes and tags.
+ASSET_COLUMNS = ("id", "category", "family")
+
+
+class CatalogError(ValueError):
+    """A catalog is missing, empty, corrupt, or asked for something it does not hold."""
+
+
+class Store:
+    """A connection to one catalog database. Use `Store.open(folder)`; `with store.write():` for a transaction."""
+
+    def __init__(self, path: Path, conn: sqlite3.Connection):
+        self.path = path
+        self.conn = conn
+
+    @classmethod
+    def open(cls, folder: str | Path, create: bool = False) -> "Store":
+        folder = Path(folder)
+        path = folder / DB_NAME
+        if not path.is_file():
+            if not create:
+                raise CatalogError(f"{folder}: no catalog here (no {DB_NAME}); build one with 'assets2vec catalog build RUN {folder}'")
+            folder.mkdir(parents=True, exist_ok=True)
+        # Autocommit mode: transactions are explicit (`write()`), so readers never hold a lock.
+        conn = sqlite3.connect(path, timeout=60.0, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            if create:
+                conn.executescript(SCHEMA)
+                conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise CatalogError(f"{path}: not a readable catalog database ({exc})") from exc
+        if version is None or int(version[0]) > SCHEMA_VERSION:
+            conn.close()
+            raise CatalogError(f"{path}: catalog schema {version and version[0]} is not supported by this version (expects {SCHEMA_VERSION})")
+        return cls(path, conn)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction: all of it lands or none of it does."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- meta ---------------------------------------------------------------------------------
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self.conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                          (key, json.dumps(value)))
+
+    # -- assets ---------------------------------------------------------------------------------
+    def count(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM latents").fetchone()[0])
+
+    def ids(self) -> list[str]:
+        """Asset ids in row order (the order of every vector table)."""
+        return [r[0] for r in self.conn.execute("SELECT a.id FROM assets a JOIN latents l ON l.asset_row = a.row ORDER BY a.row")]
+
+    def rows_of(self, ids: Iterable[str]) -> np.ndarray:
+        """FAISS rows of `ids`, in order; an unknown id is a `CatalogError` naming it."""
+        ids = list(ids)
+        found: dict[str, int] = {}
+        for chunk in _chunks(ids, 500):
+            q = f"SELECT id, row FROM assets WHERE id IN ({','.join('?' * len(chunk))})"
+            found.update(self.conn.execute(q, chunk).fetchall())
+        missing = [i for i in ids if i not in found]
+        if missing:
+            more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
+            raise CatalogError(f"unknown asset id{'s' if len(missing) > 1 else ''} {', '.join(map(repr, missing[:3]))}{more}: not in this catalog")
+        return np.array([found[i] for i in ids], dtype=np.int64)
+
+    def asset(self, asset_id: str) -> dict[str, Any]:
+        row = self.rows_of([asset_id])[0]
+        r = self.conn.execute("SELECT id, category, family, source, params FROM assets WHERE row=?", (int(row),)).fetchone()
+        return {
+            "id": r[0], "row": int(row), "category": r[1], "family": r[2], "source": r[3], "params": json.loads(r[4]),
+            "attributes": dict(self.conn.execute("SELECT name, value FROM attributes WHERE asset_row=?", (int(row),))),
+            "tags": dict(self.conn.execute("SELECT name, value FROM tags WHERE asset_row=?", (int(row),))),
+            "predictions": {a: {"value": v, "confidence": c} for a, v, c in self.conn.execute(
+                "SELECT attribute, value, confidence FROM predictions WHERE asset_row=?", (int(row),))},
+        }
+
+    def upsert_asset(self, row: int, asset_id: str, category: str | None, family: str | None, source: str,
+                     params: dict[str, float], attributes: dict[str, str]) -> None:
+        c = self.conn
+        c.execute("INSERT INTO assets(row, id, category, family, source, params) VALUES (?, ?, ?, ?, ?, ?) "
+                  "ON CONFLICT(id) DO UPDATE SET category=excluded.category, family=excluded.family, "
+                  "source=excluded.source, params=excluded.params",
+                  (row, asset_id, category, family, source, json.dumps(params, sort_keys=True)))
+        c.execute("DELETE FROM attributes WHERE asset_row=?", (row,))
+        c.executemany("INSERT INTO attributes(asset_row, name, value) VALUES (?, ?, ?)",
+                      [(row, str(k), str(v)) for k, v in sorted(attributes.items())])
+
+    def next_row(self) -> int:
+        return int(self.conn.execute("SELECT COALESCE(MAX(row), -1) + 1 FROM assets").fetchone()[0])
+
+    def row_map(self) -> dict[str, int]:
+        return dict(self.conn.execute("SELECT id, row FROM assets"))
+
+    # -- latents ----------------------------------------------------------------------------------
+    def put_latents(self, rows: np.ndarray, shape: np.ndarray, texture: np.ndarray, checkpoint: str) -> None:
+        self.conn.executemany(
+            "INSERT INTO latents(asset_row, shape, texture, checkpoint) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT(asset_row) DO UPDATE SET shape=excluded.shape, texture=excluded.texture, checkpoint=excluded.checkpoint",
+            [(int(r), _blob(s), _blob(t), checkpoint) for r, s, t in zip(rows, shape, texture)])
+
+    def latents(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rows (n,), shape codes (n, ds), texture codes (n, dt)), float32, in row order."""
+        got = self.conn.execute("SELECT asset_row, shape, texture FROM latents ORDER BY asset_row").fetchall()
+        if not got:
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
+        rows = np.array([g[0] for g in got], dtype=np.int64)
+        shape = np.stack([np.frombuffer(g[1], dtype="<f4") for g in got]).astype(np.float32)
+        texture = np.stack([np.frombuffer(g[2], dtype="<f4") for g in got]).astype(np.float32)
+        return rows, shape, texture
+
+    # -- thumbnails -------------------------------------------------------------------------------
+    def put_thumbnail(self, row: int, png: bytes) -> None:
+        self.conn.execute("INSERT INTO thumbnails(asset_row, png) VALUES (?, ?) ON CONFLICT(asset_row) DO UPDATE SET png=excluded.png",
+                          (row, png))
+
+    def thumbnail(self, asset_id: str) -> bytes | None:
+        row = self.rows_of([asset_id])[0]
+        r = self.conn.execute("SELECT png FROM thumbnails WHERE asset_row=?", (int(row),)).fetchone()
+        return r[0] if r else None
+
+    # -- attributes, tags, predictions --------------------------------------------------------------
+    def values(self, name: str, rows: np.ndarray | None = None) -> dict[int, str]:
+        """Known value of `name` per row: a manual tag wins over a ground-truth attribute or column."""
+        out: dict[int, str] = {}
+        if name in ASSET_COLUMNS:
+            out.update(self.conn.execute(f"SELECT row, {name} FROM assets WHERE {name} IS NOT NULL"))  # name is whitelisted
+        out.update(self.conn.execute("SELECT asset_row, value FROM attributes WHERE name=?", (name,)))
+        out.update(self.conn.execute("SELECT asset_row, value FROM tags WHERE name=?", (name,)))
+        if rows is not None:
+            keep = set(int(r) for r in rows)
+            out = {r: v for r, v in out.items() if r in keep}
+        return out
+
+    def set_tags(self, name: str, rows: np.ndarray, values: list[str]) -> None:
+        self.conn.executemany("INSERT INTO tags(asset_row, name, value) VALUES (?, ?, ?) "
+                              "ON CONFLICT(asset_row, name) DO UPDATE SET value=excluded.value",
+                              [(int(r), name, str(v)) for r, v in zip(rows, values)])
+
+    def remove_tags(self, name: str, rows: np.ndarray) -> None:
+        self.conn.executemany("DELETE FROM tags WHERE asset_row=? AND name=?", [(int(r), name) for r in rows])
+
+    def tags(self, name: str) -> dict[int, str]:
+        return dict(self.conn.execute("SELECT asset_row, value FROM tags WHERE name=?", (name,)))
+
+    def add_classifier(self, attribute: str, space: str, model: str, cv_accuracy: float | None, n_labels: int,
+                       classes: list[str], details: dict[str, Any]) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO classifiers(attribute, space, model, cv_accuracy, n_labels, classes, details) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (attribute, space, model, cv_accuracy, n_labels, json.dumps(classes), json.dumps(details)))
+        return int(cur.lastrowid)
+
+    def put_predictions(self, attribute: str, rows: np.ndarray, values: list[str], confidence: np.ndarray, classifier: int) -> None:
+        self.conn.execute("DELETE FROM predictions WHERE attribute=?", (attribute,))
+        self.conn.executemany("INSERT INTO predictions(asset_row, attribute, value, confidence, classifier) VALUES (?, ?, ?, ?, ?)",
+                              zip(rows.tolist(), [attribute] * len(rows), values, np.asarray(confidence, dtype=float).tolist(),
+                                  [classifier] * len(rows)))
+
+    def predictions(self, attribute: str) -> dict[int, tuple[str, float]]:
+        return {r: (v, c) for r, v, c in self.conn.execute(
+            "SELECT asset_row, value, confidence FROM predictions WHERE attribute=?", (attribute,))}
+
+    def classifier(self, attribute: str) -> dict[str, Any] | None:
+        r = self.conn.execute("SELECT id, space, model, cv_accuracy, n_labels, classes, details FROM classifiers "
+                              "WHERE attribute=? ORDER BY id DESC LIMIT 1", (attribute,)).fetchone()
+        if r is None:
+            return None
+        return {"id": r[0], "attribute": attribute, "space": r[1], "model": r[2], "cv_accuracy": r[3], "n_labels": r[4],
+                "classes": json.loads(r[5]), **json.loads(r[6])}
+
+    def attribute_names(self) -> list[str]:
+        names = {r[0] for r in self.conn.execute("SELECT DISTINCT name FROM attributes UNION SELECT DISTINCT name FROM tags "
+                                                 "UNION SELECT DISTINCT attribute FROM predictions")}
+        return sorted(names | {"family", "category"})
+
+
+def _blob(v: np.ndarray) -> bytes:
+    return np.ascontiguousarray(v, dtype="<f4").tobytes()
+
+
+def _chunks(items: list, n: int) -> Iterator[list]:
+    for i in range(0, len(items), n):
+        yield items[i:i + n]

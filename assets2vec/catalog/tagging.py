@@ -1,0 +1,115 @@
+"""`AttributeClassifier`: a scikit-learn estimator that picks its model by cross-validation.
+
+From a handful of labelled latents it tries a logistic regression, a linear SVM, an RBF
+SVM and k-nearest neighbours (each over a small hyper-parameter grid, on standardised
+inputs), keeps the one with the best cross-validated accuracy, refits it on all labels,
+and gives calibrated-enough confidences through `predict_proba`. `uncertainty_order` ranks
+unlabelled assets by how unsure the classifier is (smallest margin between the two most
+likely classes first), which is what to label next.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC, LinearSVC
+from sklearn.utils.validation import check_is_fitted
+
+CANDIDATES = ("logistic", "linear_svm", "rbf_svm", "knn")
+
+
+def _grid(name: str, min_train: int, seed: int) -> dict:
+    if name == "logistic":
+        return {"clf": [LogisticRegression(max_iter=5000)], "clf__C": [0.1, 1.0, 10.0]}
+    if name == "linear_svm":
+        return {"clf": [LinearSVC(max_iter=20000, random_state=seed)], "clf__C": [0.01, 0.1, 1.0]}
+    if name == "rbf_svm":
+        return {"clf": [SVC(kernel="rbf", gamma="scale")], "clf__C": [1.0, 10.0]}
+    if name == "knn":
+        ks = [k for k in (1, 3, 5) if k <= min_train] or [1]
+        return {"clf": [KNeighborsClassifier(weights="distance")], "clf__n_neighbors": ks}
+    raise ValueError(f"unknown candidate {name!r}; choose from {', '.join(CANDIDATES)}")
+
+
+class AttributeClassifier(ClassifierMixin, BaseEstimator):
+    """Few-shot attribute classifier over latent vectors, model chosen by cross-validation.
+
+    Parameters: `candidates` (names from CANDIDATES), `cv` (maximum folds; fewer when a class
+    has fewer labels), `random_state`. Learned: `classes_`, `best_estimator_`, `model_name_`,
+    `best_params_`, `cv_accuracy_` (mean accuracy of the chosen model over the folds),
+    `cv_results_` (per candidate: best accuracy).
+    """
+
+    def __init__(self, candidates: tuple[str, ...] = CANDIDATES, cv: int = 5, random_state: int = 0):
+        self.candidates = candidates
+        self.cv = cv
+        self.random_state = random_state
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> "AttributeClassifier":
+        """X (n, d) latents, y (n,) labels: at least two classes with two labels each."""
+        X = np.asarray(X, dtype=np.float64)
+        y = np.asarray(y).astype(str)
+        if X.ndim != 2 or len(X) != len(y):
+            raise ValueError(f"expected X (n, d) and y (n,), got {X.shape} and {y.shape}")
+        classes, counts = np.unique(y, return_counts=True)
+        if len(classes) == 0:
+            raise ValueError("no labels given")
+        if len(classes) < 2:
+            raise ValueError(f"labels name a single class ({classes[0]!r}, {counts[0]} labels); a classifier needs at least two")
+        if counts.min() < 2:
+            few = ", ".join(f"{c!r}" for c, n in zip(classes, counts) if n < 2)
+            raise ValueError(f"each class needs at least 2 labels to cross-validate; {few} has 1")
+        folds = int(min(self.cv, counts.min()))
+        splitter = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
+        min_train = int(len(y) - np.ceil(len(y) / folds))
+        pipe = Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression())])
+        self.cv_results_ = {}
+        best = None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            for name in self.candidates:
+                search = GridSearchCV(pipe, _grid(name, min_train, self.random_state), cv=splitter, scoring="accuracy", refit=True)
+                search.fit(X, y)
+                self.cv_results_[name] = float(search.best_score_)
+                if best is None or search.best_score_ > best[1] + 1e-12:
+                    best = (name, search.best_score_, search)
+        name, score, search = best
+        self.model_name_ = name
+        self.cv_accuracy_ = float(score)
+        self.best_params_ = {k: v for k, v in search.best_params_.items() if k != "clf"}
+        est = search.best_estimator_
+        if not hasattr(est, "predict_proba") or name == "rbf_svm":
+            # SVMs give margins, not probabilities: Platt-scale them with the same folds.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                est = CalibratedClassifierCV(clone(est), cv=splitter, method="sigmoid").fit(X, y)
+        self.best_estimator_ = est
+        self.classes_ = classes
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        """(n, n_classes) class probabilities, columns in `classes_` order."""
+        check_is_fitted(self, "best_estimator_")
+        p = self.best_estimator_.predict_proba(np.asarray(X, dtype=np.float64))
+        order = [list(self.best_estimator_.classes_).index(c) for c in self.classes_]
+        return p[:, order]
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(1)]
+
+
+def uncertainty_order(proba: np.ndarray) -> np.ndarray:
+    """Indices of rows of `proba` (n, c), least certain first (smallest top-1 minus top-2 margin)."""
+    if proba.shape[1] < 2:
+        return np.arange(len(proba))
+    top = np.sort(proba, axis=1)
+    return np.argsort(top[:, -1] - top[:, -2], kind="stable")

@@ -1,0 +1,68 @@
+"""`assets2vec sparse CATALOG`: where is the library thin, what is around, what to generate there."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from assets2vec.catalog.spaces import SPACES
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "sparse", help="rank the emptiest regions of a latent space, with bordering assets, previews and proposals",
+        description="Find holes inside the library's spread (points between neighbouring assets that are far from "
+        "every asset), list the assets around each, sample latent points inside it, render them through the NeRF "
+        "(--previews), and for procedural families propose generator parameters for new assets there "
+        "(--proposals writes them for 'assets2vec assets generate --from-proposals').")
+    p.add_argument("catalog", type=Path, metavar="CATALOG")
+    p.add_argument("--space", choices=SPACES, default="shape", help="space to search for gaps (default: shape)")
+    p.add_argument("-n", type=int, default=5, help="number of regions (default: 5)")
+    p.add_argument("--samples", type=int, default=4, help="latent samples per region (default: 4)")
+    p.add_argument("--previews", type=Path, metavar="DIR", help="render each region's samples to DIR/region-N.png")
+    p.add_argument("--proposals", type=Path, metavar="FILE.json", help="write proposed generator parameters here")
+    p.add_argument("--seed", type=int, default=0, help="seed of candidate points and samples (default: 0)")
+    p.add_argument("--json", action="store_true", help="print the regions as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from assets2vec import Catalog
+    from render_core.artifacts import atomic_write_json
+
+    if args.n < 1 or args.samples < 0:
+        raise ValueError("-n must be at least 1 and --samples at least 0")
+    with Catalog.open(args.catalog) as cat:
+        regions = cat.sparse_regions(args.n, args.space, max(args.samples, 1), args.seed)
+        out = []
+        for r in regions:
+            d = r.to_json(cat.ids)
+            d["proposals"] = r.extra.get("proposals", [])[: args.samples]
+            if args.previews:
+                from PIL import Image
+
+                s, t = r.extra["samples"]["shape"], r.extra["samples"]["texture"]
+                tiles = [cat.render(s[i], t[i]) for i in range(min(args.samples, len(s)))]
+                args.previews.mkdir(parents=True, exist_ok=True)
+                path = args.previews / f"region-{r.rank}.png"
+                Image.fromarray(np.concatenate(tiles, 1)).save(path)
+                d["preview"] = str(path)
+            out.append(d)
+    if args.proposals:
+        atomic_write_json(args.proposals, {"kind": "proposals", "space": args.space, "seed": args.seed,
+                                           "assets": [p for d in out for p in d["proposals"]]})
+    if args.json:
+        print(json.dumps({"space": args.space, "regions": out}))
+        return 0
+    for d in out:
+        print(f"region {d['rank']}: score {d['score']:.2f} (empty radius {d['radius']:.3f}); around: {', '.join(d['border'][:4])}")
+        if d.get("preview"):
+            print(f"  preview: {d['preview']}")
+        for p in d["proposals"][:2]:
+            print(f"  propose {p['family']}: " + ", ".join(f"{k}={v:g}" for k, v in sorted(p["params"].items())[:6]) + ", ...")
+    if args.proposals:
+        print(f"proposals: {args.proposals} (generate with 'assets2vec assets generate OUT --from-proposals {args.proposals}')")
+    return 0

@@ -1,0 +1,322 @@
+"""The catalog: build and update, search, filters, tagging, map, sparse regions, proposals, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from assets2vec import Catalog
+from assets2vec.catalog.build import build_catalog, index_path
+from assets2vec.catalog.store import CatalogError, Store
+from assets2vec.cli.main import main
+from assets2vec.configs import preset
+from assets2vec.train import fit
+from render_core.artifacts import make_header, write_header
+from render_core.dataset import RenderedDataset
+
+
+def quiet(_msg):
+    pass
+
+
+@pytest.fixture(scope="module")
+def run(small_dataset, tmp_path_factory):
+    cfg = preset("tiny")
+    cfg.steps = 60
+    out = tmp_path_factory.mktemp("catrun") / "run"
+    fit(small_dataset, out, cfg, progress=False, log=quiet)
+    return out
+
+
+@pytest.fixture()
+def catalog(run, tmp_path):
+    build_catalog(run, tmp_path / "cat", progress=False, log=quiet)
+    return tmp_path / "cat"
+
+
+def test_build_stores_assets_metadata_latents_and_indexes(catalog, small_dataset):
+    ds = RenderedDataset(small_dataset)
+    with Catalog.open(catalog) as cat:
+        assert sorted(cat.ids) == sorted(ds.asset_ids)
+        a = cat.asset(ds.asset_ids[0])
+        assert a["family"] == ds.record(ds.asset_ids[0]).family
+        assert a["attributes"]["colour"] == ds.record(ds.asset_ids[0]).attributes["colour"]
+        assert cat.thumbnail(ds.asset_ids[0]).startswith(b"\x89PNG")
+        assert cat.vectors("shape").shape == (8, 8) and cat.vectors("joint").shape[1] == cat.transform.dims["joint"]
+        for space in ("shape", "texture", "joint"):
+            assert index_path(catalog, space).is_file()
+            assert cat.index(space).built_kind == "flat"
+
+
+def test_similar_matches_brute_force_and_filters(catalog):
+    with Catalog.open(catalog) as cat:
+        q = cat.ids[0]
+        for space in ("shape", "texture", "joint"):
+            X = cat.vectors(space)
+            d = np.linalg.norm(X - X[0], axis=1)
+            order = [cat.ids[i] for i in np.argsort(d) if cat.ids[i] != q][:4]
+            hits = cat.similar(q, k=4, space=space)
+            assert [h["id"] for h in hits] == order
+            assert [h["rank"] for h in hits] == [1, 2, 3, 4]
+            assert np.allclose([h["distance"] for h in hits], np.sort(d)[1:5], atol=1e-3)
+        family = cat.asset(q)["family"]
+        hits = cat.similar(q, k=10, space="shape", where=f"family={family}")
+        assert hits and all(cat.asset(h["id"])["family"] == family for h in hits)
+        assert all(cat.asset(h["id"])["family"] != "chair" for h in cat.similar(q, k=10, where="family!=chair"))
+
+
+def test_bad_queries_are_clear_errors(catalog):
+    with Catalog.open(catalog) as cat:
+        with pytest.raises(CatalogError, match="unknown asset id 'nope'"):
+            cat.similar("nope")
+        with pytest.raises(ValueError, match="shape code has 3 dimensions"):
+            cat.search_codes(np.zeros(3), np.zeros(cat.transform.dims["texture"]))
+        with pytest.raises(ValueError, match="8-dimensional"):
+            cat.index("shape").search(np.zeros((1, 5), np.float32), 3)
+        with pytest.raises(CatalogError, match="no attribute or tag named 'nonsense'"):
+            cat.similar(cat.ids[0], where="nonsense=1")
+        with pytest.raises(CatalogError, match="cannot read"):
+            cat.similar(cat.ids[0], where="legs>4")
+        with pytest.raises(ValueError, match="unknown space"):
+            cat.similar(cat.ids[0], space="colour")
+
+
+def test_missing_or_empty_catalog_is_a_clear_error(tmp_path):
+    with pytest.raises(CatalogError, match="build one with"):
+        Catalog.open(tmp_path / "nothing")
+    empty = tmp_path / "empty"
+    Store.open(empty, create=True).close()
+    write_header(empty, make_header("catalog", producer="test", seed=None))
+    with pytest.raises(CatalogError, match="catalog is empty"):
+        Catalog.open(empty)
+    assert main(["search", str(empty), "--like", "x"]) == 2
+
+
+def test_corrupt_or_missing_index_is_rebuilt(catalog):
+    with Catalog.open(catalog) as cat:
+        want = cat.similar(cat.ids[2], k=5, space="texture")
+    p = index_path(catalog, "texture")
+    p.write_bytes(p.read_bytes()[:40] + b"garbage")
+    index_path(catalog, "shape").unlink()
+    msgs = []
+    with Catalog.open(catalog, log=msgs.append) as cat:
+        assert cat.similar(cat.ids[2], k=5, space="texture") == want
+        cat.index("shape")
+    assert any("checksum mismatch" in m for m in msgs) and any("missing" in m for m in msgs)
+    with Catalog.open(catalog, log=msgs.append) as cat:  # repaired on disk
+        n = len(msgs)
+        cat.index("texture"), cat.index("shape")
+        assert len(msgs) == n
+
+
+def test_rebuild_after_embed_adds_only_new_assets(run, catalog, tmp_path):
+    import shutil
+
+    from assets2vec.embed import EMBED_CONFIG, embed
+    from dataclasses import replace
+    from render_core.assets.library import open_library
+    from render_core.assets.procedural.generate import generate_library
+    from render_core.multiview import RenderConfig, render_library
+    from render_core.rig import RigConfig
+
+    grown = tmp_path / "grown"
+    shutil.copytree(run, grown)
+    generate_library(tmp_path / "lib10", 10, 0, progress=False)  # the same 8 assets plus 2 new
+    render_library(open_library(tmp_path / "lib10"), tmp_path / "ds10",
+                   RenderConfig(image_size=32, rig=RigConfig(n_views=6, elevations=(10.0, 40.0))), progress=False)
+    with Catalog.open(catalog) as cat:
+        cat.set_tags("favourite", {cat.ids[0]: "yes"})
+        before = cat.vectors("joint").copy()
+    embed(grown, tmp_path / "ds10", config=replace(EMBED_CONFIG, refine_steps=5), progress=False, log=quiet)
+    s = build_catalog(grown, catalog, progress=False, log=quiet)
+    assert (s["added"], s["skipped_existing"], s["updated"], s["assets"]) == (2, 8, 0, 10)
+    with Catalog.open(catalog) as cat:
+        assert len(cat) == 10 and np.array_equal(cat.vectors("joint")[:8], before)
+        assert cat.asset(cat.ids[0])["tags"] == {"favourite": "yes"}
+        assert cat.index("joint").ntotal == 10
+
+
+def test_tagging_predicts_every_asset_and_suggests_what_to_label(catalog, tmp_path):
+    with Catalog.open(catalog) as cat:
+        truth = dict(zip(cat.ids, cat.values("family")))
+        chairs = [i for i in cat.ids if truth[i] == "chair"]
+        others = [i for i in cat.ids if truth[i] != "chair"]
+        labels = {**{i: "yes" for i in chairs}, **{i: "no" for i in others[:3]}}
+        csv = tmp_path / "labels.csv"
+        csv.write_text("id,value\n" + "".join(f"{k},{v}\n" for k, v in labels.items()))
+        rep = cat.tag("is_chair", csv, space="shape")
+        assert 0.0 <= rep["cv_accuracy"] <= 1.0 and rep["model"] in rep["candidates"]
+        assert rep["n_labels"] == len(labels) and rep["n_predicted"] == 8
+        assert {s["id"] for s in rep["label_next"]} <= set(others[3:])
+        preds = cat.predict("is_chair")
+        assert set(preds) == set(cat.ids) and all(0.5 <= p["confidence"] <= 1 for p in preds.values())
+        again = cat.tag("is_chair", space="shape")  # same stored labels, same seed: same answer
+        assert cat.predict("is_chair") == preds and again["cv_accuracy"] == rep["cv_accuracy"]
+        # Predictions are usable as filters; a manual label overrides the prediction.
+        hits = cat.similar(cat.ids[0], k=8, where="is_chair=yes", min_confidence=0.0)
+        effective = {i: labels.get(i, preds[i]["value"]) for i in cat.ids}
+        assert hits and all(effective[h["id"]] == "yes" for h in hits)
+        assert len(hits) == sum(v == "yes" for i, v in effective.items() if i != cat.ids[0])
+
+
+def test_bad_labels_are_clear_errors_and_write_nothing(catalog, tmp_path):
+    with Catalog.open(catalog) as cat:
+        with pytest.raises(CatalogError, match="unknown asset id 'ghost'"):
+            cat.tag("swivel", {cat.ids[0]: "yes", "ghost": "no"})
+        assert cat.store.tags("swivel") == {}
+        with pytest.raises(ValueError, match="single class"):
+            cat.tag("swivel", {cat.ids[0]: "yes", cat.ids[1]: "yes"})
+        with pytest.raises(ValueError, match="at least 2 labels"):
+            cat.tag("swivel2", {cat.ids[0]: "yes", cat.ids[1]: "yes", cat.ids[2]: "no"})
+    bad = tmp_path / "bad.csv"
+    bad.write_text("asset,label\nx,y\n")
+    assert main(["tag", str(catalog), "--attribute", "a", "--labels", str(bad)]) == 2
+
+
+def test_attribute_classifier_is_a_sklearn_estimator():
+    from sklearn.base import clone
+
+    from assets2vec.catalog.tagging import AttributeClassifier, uncertainty_order
+
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(0, 1, (20, 5)), rng.normal(4, 1, (20, 5))]
+    y = np.array(["a"] * 20 + ["b"] * 20)
+    clf = clone(AttributeClassifier(random_state=0)).fit(X, y)
+    assert clf.cv_accuracy_ == 1.0 and (clf.predict(X) == y).mean() == 1.0
+    p = clf.predict_proba(np.r_[X[:1], [[2.0] * 5]])
+    assert np.allclose(p.sum(1), 1) and uncertainty_order(p)[0] == 1
+
+
+def test_index_modes_agree_with_exact_search():
+    from assets2vec.catalog.index import IndexFileError, LatentIndex
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 16)).astype(np.float32)
+    q = rng.normal(size=(20, 16)).astype(np.float32)
+    exact = LatentIndex(16, "flat")
+    exact.add(X)
+    hnsw = LatentIndex(16, "hnsw")
+    hnsw.add(X)
+    _, Ie = exact.search(q, 10)
+    _, Ih = hnsw.search(q, 10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(Ie, Ih)])
+    assert recall > 0.9
+    subset = np.flatnonzero(rng.random(3000) < 0.3)
+    for index in (exact, hnsw):
+        r = index.restrict(subset)
+        _, I = r.search(q, 10)
+        assert np.isin(I, subset).all()
+        d = ((X[subset][None] - q[:, None]) ** 2).sum(-1)
+        truth = subset[np.argsort(d, axis=1)[:, :10]]
+        assert np.mean([len(set(a) & set(b)) / 10 for a, b in zip(truth, I)]) > 0.9
+    D, I = exact.restrict(subset[:3]).search(q[:1], 5)
+    assert list(I[0, 3:]) == [-1, -1] and np.isinf(D[0, 3:]).all()
+
+
+def test_index_files_detect_stale_vectors(tmp_path):
+    from assets2vec.catalog.index import IndexFileError, LatentIndex
+
+    X = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
+    idx = LatentIndex(4)
+    idx.add(X)
+    idx.write(tmp_path / "i.faiss")
+    assert LatentIndex.read(tmp_path / "i.faiss", X).ntotal == 50
+    with pytest.raises(IndexFileError, match="stale"):
+        LatentIndex.read(tmp_path / "i.faiss", X + 1)
+
+
+def test_sparse_regions_find_a_known_hole():
+    from assets2vec.catalog.density import sample_in_region, sparse_regions
+
+    g = np.stack(np.meshgrid(np.arange(10.0), np.arange(10.0)), -1).reshape(-1, 2)
+    hole = np.linalg.norm(g - [4.5, 4.5], axis=1) < 2.2
+    X = g[~hole].astype(np.float32)
+    r = sparse_regions(X, 2, seed=0)
+    assert np.linalg.norm(r[0].center - [4.5, 4.5]) < 1.0
+    assert r[0].score > 1.5 and r[0].score >= r[1].score
+    assert np.linalg.norm(X[r[0].border[0]] - r[0].center) == pytest.approx(r[0].radius, rel=1e-4)
+    pts = sample_in_region(r[0], 50, seed=1)
+    assert np.linalg.norm(pts - r[0].center, axis=1).max() < 2 * r[0].radius
+
+
+def test_sparse_cli_previews_and_proposals_generate_assets(catalog, tmp_path, capsys):
+    from render_core.assets.records import read_manifest
+
+    rc = main(["sparse", str(catalog), "-n", "2", "--samples", "2", "--previews", str(tmp_path / "prev"),
+               "--proposals", str(tmp_path / "p.json"), "--json"])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["regions"]) == 2 and Image.open(out["regions"][0]["preview"]).size[0] > 0
+    proposed = json.loads((tmp_path / "p.json").read_text())["assets"]
+    assert len(proposed) == 4
+    assert main(["assets", "generate", str(tmp_path / "newlib"), "--from-proposals", str(tmp_path / "p.json"), "--quiet"]) == 0
+    recs = read_manifest(tmp_path / "newlib" / "manifest.jsonl")
+    assert [r.family for r in recs] == [p["family"] for p in proposed]
+    for r, p in zip(recs, proposed):
+        assert all(r.params[k] == pytest.approx(v) for k, v in p["params"].items() if k != "pattern_scale")
+    (tmp_path / "bad.json").write_text('{"kind": "proposals", "assets": [{"family": "chair", "params": {}}]}')
+    assert main(["assets", "generate", str(tmp_path / "lib2"), "--from-proposals", str(tmp_path / "bad.json")]) == 2
+
+
+def test_map_and_sampling(catalog, tmp_path):
+    with Catalog.open(catalog) as cat:
+        m = cat.map("texture", "tsne", color_by="colour", path=tmp_path / "m.png")
+        assert m["coords"].shape == (8, 2) and Image.open(tmp_path / "m.png").size[0] > 100
+        s, t = cat.sample(3, near=cat.ids[0], seed=0)
+        s2, _ = cat.sample(3, near=cat.ids[0], seed=0)
+        assert s.shape == (3, cat.transform.dims["shape"]) and np.array_equal(s, s2)
+        img = cat.render(s[0], t[0])
+        assert img.dtype == np.uint8 and img.shape[2] == 3
+        assert cat.swap(cat.ids[0], cat.ids[1]).shape == img.shape
+    assert main(["catalog", "map", str(catalog), str(tmp_path / "m2.png"), "--sparse", "2", "--method", "pca"]) == 0
+
+
+def test_search_by_image_cli(catalog, small_dataset, tmp_path, capsys):
+    ds = RenderedDataset(small_dataset)
+    v = ds.load(ds.asset_ids[3])
+    Image.fromarray(v.rgb[1]).save(tmp_path / "photo.png")
+    assert main(["search", str(catalog), "--image", str(tmp_path / "photo.png"), "-k", "3", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["results"]) == 3 and out["fit_psnr"] > 10
+    (tmp_path / "not.png").write_bytes(b"not an image")
+    assert main(["search", str(catalog), "--image", str(tmp_path / "not.png")]) == 2
+
+
+READER = textwrap.dedent("""
+    import sys, time
+    from assets2vec import Catalog
+    path, n = sys.argv[1], int(sys.argv[2])
+    ok = 0
+    for _ in range(n):
+        with Catalog.open(path, log=lambda m: None) as cat:
+            hits = cat.similar(cat.ids[0], k=3, space="joint")
+            assert len(hits) == 3 and all(h["id"] in cat.ids for h in hits)
+            ok += 1
+    print(ok)
+""")
+
+
+def test_readers_keep_working_while_a_build_writes(run, catalog, small_dataset, tmp_path):
+    cfg = preset("tiny")
+    cfg.steps, cfg.seed = 5, 1
+    other = tmp_path / "other"
+    fit(small_dataset, other, cfg, progress=False, log=quiet)  # another network: a rebuild rewrites every latent
+    script = tmp_path / "reader.py"
+    script.write_text(READER)
+    readers = [subprocess.Popen([sys.executable, str(script), str(catalog), "25"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for _ in range(2)]
+    for r in (other, run, other):
+        s = build_catalog(r, catalog, progress=False, log=quiet)
+        assert s["assets"] == 8
+    for p in readers:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-2000:]
+        assert out.strip() == "25"
+    with Catalog.open(catalog) as cat:
+        assert cat.store.get_meta("run") == str(other.resolve())
