@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench install clean-demo
+.PHONY: demo test bench bench-search install clean-demo
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/render_speed.py
+
+# 1M-asset search and tagging scale (about 10 min on 2 cores); see BENCHMARKS.md
+bench-search: $(STAMP)
+	$(BIN)/python benchmarks/search_scale.py
 
 clean-demo:
 	rm -rf demo

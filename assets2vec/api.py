@@ -25,7 +25,7 @@ import numpy as np
 from assets2vec.catalog import density, latent_map
 from assets2vec.catalog.build import LOCK_NAME, index_path, load_vectors
 from assets2vec.catalog.filters import effective_values, filter_rows
-from assets2vec.catalog.index import IndexFileError, LatentIndex, RestrictedIndex
+from assets2vec.catalog.index import IndexFileError, LatentIndex, RestrictedIndex, gpu_available
 from assets2vec.catalog.proposals import ParameterProposer
 from assets2vec.catalog.spaces import SPACES, check_space
 from assets2vec.catalog.store import CatalogError, Store
@@ -38,10 +38,10 @@ MAX_LABELS_BYTES = 16 << 20
 class Catalog:
     """A catalog opened for reading and tagging. Open with `Catalog.open(path)`."""
 
-    def __init__(self, path: Path, store: Store, use_gpu: bool = False, log=None):
+    def __init__(self, path: Path, store: Store, use_gpu: bool | None = None, log=None):
         self.path = path
         self.store = store
-        self.use_gpu = use_gpu
+        self.use_gpu = gpu_available() if use_gpu is None else use_gpu
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
         self.rows, self._vectors, self.transform = load_vectors(store)
         self.ids = store.ids()
@@ -51,7 +51,8 @@ class Catalog:
         self._model = None
 
     @classmethod
-    def open(cls, path: str | os.PathLike, *, use_gpu: bool = False, log=None) -> "Catalog":
+    def open(cls, path: str | os.PathLike, *, use_gpu: bool | None = None, log=None) -> "Catalog":
+        """Open a built catalog. `use_gpu`: None puts flat indexes on the GPU when FAISS has one."""
         path = Path(path)
         try:
             read_header(path, "catalog")
@@ -244,13 +245,19 @@ class Catalog:
 
     # -- the space: map, density, sampling ------------------------------------------------------------
     def map(self, space: str = "shape", method: str = "pca", color_by: str = "family", path: str | os.PathLike | None = None,
-            seed: int = 0) -> dict[str, Any]:
-        """2D map of `space`: {"coords" (n, 2), "labels" (n,), "ids"}; with `path`, also a PNG."""
+            seed: int = 0, sparse: int = 0) -> dict[str, Any]:
+        """2D map of `space`: {"coords" (n, 2), "labels" (n,), "ids", "sparse" (m, 2)}; with `path`, also a PNG.
+
+        `sparse`: also place the m sparsest regions on the map (at the mean position of their
+        bordering assets, since t-SNE cannot project new points)."""
         coords = latent_map.project(self.vectors(space), method, seed)
         labels = self.values(color_by)
+        regions = self.sparse_regions(sparse, space, samples=1, seed=seed, propose=False) if sparse else []
+        centers = np.array([coords[r.border].mean(0) for r in regions]).reshape(-1, 2)
         if path is not None:
-            latent_map.plot_map(coords, labels, path, title=f"{space} space ({method}), coloured by {color_by}")
-        return {"coords": coords, "labels": labels, "ids": list(self.ids)}
+            latent_map.plot_map(coords, labels, path, title=f"{space} space ({method}), coloured by {color_by}",
+                                highlights={"sparse regions": centers} if len(centers) else None)
+        return {"coords": coords, "labels": labels, "ids": list(self.ids), "sparse": centers}
 
     def isolation(self, space: str = "shape", k: int = 5) -> np.ndarray:
         """(n,) mean distance of each asset to its k nearest others in `space`: high means sparse."""
@@ -325,8 +332,9 @@ class Catalog:
         return self._model
 
     def render(self, shape: np.ndarray, texture: np.ndarray, azimuth: float = 30.0, elevation: float = 20.0,
-               size: int | None = None) -> np.ndarray:
-        """(S, S, 3) uint8 render of raw codes shape (ds,), texture (dt,) from a camera on the run's rig distance."""
+               size: int | None = None, c2w: np.ndarray | None = None) -> np.ndarray:
+        """(S, S, 3) uint8 render of raw codes shape (ds,), texture (dt,): from `c2w` (4, 4), a camera-to-world
+        pose in the OpenGL convention, or else from (azimuth, elevation) at the run's rig distance."""
         import torch
 
         from assets2vec.latent import _render, orbit_poses
@@ -334,7 +342,9 @@ class Catalog:
 
         model, rig, trained = self.model()
         size = size or trained
-        pose = orbit_poses(elevation, np.array([azimuth]), rig.distance)[0]
+        pose = orbit_poses(elevation, np.array([azimuth]), rig.distance)[0] if c2w is None else np.asarray(c2w, np.float32)
+        if pose.shape != (4, 4):
+            raise ValueError(f"c2w must be a 4x4 camera-to-world matrix, got shape {pose.shape}")
         return _render(model, pose, intrinsics(rig.fov_deg, size), size,
                        torch.as_tensor(np.asarray(shape, np.float32)), torch.as_tensor(np.asarray(texture, np.float32)))
 

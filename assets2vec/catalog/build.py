@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from assets2vec.catalog.index import LatentIndex
+from assets2vec.catalog.index import LatentIndex, gpu_available
 from assets2vec.catalog.spaces import SPACES, SpaceTransform
-from assets2vec.catalog.store import CatalogError, Store
+from assets2vec.catalog.store import DB_NAME, CatalogError, Store
 from assets2vec.checkpoint import load_checkpoint
 from render_core.artifacts import ArtifactError, make_header, read_header, write_header
 from render_core.dataset import RenderedDataset
@@ -32,6 +32,7 @@ from render_core.dataset import RenderedDataset
 INDEX_DIR = "index"
 LOCK_NAME = ".build.lock"
 MAX_THUMBNAIL_BYTES = 1 << 20
+OWN_FILES = {LOCK_NAME, INDEX_DIR, DB_NAME, DB_NAME + "-wal", DB_NAME + "-shm"}
 
 
 def index_path(catalog: str | Path, space: str) -> Path:
@@ -69,11 +70,12 @@ def _check_catalog_folder(catalog: Path) -> None:
         raise CatalogError(f"{catalog}: is a file; a catalog is a folder")
     if (catalog / "artifact.json").exists():
         read_header(catalog, "catalog")
-    elif catalog.exists() and any(p for p in catalog.iterdir() if p.name != LOCK_NAME):
+    # A first build interrupted before its header leaves only its own files: continue it.
+    elif catalog.exists() and any(p for p in catalog.iterdir() if p.name not in OWN_FILES):
         raise CatalogError(f"{catalog}: folder is not empty and is not a catalog; choose an empty or new folder")
 
 
-def build_catalog(run: str | os.PathLike, catalog: str | os.PathLike, *, use_gpu: bool = False, progress: bool = True,
+def build_catalog(run: str | os.PathLike, catalog: str | os.PathLike, *, use_gpu: bool | None = None, progress: bool = True,
                   log: Callable[[str], None] = print) -> dict[str, Any]:
     """Create or update `catalog` from `run`; returns a summary (added, updated, skipped, indexes)."""
     run, catalog = Path(run), Path(catalog)
@@ -184,7 +186,9 @@ def load_vectors(store: Store) -> tuple[np.ndarray, dict[str, np.ndarray], Space
     return rows, {s: transform.vectors(s, shape, texture) for s in SPACES}, transform
 
 
-def write_indexes(store: Store, catalog: Path, use_gpu: bool = False) -> dict[str, str]:
+def write_indexes(store: Store, catalog: Path, use_gpu: bool | None = None) -> dict[str, str]:
+    """Rebuild the three index files; `use_gpu` None builds flat indexes on the GPU when FAISS has one."""
+    use_gpu = gpu_available() if use_gpu is None else use_gpu
     _, vectors, _ = load_vectors(store)
     kinds = {}
     for space, x in vectors.items():

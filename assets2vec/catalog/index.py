@@ -8,7 +8,8 @@ Size policy (measured in benchmarks/search_scale.py): exact `IndexFlatL2` up to
 `EXACT_LIMIT` vectors, above it `IndexHNSWFlat` (M=32, efConstruction=80, efSearch=64).
 Filtered search goes through `restrict(positions)`, which chooses per filter: a subset up
 to `SUBSET_EXACT_LIMIT` vectors is copied once into its own exact index; a larger subset
-searches the HNSW graph with a bitmap selector and an efSearch raised as the subset shrinks.
+searches the HNSW graph with a bitmap selector and an efSearch raised as the subset shrinks
+(efSearch = 64 / fraction^0.25).
 Index files are written atomically with a JSON sidecar holding their SHA-256 and the
 digest of the vectors they index, so a corrupt, truncated or stale file is detected before
 FAISS reads it and the catalog rebuilds it from the database.
@@ -27,7 +28,7 @@ import numpy as np
 from render_core.artifacts import atomic_write_bytes, atomic_write_json
 
 EXACT_LIMIT = 50_000
-SUBSET_EXACT_LIMIT = 50_000
+SUBSET_EXACT_LIMIT = 30_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 64
@@ -180,7 +181,9 @@ class RestrictedIndex:
             self._bitmap = np.packbits(mask, bitorder="little")  # kept alive: FAISS holds a raw pointer
             self._selector = faiss.IDSelectorBitmap(parent.ntotal, faiss.swig_ptr(self._bitmap))
             # A sparse subset leaves fewer admissible nodes per hop; widen the beam to keep recall.
-            self.ef_search = int(min(1024, HNSW_EF_SEARCH / max(self.fraction, 1e-3) ** 0.5))
+            # Measured on 1M clustered 64-d latents: fraction^-0.25 keeps recall@10 >= 0.98 from 5 % up
+            # (a 1/sqrt rule reached 202 at 10 % and doubled p99 for no recall gain).
+            self.ef_search = int(min(1024, np.ceil(HNSW_EF_SEARCH * max(self.fraction, 1e-3) ** -0.25)))
             self.params = faiss.SearchParametersHNSW(sel=self._selector, efSearch=self.ef_search)
 
     def search(self, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -21,7 +21,6 @@ def add_parser(sub) -> None:
         "only the new assets; tags and predictions are kept.")
     b.add_argument("run", type=Path, metavar="RUN", help="trained run folder")
     b.add_argument("catalog", type=Path, metavar="CATALOG", help="catalog folder (created if missing)")
-    b.add_argument("--gpu", action="store_true", help="build flat indexes on the GPU when FAISS has one")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=run_build)
 
@@ -44,7 +43,7 @@ def add_parser(sub) -> None:
 def run_build(args: argparse.Namespace) -> int:
     from assets2vec.catalog.build import build_catalog
 
-    summary = build_catalog(args.run, args.catalog, use_gpu=args.gpu, progress=not args.quiet, log=lambda m: print(m, file=sys.stderr))
+    summary = build_catalog(args.run, args.catalog, progress=not args.quiet, log=lambda m: print(m, file=sys.stderr))
     print(json.dumps(summary))
     return 0
 
@@ -64,19 +63,11 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_map(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from assets2vec import Catalog
-    from assets2vec.catalog import latent_map
 
+    if args.sparse < 0:
+        raise ValueError(f"--sparse must be >= 0, got {args.sparse}")
     with Catalog.open(args.catalog) as cat:
-        m = cat.map(args.space, args.method, args.color_by, seed=args.seed)
-        highlights = {}
-        if args.sparse:
-            regions = cat.sparse_regions(args.sparse, args.space, samples=0, seed=args.seed, propose=False)
-            # t-SNE has no transform for new points: mark a region at the mean map position of its border.
-            highlights["sparse regions"] = np.array([m["coords"][r.border].mean(0) for r in regions])
-        latent_map.plot_map(m["coords"], m["labels"], args.out, title=f"{args.space} space ({args.method}), coloured by {args.color_by}",
-                            highlights=highlights)
+        cat.map(args.space, args.method, args.color_by, args.out, seed=args.seed, sparse=args.sparse)
     print(f"wrote {args.out}")
     return 0

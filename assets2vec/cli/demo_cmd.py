@@ -35,15 +35,16 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.time()
     library_dir, dataset_dir, run_dir = args.out / "library", args.out / "dataset", args.out / "run"
-    steps = 5 if args.fit_minutes > 0 else 2
+    steps = 6 if args.fit_minutes > 0 else 2
     print(f"[1/{steps}] generating {args.n} procedural assets (seed {args.seed}) -> {library_dir}")
     # Regenerating is cheap and byte-identical; a library with other settings is refused by name.
     generate_library(library_dir, args.n, args.seed)
     print(f"[2/{steps}] rendering 18 views at {args.size}x{args.size} -> {dataset_dir}")
     report = render_library(open_library(library_dir), dataset_dir, RenderConfig(image_size=args.size, seed=args.seed))
-    result = None
+    result, catalog = None, None
     if args.fit_minutes > 0:
         result = _train_and_show(args, dataset_dir, run_dir, steps)
+        catalog = _build_catalog(args, run_dir, steps)
     minutes = (time.time() - t0) / 60
     print()
     print("=" * 72)
@@ -60,11 +61,32 @@ def run(args: argparse.Namespace) -> int:
         print(f"  pictures: {args.out / 'swap_grid.png'} (row = shape, column = texture), {args.out / 'turntable.gif'}")
         print(f"  try     : .venv/bin/assets2vec render-latent {run_dir} pca shape --out pca.png")
         print(f"            .venv/bin/assets2vec invert {run_dir} some_photo.png")
+    if catalog is not None:
+        c = args.out / "catalog"
+        print(f"  catalog : {c}  ({catalog['assets']} assets; SQLite + FAISS shape/texture/joint indexes)")
+        print(f"  map     : {args.out / 'shape_map.png'} (shape space, t-SNE, by family, sparse regions starred)")
+        print(f"  search  : .venv/bin/assets2vec search {c} --like {catalog['first']} --space shape --where \"legs=4\"")
+        print(f"            .venv/bin/assets2vec search {c} --image some_photo.png")
+        print(f"  tag     : .venv/bin/assets2vec tag {c} --attribute swivel --labels labels.csv   (CSV: id,value)")
+        print(f"  gaps    : .venv/bin/assets2vec sparse {c} --previews gaps/ --proposals proposals.json")
+        print(f"  python  : from assets2vec import Catalog; cat = Catalog.open('{c}')  (notebooks/02_catalog.ipynb)")
     print(f"  inspect : .venv/bin/assets2vec info {dataset_dir}")
-    print("  not yet : the catalog (search, tagging, sparse regions) and its Streamlit app are")
-    print("            the next milestones; this demo will build them and print how to open the app.")
+    print("  not yet : the Streamlit app (catalog_app) is the next milestone; this demo will print how to open it.")
     print("=" * 72)
     return 0
+
+
+def _build_catalog(args, run_dir: Path, steps: int) -> dict:
+    from assets2vec import Catalog
+    from assets2vec.catalog.build import build_catalog
+
+    catalog = args.out / "catalog"
+    print(f"[6/{steps}] building the catalog -> {catalog}, and the shape-space map")
+    summary = build_catalog(run_dir, catalog)
+    with Catalog.open(catalog) as cat:
+        cat.map("shape", "tsne", "family", args.out / "shape_map.png", seed=args.seed, sparse=5)
+        summary["first"] = cat.ids[0]
+    return summary
 
 
 def _train_and_show(args, dataset_dir: Path, run_dir: Path, steps: int) -> dict:

@@ -71,7 +71,26 @@ def describe(path: Path) -> dict:
         }
     if kind == "run":
         return _describe_run(path, header)
+    if kind == "catalog":
+        return _describe_catalog(path)
     return {"kind": kind, "path": str(path), "header": header}
+
+
+def _describe_catalog(path: Path) -> dict:
+    from assets2vec.catalog.store import Store
+
+    store = Store.open(path)
+    try:
+        c = store.conn
+        return {
+            "kind": "catalog", "path": str(path), "assets": store.count(), "run": store.get_meta("run"),
+            "checkpoint": store.get_meta("checkpoint"), "dims": store.get_meta("dims"),
+            "families": dict(c.execute("SELECT family, COUNT(*) FROM assets GROUP BY family").fetchall()),
+            "manual_tags": dict(c.execute("SELECT name, COUNT(*) FROM tags GROUP BY name").fetchall()),
+            "predicted": dict(c.execute("SELECT attribute, COUNT(*) FROM predictions GROUP BY attribute").fetchall()),
+        }
+    finally:
+        store.close()
 
 
 def _describe_run(path: Path, header: dict) -> dict:

@@ -320,3 +320,17 @@ def test_readers_keep_working_while_a_build_writes(run, catalog, small_dataset, 
         assert out.strip() == "25"
     with Catalog.open(catalog) as cat:
         assert cat.store.get_meta("run") == str(other.resolve())
+
+
+def test_build_refuses_what_is_not_a_run_or_a_catalog(run, tmp_path):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("mine")
+    with pytest.raises(CatalogError, match="not empty and is not a catalog"):
+        build_catalog(run, mine, progress=False, log=quiet)
+    assert sorted(p.name for p in mine.iterdir()) == ["keep.txt"]
+    with pytest.raises(ValueError, match="is a run"):
+        build_catalog(run, run, progress=False, log=quiet)
+    with pytest.raises(ValueError):
+        build_catalog(mine, tmp_path / "new", progress=False, log=quiet)
+    assert main(["catalog", "build", str(mine), str(tmp_path / "new2")]) == 2
