@@ -22,7 +22,6 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse
 import json
-import resource
 import sys
 import tempfile
 import time
@@ -30,7 +29,6 @@ from pathlib import Path
 
 import faiss
 import numpy as np
-from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from assets2vec.catalog.index import LatentIndex  # noqa: E402
@@ -50,10 +48,6 @@ def clustered_latents(n: int, d: int, clusters: int, rng: np.random.Generator) -
     x = centers[which] + np.einsum("nk,nkd->nd", local, basis[which]) * 2.0
     x += rng.normal(0, 0.05, (n, d)).astype(np.float32)
     return np.ascontiguousarray(x, dtype=np.float32)
-
-
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def latency(fn, queries: np.ndarray, k: int) -> tuple[np.ndarray, dict]:
@@ -96,7 +90,7 @@ def main() -> None:
     truth, res["faiss_flat"] = latency(flat.search, Q, k)
 
     faiss.omp_set_num_threads(os.cpu_count() or 1)  # building may use every core
-    m0, t = rss_mb(), time.perf_counter()
+    t = time.perf_counter()
     ours = LatentIndex(args.dim)
     ours.add(X)
     build_s = time.perf_counter() - t
@@ -104,7 +98,7 @@ def main() -> None:
     size = len(faiss.serialize_index(ours.index))
     found, lat = latency(ours.search, Q, k)
     res["ours"] = {"kind": ours.built_kind, "build_s": round(build_s, 1), "build_threads": os.cpu_count(),
-                   "index_mb": round(size / 2**20, 1), "rss_growth_mb": round(rss_mb() - m0, 1), **lat, "recall_at_10": recall(found, truth)}
+                   "index_mb": round(size / 2**20, 1), **lat, "recall_at_10": recall(found, truth)}
     print(f"ours: {res['ours']}", file=sys.stderr)
 
     slow = Q[: args.slow_queries]

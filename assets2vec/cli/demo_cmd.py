@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  map     : {args.out / 'shape_map.png'} (shape space, t-SNE, by family, sparse regions starred)")
         print(f"  search  : .venv/bin/assets2vec search {c} --like {catalog['first']} --space shape --where \"legs=4\"")
         print(f"            .venv/bin/assets2vec search {c} --image some_photo.png")
-        print(f"  tag     : .venv/bin/assets2vec tag {c} --attribute swivel --labels labels.csv   (CSV: id,value)")
+        print(f"  tag     : .venv/bin/assets2vec tag {c} --attribute swivel --labels {args.out / 'labels_swivel.csv'} --where family=chair")
         print(f"  gaps    : .venv/bin/assets2vec sparse {c} --previews gaps/ --proposals proposals.json")
         print(f"  python  : from assets2vec import Catalog; cat = Catalog.open('{c}')  (notebooks/02_catalog.ipynb)")
     print(f"  inspect : .venv/bin/assets2vec info {dataset_dir}")
@@ -79,12 +79,18 @@ def run(args: argparse.Namespace) -> int:
 def _build_catalog(args, run_dir: Path, steps: int) -> dict:
     from assets2vec import Catalog
     from assets2vec.catalog.build import build_catalog
+    from render_core.artifacts import atomic_write_text
 
     catalog = args.out / "catalog"
     print(f"[6/{steps}] building the catalog -> {catalog}, and the shape-space map")
     summary = build_catalog(run_dir, catalog)
     with Catalog.open(catalog) as cat:
         cat.map("shape", "tsne", "family", args.out / "shape_map.png", seed=args.seed, sparse=5)
+        # A starter labels file from the procedural ground truth: 4 swivel chairs and 4 others.
+        chairs = [(i, b) for i, f, b in zip(cat.ids, cat.values("family"), cat.values("base")) if f == "chair"]
+        yes = [i for i, b in chairs if b == "swivel"][:4]
+        no = [i for i, b in chairs if b != "swivel"][:4]
+        atomic_write_text(args.out / "labels_swivel.csv", "id,value\n" + "".join(f"{i},yes\n" for i in yes) + "".join(f"{i},no\n" for i in no))
         summary["first"] = cat.ids[0]
     return summary
 

@@ -194,7 +194,7 @@ def test_attribute_classifier_is_a_sklearn_estimator():
 
 
 def test_index_modes_agree_with_exact_search():
-    from assets2vec.catalog.index import IndexFileError, LatentIndex
+    from assets2vec.catalog.index import LatentIndex
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(3000, 16)).astype(np.float32)
