@@ -217,11 +217,15 @@ class Catalog:
             "label_next": [{"id": self.ids[scope[i]], "predicted": str(pred[i]), "confidence": round(float(conf[i]), 4)} for i in order],
         }
 
-    def _scope(self, where: str | None) -> np.ndarray:
+    def filter(self, where: str, min_confidence: float = 0.5) -> list[str]:
+        """Ids of the assets matching a `--where` expression, e.g. "family=chair, legs=4|5"."""
+        return [self.ids[i] for i in self._scope(where, min_confidence)]
+
+    def _scope(self, where: str | None, min_confidence: float = 0.5) -> np.ndarray:
         """Positions of the assets matching `where` (all when None)."""
         if not where:
             return np.arange(len(self.ids))
-        rows = filter_rows(self.store, where, self.rows)
+        rows = filter_rows(self.store, where, self.rows, min_confidence)
         return np.array([self._pos[int(r)] for r in rows], dtype=np.int64)
 
     def predict(self, attribute: str) -> dict[str, dict[str, Any]]:

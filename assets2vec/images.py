@@ -25,6 +25,27 @@ def square_rgba(image: np.ndarray, size: int, name: str = "image") -> np.ndarray
     return np.asarray(canvas.resize((size, size), Image.LANCZOS))
 
 
+MAX_FILE_BYTES = 32 << 20
+
+
+def decode_image(data: bytes, size: int, name: str = "upload") -> np.ndarray:
+    """(size, size, 4) uint8 RGBA from encoded image bytes (PNG, JPEG, ...), with the same limits as files."""
+    import io
+
+    from PIL import Image
+
+    if len(data) > MAX_FILE_BYTES:
+        raise ValueError(f"{name}: {len(data) / 2**20:.1f} MB exceeds the {MAX_FILE_BYTES >> 20} MB limit")
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.width * im.height > MAX_PIXELS:
+                raise ValueError(f"{name}: {im.width}x{im.height} exceeds the {MAX_PIXELS:,}-pixel limit")
+            return square_rgba(np.asarray(im.convert("RGBA")), size, name)
+    except (OSError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"{name}: not a readable image ({exc})") from exc
+
+
 def load_image(path: str | Path, size: int) -> np.ndarray:
     """(size, size, 4) uint8 RGBA: the image file centred on a transparent square, resized."""
     path = Path(path)

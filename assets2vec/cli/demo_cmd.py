@@ -71,7 +71,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  gaps    : .venv/bin/assets2vec sparse {c} --previews gaps/ --proposals proposals.json")
         print(f"  python  : from assets2vec import Catalog; cat = Catalog.open('{c}')  (notebooks/02_catalog.ipynb)")
     print(f"  inspect : .venv/bin/assets2vec info {dataset_dir}")
-    print("  not yet : the Streamlit app (catalog_app) is the next milestone; this demo will print how to open it.")
+    if catalog is not None:
+        print(f"  app     : .venv/bin/assets2vec app {args.out / 'catalog'}   -> http://127.0.0.1:8501 (Browse, Asset, Search)")
     print("=" * 72)
     return 0
 

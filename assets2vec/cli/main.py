@@ -8,6 +8,7 @@ import sys
 from render_core import __version__
 
 from assets2vec.cli import (
+    app_cmd,
     assets_cmd,
     catalog_cmd,
     demo_cmd,
@@ -23,7 +24,7 @@ from assets2vec.cli import (
     tag_cmd,
 )
 
-COMMANDS = (demo_cmd, assets_cmd, render_cmd, fit_cmd, eval_cmd, render_latent_cmd, invert_cmd, embed_cmd, catalog_cmd, search_cmd, tag_cmd, sparse_cmd, info_cmd)
+COMMANDS = (demo_cmd, assets_cmd, render_cmd, fit_cmd, eval_cmd, render_latent_cmd, invert_cmd, embed_cmd, catalog_cmd, search_cmd, tag_cmd, sparse_cmd, app_cmd, info_cmd)
 
 
 class UserError(Exception):

@@ -1,0 +1,21 @@
+"""assets2vec catalog app: `assets2vec app [CATALOG]` (or `streamlit run catalog_app/app.py`).
+
+Pages call only the `assets2vec.Catalog` API; the catalog and its indexes load once per
+process (`st.cache_resource`). The catalog comes from $ASSETS2VEC_CATALOG (default demo/catalog).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+HERE = Path(__file__).resolve().parent
+
+st.set_page_config(page_title="assets2vec catalog", layout="wide")
+page = st.navigation([
+    st.Page(HERE / "pages" / "browse.py", title="Browse", default=True),
+    st.Page(HERE / "pages" / "asset.py", title="Asset"),
+    st.Page(HERE / "pages" / "search.py", title="Search"),
+])
+page.run()

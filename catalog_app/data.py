@@ -1,0 +1,48 @@
+"""Shared by every page: which catalog, opened once per process, and the message when there is none."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from assets2vec import Catalog
+from assets2vec.catalog.store import CatalogError
+
+ENV = "ASSETS2VEC_CATALOG"
+DEFAULT = "demo/catalog"
+
+
+def catalog_path() -> Path:
+    return Path(os.environ.get(ENV) or DEFAULT)
+
+
+@st.cache_resource(show_spinner="Opening the catalog and its indexes...")
+def _open(path: str) -> Catalog:
+    return Catalog.open(path, log=lambda m: None)
+
+
+def catalog() -> Catalog:
+    """The catalog, or a clear message on how to build one and a stop."""
+    path = catalog_path()
+    try:
+        return _open(str(path))
+    except (CatalogError, ValueError) as exc:
+        st.error(f"No catalog to show: {exc}")
+        st.markdown(
+            "Build one with:\n\n"
+            "```bash\nmake demo                                   # builds demo/catalog\n"
+            "assets2vec catalog build RUN CATALOG        # or from your own trained run\n"
+            "assets2vec app CATALOG\n```")
+        st.stop()
+
+
+def thumbnail(cat: Catalog, asset_id: str):
+    """PNG bytes of an asset's thumbnail, or a grey tile when the dataset had none."""
+    png = cat.thumbnail(asset_id)
+    if png is None:
+        import numpy as np
+
+        return np.full((64, 64, 3), 200, np.uint8)
+    return png

@@ -1,0 +1,97 @@
+"""Every page of the catalog app, driven through streamlit's AppTest on a small catalog."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from assets2vec.catalog.build import build_catalog
+from assets2vec.configs import preset
+from assets2vec.train import fit
+from render_core.dataset import RenderedDataset
+
+def captions(at) -> list[str]:
+    return [c for im in at.image for c in im.captions]
+
+
+APP = str(Path(__file__).resolve().parents[2] / "catalog_app" / "app.py")
+TIMEOUT = 120
+
+
+@pytest.fixture(scope="module")
+def catalog(small_dataset, tmp_path_factory):
+    cfg = preset("tiny")
+    cfg.steps = 40
+    root = tmp_path_factory.mktemp("app")
+    fit(small_dataset, root / "run", cfg, progress=False, log=lambda m: None)
+    build_catalog(root / "run", root / "cat", progress=False, log=lambda m: None)
+    return root / "cat"
+
+
+@pytest.fixture()
+def app(catalog, monkeypatch):
+    monkeypatch.setenv("ASSETS2VEC_CATALOG", str(catalog))
+    from catalog_app.data import _open
+
+    _open.clear()
+    return AppTest.from_file(APP, default_timeout=TIMEOUT)
+
+
+def test_missing_catalog_shows_how_to_build_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("ASSETS2VEC_CATALOG", str(tmp_path / "none"))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert "No catalog to show" in at.error[0].value and "assets2vec catalog build" in at.markdown[0].value
+
+
+def test_browse_filters_by_family(app):
+    at = app.run()
+    assert not at.exception
+    assert at.caption[0].value == "8 of 8 assets"
+    at.multiselect(key="browse_family").set_value(["chair"]).run()
+    assert at.caption[0].value == "2 of 8 assets"
+    assert len(captions(at)) == 2 and all("chair" in c for c in captions(at))
+    at.text_input(key="browse_where").set_value("bogus=1").run()
+    assert "no attribute or tag named 'bogus'" in at.error[0].value
+
+
+def test_asset_page_shows_neighbours_and_saves_a_tag(app, catalog):
+    at = app
+    at.switch_page("pages/asset.py").run()
+    assert not at.exception
+    first = at.selectbox(key="asset_pick").value
+    caps = captions(at)
+    assert "rendered view" in caps and any(c.startswith("from its code") for c in caps)
+    assert sum(" · " in c for c in caps) == 3 * 4  # 4 neighbours in each of 3 spaces
+    at.slider(key="asset_k").set_value(2).run()
+    assert sum(" · " in c for c in captions(at)) == 3 * 2
+    at.text_input(key="tag_name").set_value("favourite")
+    at.text_input(key="tag_value").set_value("yes")
+    at.button[-1].click().run()
+    assert "Saved favourite=yes" in at.success[0].value
+    from assets2vec import Catalog
+
+    with Catalog.open(catalog) as cat:
+        assert cat.asset(first)["tags"]["favourite"] == "yes"
+
+
+def test_search_by_example_and_by_uploaded_image(app, small_dataset):
+    at = app
+    at.switch_page("pages/search.py").run()
+    assert not at.exception
+    at.slider(key="search_k").set_value(3).run()
+    assert at.caption[0].value.startswith("3 nearest to")
+    at.selectbox(key="search_space").set_value("shape").run()
+    assert "in shape space" in at.caption[0].value
+    ds = RenderedDataset(small_dataset)
+    buf = io.BytesIO()
+    Image.fromarray(ds.load(ds.asset_ids[2]).rgb[0]).save(buf, format="PNG")
+    at.file_uploader(key="search_upload").set_value(("photo.png", buf.getvalue(), "image/png")).run()
+    assert not at.exception
+    caps = captions(at)
+    assert "fitted render" in caps and "upload" in caps
+    assert sum(". " in c and " · " in c for c in caps) >= 3
