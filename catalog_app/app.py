@@ -17,5 +17,9 @@ page = st.navigation([
     st.Page(HERE / "pages" / "browse.py", title="Browse", default=True),
     st.Page(HERE / "pages" / "asset.py", title="Asset"),
     st.Page(HERE / "pages" / "search.py", title="Search"),
+    st.Page(HERE / "pages" / "map.py", title="Map"),
+    st.Page(HERE / "pages" / "mix.py", title="Mix"),
+    st.Page(HERE / "pages" / "tagging.py", title="Tagging"),
+    st.Page(HERE / "pages" / "coverage.py", title="Coverage"),
 ])
 page.run()

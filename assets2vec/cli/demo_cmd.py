@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  python  : from assets2vec import Catalog; cat = Catalog.open('{c}')  (notebooks/02_catalog.ipynb)")
     print(f"  inspect : .venv/bin/assets2vec info {dataset_dir}")
     if catalog is not None:
-        print(f"  app     : .venv/bin/assets2vec app {args.out / 'catalog'}   -> http://127.0.0.1:8501 (Browse, Asset, Search)")
+        print(f"  app     : .venv/bin/assets2vec app {args.out / 'catalog'}   -> http://127.0.0.1:8501")
     print("=" * 72)
     return 0
 

@@ -95,3 +95,64 @@ def test_search_by_example_and_by_uploaded_image(app, small_dataset):
     caps = captions(at)
     assert "fitted render" in caps and "upload" in caps
     assert sum(". " in c and " · " in c for c in caps) >= 3
+
+
+def test_map_selects_by_ranges_and_tags_the_selection(app, catalog):
+    at = app
+    at.switch_page("pages/map.py").run()
+    assert not at.exception
+    at.selectbox(key="map_color").set_value("colour").run()
+    assert at.caption[0].value == "0 selected"
+    at.checkbox(key="map_use_ranges").check().run()
+    assert at.caption[0].value == "8 selected"
+    lo, hi = at.slider(key="map_x").value
+    at.slider(key="map_x").set_value((lo, (lo + hi) / 2)).run()
+    n = int(at.caption[0].value.split()[0])
+    assert 0 < n < 8
+    at.text_input(key="map_tag_name").set_value("left")
+    at.text_input(key="map_tag_value").set_value("yes")
+    at.button[-1].click().run()
+    assert f"Tagged {n} assets" in at.success[0].value
+    from assets2vec import Catalog
+
+    with Catalog.open(catalog) as cat:
+        assert len(cat.store.tags("left")) == n
+
+
+def test_mix_renders_grid_interpolation_and_components(app):
+    at = app
+    at.switch_page("pages/mix.py").run()
+    assert not at.exception
+    assert "swap grid" in captions(at)
+    at.slider(key="mix_blend").set_value(1.0).run()
+    assert any(c.startswith("0.0 x") for c in captions(at))
+    before = at.image[-1].value
+    at.slider(key="mix_pc0").set_value(2.0).run()
+    assert not at.exception and at.image[-1].value != before
+
+
+def test_tagging_trains_and_lists_uncertain_assets(app, catalog):
+    from assets2vec import Catalog
+
+    with Catalog.open(catalog) as cat:
+        fam = dict(zip(cat.ids, cat.values("family")))
+        labels = {i: ("yes" if fam[i] == "chair" else "no") for i in cat.ids[:6]}
+        cat.set_tags("is_chair", labels)
+    at = app
+    at.switch_page("pages/tagging.py").run()
+    at.text_input(key="tag_attribute").set_value("is_chair").run()
+    at.selectbox(key="tag_space").set_value("shape")
+    at.button(key="tag_train").click().run()
+    assert not at.exception and not at.error
+    assert at.metric[0].label == "cross-validated accuracy"
+    assert 0.0 <= float(at.metric[0].value) <= 1.0
+    assert len(captions(at)) == 2  # the two unlabelled assets, least certain first
+
+
+def test_coverage_lists_regions_with_samples_and_downloads(app):
+    at = app
+    at.switch_page("pages/coverage.py").run()
+    assert not at.exception
+    at.slider(key="cov_n").set_value(2).run()
+    assert [h.value for h in at.subheader][:1] and at.subheader[0].value.startswith("Region 1")
+    assert captions(at).count("samples inside the region") == len(at.subheader)

@@ -1,0 +1,46 @@
+"""Coverage: the sparsest regions of a space, the assets around them, rendered samples, proposals and weights."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import streamlit as st
+
+from catalog_app.data import catalog, thumbnail
+
+cat = catalog()
+st.title("Coverage")
+c1, c2 = st.columns(2)
+space = c1.selectbox("Space", ("shape", "texture", "joint"), key="cov_space")
+n = c2.slider("Regions", 1, 10, 3, key="cov_n")
+
+
+@st.cache_data(show_spinner="Looking for sparse regions...")
+def regions(path: str, space: str, n: int, count: int):
+    out = []
+    for r in cat.sparse_regions(n, space, samples=3):
+        out.append({**r.to_json(cat.ids), "samples": r.extra["samples"]})
+    return out
+
+
+found = regions(str(cat.path), space, n, len(cat))
+for r in found:
+    st.subheader(f"Region {r['rank']}: score {r['score']:.2f}")
+    st.caption("score = empty radius / median nearest-neighbour distance; assets around it:")
+    cols = st.columns(6)
+    for i, a in enumerate(r["border"][:6]):
+        cols[i].image(thumbnail(cat, a), caption=a, width="stretch")
+    s, t = r["samples"]["shape"], r["samples"]["texture"]
+    st.image(np.concatenate([cat.render(s[i], t[i], size=64) for i in range(len(s))], 1), caption="samples inside the region", width=240)
+    if r.get("proposals"):
+        st.json(r["proposals"][0], expanded=False)
+
+proposals = {"kind": "proposals", "space": space, "seed": 0, "assets": [p for r in found for p in r.get("proposals", [])]}
+st.download_button("Proposals for 'assets2vec assets generate --from-proposals'", json.dumps(proposals), "proposals.json",
+                   key="cov_proposals")
+iso = cat.isolation(space)
+weights = iso / iso.sum()
+csv = "id,weight\n" + "".join(f"{i},{w:.8f}\n" for i, w in zip(cat.ids, weights))
+st.download_button("Sampling weights for the scene generator (sparser assets drawn more often)", csv, "weights.csv",
+                   key="cov_weights")

@@ -1,0 +1,55 @@
+"""Map: the 2D latent map of a space, coloured by any attribute; select points (lasso, box or ranges) and tag them."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.express as px
+import streamlit as st
+
+from catalog_app.data import catalog
+
+cat = catalog()
+st.title("Latent map")
+c1, c2, c3 = st.columns(3)
+space = c1.selectbox("Space", ("shape", "texture", "joint"), key="map_space")
+method = c2.selectbox("Projection", ("pca", "tsne"), key="map_method")
+names = cat.store.attribute_names()
+color_by = c3.selectbox("Colour by", names, index=names.index("family") if "family" in names else 0, key="map_color")
+
+
+@st.cache_data(show_spinner="Projecting...")
+def project(path: str, space: str, method: str, color_by: str, n: int):
+    m = cat.map(space, method, color_by)
+    return m["coords"], [v or "unknown" for v in m["labels"]]
+
+
+coords, labels = project(str(cat.path), space, method, color_by, len(cat))
+fig = px.scatter(x=coords[:, 0], y=coords[:, 1], color=labels, hover_name=cat.ids, labels={"color": color_by},
+                 height=520)
+fig.update_layout(dragmode="lasso", xaxis_title="", yaxis_title="")
+event = st.plotly_chart(fig, on_select="rerun", selection_mode=("lasso", "box"), key="map_chart")
+# Point indices in plotly events are per colour trace; the hover name is the asset id.
+points = event.selection.points if event and event.selection else []
+selected = [p["hovertext"] for p in points if "hovertext" in p]
+
+with st.expander("Select by ranges instead (keyboard-friendly)"):
+    lo, hi = coords.min(0), coords.max(0)
+    xr = st.slider("x range", float(lo[0]), float(hi[0]), (float(lo[0]), float(hi[0])), key="map_x")
+    yr = st.slider("y range", float(lo[1]), float(hi[1]), (float(lo[1]), float(hi[1])), key="map_y")
+    use_ranges = st.checkbox("Use these ranges as the selection", key="map_use_ranges")
+if use_ranges:
+    inside = (coords[:, 0] >= xr[0]) & (coords[:, 0] <= xr[1]) & (coords[:, 1] >= yr[0]) & (coords[:, 1] <= yr[1])
+    selected = [cat.ids[i] for i in np.flatnonzero(inside)]
+
+st.caption(f"{len(selected)} selected")
+if selected:
+    st.dataframe({"id": selected, color_by: [labels[cat.ids.index(i)] for i in selected]}, hide_index=True)
+    with st.form("map_tag"):
+        name = st.text_input("Tag the selection: name", key="map_tag_name")
+        value = st.text_input("value", key="map_tag_value")
+        if st.form_submit_button("Tag selected assets"):
+            if not name.strip() or not value.strip():
+                st.error("A tag needs a name and a value.")
+            else:
+                cat.set_tags(name.strip(), {i: value.strip() for i in selected})
+                st.success(f"Tagged {len(selected)} assets {name.strip()}={value.strip()}")
