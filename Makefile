@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-search install clean-demo
+.PHONY: demo test bench bench-search install browser clean-demo
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,15 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/assets2vec demo --out demo
 
-test: $(STAMP)
+# The app's end-to-end test drives Debian's chromium; install it when missing and allowed to.
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; \
+	  else echo "note: chromium/chromedriver missing and not root: install them, or set ASSETS2VEC_SKIP_BROWSER=1"; fi; \
+	fi
+
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q tests
 
 bench: $(STAMP)

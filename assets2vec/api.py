@@ -154,13 +154,13 @@ class Catalog:
         Returns {"neighbours", "shape_code" (ds,), "texture_code" (dt,), "fit_psnr", "camera_index",
         "seconds", "render" (S, S, 3) uint8 of the fitted codes from the fitted camera}.
         """
-        from assets2vec.images import load_image, square_rgba
+        from assets2vec.images import load_image, square_image
         from assets2vec.invert import InversionConfig, invert
         from assets2vec.latent import _render
         from render_core.rig import intrinsics
 
         model, rig, size = self.model()
-        img = load_image(image, size) if isinstance(image, (str, os.PathLike)) else square_rgba(image, size)
+        img = load_image(image, size) if isinstance(image, (str, os.PathLike)) else square_image(image, size)
         K = intrinsics(rig.fov_deg, size)
         r = invert(model, [img], K, rig=rig, config=InversionConfig(seed=seed))
         s, t = r.shape_code.numpy(), r.texture_code.numpy()

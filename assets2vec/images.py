@@ -9,8 +9,12 @@ import numpy as np
 MAX_PIXELS = 16_000_000
 
 
-def square_rgba(image: np.ndarray, size: int, name: str = "image") -> np.ndarray:
-    """(size, size, 4) uint8 RGBA from an (H, W, 3|4) uint8 array: centred on a transparent square, resized."""
+def square_image(image: np.ndarray, size: int, name: str = "image") -> np.ndarray:
+    """(size, size, C) uint8 from an (H, W, C) uint8 array, C = 3 or 4, centred on a square and resized.
+
+    RGBA stays RGBA (padding transparent: the alpha is the object's mask); RGB stays RGB,
+    padded with white, so inversion reads the object as what is not white background. (An
+    RGB photo given an opaque alpha would claim every pixel is object.)"""
     from PIL import Image
 
     a = np.asarray(image)
@@ -18,9 +22,10 @@ def square_rgba(image: np.ndarray, size: int, name: str = "image") -> np.ndarray
         raise ValueError(f"{name}: expected an H x W x 3 or x 4 uint8 image, got {a.dtype} {a.shape}")
     if a.shape[0] * a.shape[1] > MAX_PIXELS:
         raise ValueError(f"{name}: {a.shape[1]}x{a.shape[0]} exceeds the {MAX_PIXELS:,}-pixel limit")
-    im = Image.fromarray(a).convert("RGBA")
+    mode = "RGBA" if a.shape[2] == 4 else "RGB"
+    im = Image.fromarray(a, mode)
     side = max(im.width, im.height)
-    canvas = Image.new("RGBA", (side, side), (255, 255, 255, 0))
+    canvas = Image.new(mode, (side, side), (255, 255, 255, 0) if mode == "RGBA" else (255, 255, 255))
     canvas.paste(im, ((side - im.width) // 2, (side - im.height) // 2))
     return np.asarray(canvas.resize((size, size), Image.LANCZOS))
 
@@ -28,8 +33,13 @@ def square_rgba(image: np.ndarray, size: int, name: str = "image") -> np.ndarray
 MAX_FILE_BYTES = 32 << 20
 
 
+def _mode(im) -> str:
+    """RGBA when the file carries transparency, else RGB."""
+    return "RGBA" if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info else "RGB"
+
+
 def decode_image(data: bytes, size: int, name: str = "upload") -> np.ndarray:
-    """(size, size, 4) uint8 RGBA from encoded image bytes (PNG, JPEG, ...), with the same limits as files."""
+    """(size, size, 3|4) uint8 from encoded image bytes (PNG, JPEG, ...), with the same limits as files."""
     import io
 
     from PIL import Image
@@ -41,13 +51,13 @@ def decode_image(data: bytes, size: int, name: str = "upload") -> np.ndarray:
         with Image.open(io.BytesIO(data)) as im:
             if im.width * im.height > MAX_PIXELS:
                 raise ValueError(f"{name}: {im.width}x{im.height} exceeds the {MAX_PIXELS:,}-pixel limit")
-            return square_rgba(np.asarray(im.convert("RGBA")), size, name)
+            return square_image(np.asarray(im.convert(_mode(im))), size, name)
     except (OSError, Image.DecompressionBombError) as exc:
         raise ValueError(f"{name}: not a readable image ({exc})") from exc
 
 
 def load_image(path: str | Path, size: int) -> np.ndarray:
-    """(size, size, 4) uint8 RGBA: the image file centred on a transparent square, resized."""
+    """(size, size, 3|4) uint8: the image file centred on a square and resized (see `square_image`)."""
     path = Path(path)
     from PIL import Image
 
@@ -58,6 +68,6 @@ def load_image(path: str | Path, size: int) -> np.ndarray:
         with Image.open(path) as im:
             if im.width * im.height > MAX_PIXELS:
                 raise ValueError(f"{path}: {im.width}x{im.height} exceeds the {MAX_PIXELS:,}-pixel limit")
-            return square_rgba(np.asarray(im.convert("RGBA")), size, str(path))
+            return square_image(np.asarray(im.convert(_mode(im))), size, str(path))
     except (OSError, Image.DecompressionBombError) as exc:
         raise ValueError(f"{path}: not a readable image ({exc})") from exc

@@ -334,3 +334,23 @@ def test_build_refuses_what_is_not_a_run_or_a_catalog(run, tmp_path):
     with pytest.raises(ValueError):
         build_catalog(mine, tmp_path / "new", progress=False, log=quiet)
     assert main(["catalog", "build", str(mine), str(tmp_path / "new2")]) == 2
+
+
+def test_rgb_photos_keep_their_white_background_as_the_mask(tmp_path):
+    from assets2vec.images import decode_image, load_image
+    from assets2vec.invert import image_to_rgb_mask
+
+    a = np.full((40, 60, 3), 255, np.uint8)
+    a[10:30, 20:40] = (200, 30, 30)
+    Image.fromarray(a).save(tmp_path / "rgb.png")
+    im = load_image(tmp_path / "rgb.png", 32)
+    assert im.shape == (32, 32, 3) and (im[0, 0] == 255).all()  # padded with white, not transparent
+    _, mask = image_to_rgb_mask(im)
+    assert 0.05 < mask.mean() < 0.5  # the red square, not the whole frame
+    rgba = np.zeros((20, 20, 4), np.uint8)
+    rgba[5:15, 5:15] = (10, 200, 10, 255)
+    Image.fromarray(rgba).save(tmp_path / "rgba.png")
+    im = decode_image((tmp_path / "rgba.png").read_bytes(), 20)
+    assert im.shape == (20, 20, 4) and image_to_rgb_mask(im)[1].mean() == pytest.approx(0.25, abs=0.05)
+    with pytest.raises(ValueError, match="not a readable image"):
+        decode_image(b"\x89PNG garbage", 20)
