@@ -46,3 +46,16 @@ def thumbnail(cat: Catalog, asset_id: str):
 
         return np.full((64, 64, 3), 200, np.uint8)
     return png
+
+
+def tag_form(cat: Catalog, ids: list[str], key: str, label: str) -> None:
+    """A form that sets one manual tag (name=value) on `ids`; widget keys are `{key}_name`, `{key}_value`."""
+    with st.form(key):
+        name = st.text_input(f"{label}: tag name", key=f"{key}_name").strip()
+        value = st.text_input("value", key=f"{key}_value").strip()
+        if st.form_submit_button(label):
+            if not name or not value:
+                st.error("A tag needs a name and a value.")
+            else:
+                cat.set_tags(name, {i: value for i in ids})
+                st.success(f"Tagged {len(ids)} asset{'s' if len(ids) != 1 else ''} {name}={value}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from catalog_app.data import catalog, thumbnail
+from catalog_app.data import catalog, tag_form, thumbnail
 
 cat = catalog()
 st.title("Asset")
@@ -41,12 +41,4 @@ for space, col in zip(("shape", "texture", "joint"), st.columns(3)):
 st.subheader("Tags")
 if info["tags"]:
     st.dataframe({"tag": list(info["tags"]), "value": list(info["tags"].values())}, hide_index=True)
-with st.form("edit_tag"):
-    name = st.text_input("Tag name", key="tag_name")
-    value = st.text_input("Value", key="tag_value")
-    if st.form_submit_button("Save tag"):
-        if not name.strip() or not value.strip():
-            st.error("A tag needs a name and a value.")
-        else:
-            cat.set_tags(name.strip(), {asset_id: value.strip()})
-            st.success(f"Saved {name.strip()}={value.strip()} on {asset_id}")
+tag_form(cat, [asset_id], "tag", "Save tag")

@@ -6,7 +6,7 @@ import numpy as np
 import plotly.express as px
 import streamlit as st
 
-from catalog_app.data import catalog
+from catalog_app.data import catalog, tag_form
 
 cat = catalog()
 st.title("Latent map")
@@ -44,12 +44,4 @@ if use_ranges:
 st.caption(f"{len(selected)} selected")
 if selected:
     st.dataframe({"id": selected, color_by: [labels[cat.ids.index(i)] for i in selected]}, hide_index=True)
-    with st.form("map_tag"):
-        name = st.text_input("Tag the selection: name", key="map_tag_name")
-        value = st.text_input("value", key="map_tag_value")
-        if st.form_submit_button("Tag selected assets"):
-            if not name.strip() or not value.strip():
-                st.error("A tag needs a name and a value.")
-            else:
-                cat.set_tags(name.strip(), {i: value.strip() for i in selected})
-                st.success(f"Tagged {len(selected)} assets {name.strip()}={value.strip()}")
+    tag_form(cat, selected, "map_tag", "Tag selected assets")

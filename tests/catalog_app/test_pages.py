@@ -72,7 +72,7 @@ def test_asset_page_shows_neighbours_and_saves_a_tag(app, catalog):
     at.text_input(key="tag_name").set_value("favourite")
     at.text_input(key="tag_value").set_value("yes")
     at.button[-1].click().run()
-    assert "Saved favourite=yes" in at.success[0].value
+    assert "Tagged 1 asset favourite=yes" in at.success[0].value
     from assets2vec import Catalog
 
     with Catalog.open(catalog) as cat:
