@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import json
 import os
 import sys
 from pathlib import Path
@@ -292,10 +293,11 @@ class Catalog:
         return s.astype(np.float32), t.astype(np.float32)
 
     def _proposer(self) -> ParameterProposer | None:
-        recs = [self.store.asset(a) for a in self.ids] if len(self.ids) <= 200_000 else []
+        meta = {r: (f, p) for r, f, p in self.store.conn.execute("SELECT row, family, params FROM assets")}
+        families = [meta.get(int(r), (None, "{}"))[0] for r in self.rows]
+        params = [json.loads(meta.get(int(r), (None, "{}"))[1]) for r in self.rows]
         try:
-            return ParameterProposer().fit(self.vectors("shape"), self.vectors("texture"),
-                                           [r["family"] for r in recs], [r["params"] for r in recs])
+            return ParameterProposer().fit(self.vectors("shape"), self.vectors("texture"), families, params)
         except ValueError:
             return None
 
