@@ -112,8 +112,10 @@ class Catalog:
                     index.write(p)
                 finally:
                     fcntl.flock(f, fcntl.LOCK_UN)
-        except (BlockingIOError, OSError):
-            pass
+        except BlockingIOError:
+            return  # a build holds the catalog and will write the file itself
+        except OSError as exc:
+            self.log(f"catalog: could not save the rebuilt index {p} ({exc}); using it from memory")
 
     def _searcher(self, space: str, where: str | None, min_confidence: float):
         if not where:

@@ -49,7 +49,7 @@ def running_app(catalog: str | os.PathLike, timeout: float = 90.0) -> Iterator[s
                 if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
                     break
             except OSError:
-                pass
+                pass  # not listening yet: poll again until the deadline
             if proc.poll() is not None or time.time() > deadline:
                 log.seek(0)
                 raise RuntimeError(f"the app did not start: {log.read()[-2000:]}")

@@ -113,7 +113,7 @@ def _update(store: Store, catalog: Path, run: Path, state: dict, ids: list[str],
         log("catalog: the run's network differs from the one this catalog was built from; re-embedding every asset")
     have_latents = set() if not same_network else {r for r, in store.conn.execute("SELECT asset_row FROM latents")}
     todo = [i for i, a in enumerate(ids) if rows_by_id.get(a) not in have_latents]
-    datasets: dict[str, RenderedDataset | None] = {}
+    datasets: dict[str, RenderedDataset | str] = {}
     embedded = state.get("embedded", {})
     missing: dict[str, str] = {}
     with store.write():
@@ -157,12 +157,10 @@ def _metadata(datasets: dict, source: str, asset_id: str, missing: dict[str, str
         try:
             datasets[source] = RenderedDataset(source)
         except (ArtifactError, ValueError, OSError) as exc:
-            datasets[source] = None
-            missing.setdefault("_datasets", "")
-            missing["_datasets"] += f"{source}: {exc}; "
+            datasets[source] = str(exc)  # why it is unavailable, said once per asset below
     ds = datasets[source]
-    if ds is None:
-        missing[asset_id] = f"dataset {source} is unavailable"
+    if isinstance(ds, str):
+        missing[asset_id] = f"dataset unavailable: {ds}"
         return None, None
     try:
         record = ds.record(asset_id)

@@ -22,7 +22,7 @@ from render_core.dataset import RenderedDataset
 
 
 def quiet(_msg):
-    pass
+    """Log sink for the library calls under test: their messages are not what is checked."""
 
 
 @pytest.fixture(scope="module")
@@ -354,3 +354,19 @@ def test_rgb_photos_keep_their_white_background_as_the_mask(tmp_path):
     assert im.shape == (20, 20, 4) and image_to_rgb_mask(im)[1].mean() == pytest.approx(0.25, abs=0.05)
     with pytest.raises(ValueError, match="not a readable image"):
         decode_image(b"\x89PNG garbage", 20)
+
+
+def test_build_goes_on_when_the_dataset_has_moved(small_dataset, tmp_path):
+    import shutil
+
+    moved = tmp_path / "ds"
+    shutil.copytree(small_dataset, moved)
+    cfg = preset("tiny")
+    cfg.steps = 3
+    fit(moved, tmp_path / "run", cfg, progress=False, log=quiet)
+    shutil.rmtree(moved)
+    s = build_catalog(tmp_path / "run", tmp_path / "cat", progress=False, log=quiet)
+    assert s["assets"] == 8 and len(s["missing_metadata"]) == 8
+    assert all(v.startswith("dataset unavailable:") for v in s["missing_metadata"].values())
+    with Catalog.open(tmp_path / "cat") as cat:
+        assert len(cat.similar(cat.ids[0], k=3)) == 3 and cat.asset(cat.ids[0])["family"] is None
