@@ -28,6 +28,7 @@ from assets2vec.catalog.build import LOCK_NAME, index_path, load_vectors
 from assets2vec.catalog.filters import effective_values, filter_rows
 from assets2vec.catalog.index import IndexFileError, LatentIndex, RestrictedIndex, gpu_available
 from assets2vec.catalog.proposals import ParameterProposer
+from assets2vec.catalog.scene_pool import read_weights, scene_pool
 from assets2vec.catalog.spaces import SPACES, check_space
 from assets2vec.catalog.store import CatalogError, Store
 from assets2vec.catalog.tagging import CANDIDATES, AttributeClassifier, uncertainty_order
@@ -325,6 +326,88 @@ class Catalog:
         pts = rng.multivariate_normal(X.mean(0), cov, n).astype(np.float32)
         return self._codes_for(space, pts, int(rng.integers(len(X))))
 
+    # -- synthetic scenes -------------------------------------------------------------------------------
+    def select(self, where: str | None = None, like: str | None = None, k: int = 50, space: str = "joint",
+               ids: Iterable[str] | None = None, min_confidence: float = 0.5) -> list[str]:
+        """Asset ids chosen by filter (`where`), by similarity (the k nearest to `like`, itself
+        included) and/or an explicit list (`ids`); all of them when none is given."""
+        chosen = [self.ids[i] for i in self._scope(where, min_confidence)]
+        if like is not None:
+            near = [like] + [h["id"] for h in self.similar(like, k - 1, space, where, min_confidence)] if k > 1 else [like]
+            keep = set(chosen)
+            chosen = [a for a in near if a in keep or not where]
+        if ids is not None:
+            wanted = list(dict.fromkeys(ids))
+            self._positions(wanted)  # unknown ids are an error naming them
+            keep = set(chosen)
+            chosen = [a for a in wanted if a in keep]
+        if not chosen:
+            raise CatalogError("the selection is empty: no asset matches it")
+        return chosen
+
+    def scene_assets(self, ids: list[str], semantic_by: str = "family", min_confidence: float = 0.5):
+        """`SceneAsset`s (mesh file, class, size) for `ids`, classed by attribute or tag `semantic_by`."""
+        pos = self._positions(ids)
+        return scene_pool(self.store, self.rows[pos], list(ids), semantic_by, min_confidence)
+
+    def generate_scenes(self, out: str | os.PathLike, n: int, seed: int = 0, config=None, *,
+                        where: str | None = None, like: str | None = None, k: int = 50, space: str = "joint",
+                        ids: Iterable[str] | None = None, weights=None, min_confidence: float = 0.5,
+                        device: str = "cpu", progress: bool = True, on_scene=None) -> dict:
+        """Render n labelled scenes of chosen assets into `out` (see `render_core.scenes.generate`).
+
+        `config`: a `SceneConfig`, a YAML path or None (defaults); `weights`: a CSV path or
+        {asset id: weight} (from `weak_spots` or the coverage page), drawn proportionally within
+        the selection. Returns the run report; rerunning resumes."""
+        from render_core.scenes import SceneConfig, generate_scenes, load_config
+
+        cfg = config if isinstance(config, SceneConfig) else load_config(config)
+        chosen = self.select(where, like, k, space, ids, min_confidence)
+        pool = self.scene_assets(chosen, cfg.semantic_by, min_confidence)
+        w = read_weights(weights, chosen, set(self.ids)) if weights is not None else None
+        selection = {"catalog": str(self.path.resolve()), "where": where, "like": like, "k": k if like else None,
+                     "space": space if like else None, "weights": str(weights) if isinstance(weights, (str, os.PathLike)) else
+                     ("dict" if weights is not None else None), "assets": len(chosen)}
+        return generate_scenes(pool, out, n, seed, cfg, w, selection, device=device, progress=progress, on_scene=on_scene)
+
+    def weak_spots(self, errors: str | os.PathLike, scenes: str | os.PathLike | None = None, space: str = "shape",
+                   n: int = 3, size: int = 10, k: int = 10, prior: str | os.PathLike | dict | None = None,
+                   sharpness: float = 2.0, keep_uniform: float = 0.3, proposals: int = 4, seed: int = 0) -> dict[str, Any]:
+        """Where a downstream model fails: read per-asset (or per-image, with `scenes`) error scores,
+        predict an error for every asset from its neighbours in `space`, rank `n` weak regions of
+        `size` assets, and reshape the sampling weights (`prior`: earlier weights, default uniform).
+
+        Returns {"weights": {id: w}, "prior": (n_assets,), "after": (n_assets,), "predicted_error": (n_assets,),
+        "regions": [WeakRegion.to_json], "share_before", "share_after", "proposals": [...], "_regions": [WeakRegion]}."""
+        from assets2vec.catalog import weak_spots as ws
+
+        X = self.vectors(space)
+        errs, counts = ws.read_errors(errors, self.ids, scenes)
+        pred = ws.predict_errors(X, errs, counts, k)
+        regions = ws.weak_regions(X, pred, errs, counts, n, size)
+        before = read_weights(prior, self.ids, set(self.ids)) if prior is not None else np.ones(len(self.ids))
+        before = before / before.sum()
+        after = ws.reweight(pred, before, sharpness, keep_uniform)
+        props = []
+        proposer = self._proposer() if proposals > 0 else None
+        if proposer is not None:
+            for r in regions:
+                shape, texture = self.sample(proposals, near=self.ids[r.centre], space=space, seed=seed + r.rank)
+                sv, tv = self.transform.vectors("shape", shape, texture), self.transform.vectors("texture", shape, texture)
+                for i in range(len(shape)):
+                    p = proposer.propose(sv[i], tv[i])
+                    if p:
+                        props.append({**p, "region": r.rank})
+        return {
+            "space": space, "scored_assets": int((counts > 0).sum()),
+            "weights": {a: float(w) for a, w in zip(self.ids, after)},
+            "prior": before, "after": after, "predicted_error": pred,
+            "regions": [r.to_json(self.ids) for r in regions], "_regions": regions,
+            "share_before": float(sum(before[r.members].sum() for r in regions)),
+            "share_after": float(sum(after[r.members].sum() for r in regions)),
+            "proposals": props,
+        }
+
     # -- rendering through the NeRF ------------------------------------------------------------------
     def model(self):
         """(model, rig, image size) of the run this catalog was built from, loaded once."""
@@ -361,6 +444,24 @@ class Catalog:
         s, _ = self.codes([shape_of])
         _, t = self.codes([texture_of])
         return self.render(s[0], t[0], **camera)
+
+
+def load_scene(folder: str | os.PathLike, index: int) -> dict[str, Any]:
+    """Scene `index` of a SCENES folder: {"rgb" (H,W,3), "overlay" (PIL image with masks and boxes),
+    "depth", "instance", "semantic" (H,W), "record" (its labels JSON)}."""
+    from render_core.artifacts import load_npz
+    from render_core.scenes import scene_overlay
+
+    folder = Path(folder)
+    name = f"{int(index):06d}"
+    label = folder / "labels" / f"{name}.json"
+    if not label.is_file():
+        raise CatalogError(f"{folder}: has no scene {index}")
+    from PIL import Image
+
+    maps = load_npz(folder / "labels" / f"{name}.npz")
+    return {"rgb": np.asarray(Image.open(folder / "images" / f"{name}.png").convert("RGB")), "overlay": scene_overlay(folder, index),
+            **maps, "record": json.loads(label.read_text("utf-8"))}
 
 
 def read_labels(path: str | os.PathLike, attribute: str) -> dict[str, str]:

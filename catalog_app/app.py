@@ -21,5 +21,6 @@ page = st.navigation([
     st.Page(HERE / "pages" / "mix.py", title="Mix"),
     st.Page(HERE / "pages" / "tagging.py", title="Tagging"),
     st.Page(HERE / "pages" / "coverage.py", title="Coverage"),
+    st.Page(HERE / "pages" / "scenes.py", title="Scenes"),
 ])
 page.run()

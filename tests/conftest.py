@@ -32,3 +32,19 @@ def small_dataset(small_library, tmp_path_factory):
     cfg = RenderConfig(image_size=32, rig=RigConfig(n_views=6, elevations=(10.0, 40.0)))
     render_library(open_library(small_library), out, cfg, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def small_catalog(small_dataset, tmp_path_factory):
+    """A catalog built from a 40-step tiny fit of the small dataset (codes barely trained:
+    for plumbing, not for accuracy)."""
+    from assets2vec.catalog.build import build_catalog
+    from assets2vec.configs import preset
+    from assets2vec.train import fit
+
+    cfg = preset("tiny")
+    cfg.steps = 40
+    root = tmp_path_factory.mktemp("smallcat")
+    fit(small_dataset, root / "run", cfg, progress=False, log=lambda m: None)
+    build_catalog(root / "run", root / "cat", progress=False, log=lambda m: None)
+    return root / "cat"

@@ -35,16 +35,17 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.time()
     library_dir, dataset_dir, run_dir = args.out / "library", args.out / "dataset", args.out / "run"
-    steps = 6 if args.fit_minutes > 0 else 2
+    steps = 7 if args.fit_minutes > 0 else 2
     print(f"[1/{steps}] generating {args.n} procedural assets (seed {args.seed}) -> {library_dir}")
     # Regenerating is cheap and byte-identical; a library with other settings is refused by name.
     generate_library(library_dir, args.n, args.seed)
     print(f"[2/{steps}] rendering 18 views at {args.size}x{args.size} -> {dataset_dir}")
     report = render_library(open_library(library_dir), dataset_dir, RenderConfig(image_size=args.size, seed=args.seed))
-    result, catalog = None, None
+    result, catalog, scenes = None, None, None
     if args.fit_minutes > 0:
         result = _train_and_show(args, dataset_dir, run_dir, steps)
         catalog = _build_catalog(args, run_dir, steps)
+        scenes = _scenes(args, steps)
     minutes = (time.time() - t0) / 60
     print()
     print("=" * 72)
@@ -70,11 +71,27 @@ def run(args: argparse.Namespace) -> int:
         print(f"  tag     : .venv/bin/assets2vec tag {c} --attribute swivel --labels {args.out / 'labels_swivel.csv'} --where family=chair")
         print(f"  gaps    : .venv/bin/assets2vec sparse {c} --previews gaps/ --proposals proposals.json")
         print(f"  python  : from assets2vec import Catalog; cat = Catalog.open('{c}')  (notebooks/02_catalog.ipynb)")
+    if scenes is not None:
+        sc = args.out / "scenes"
+        print(f"  scenes  : {sc}  ({scenes['total_in_folder']} labelled scenes: RGB, depth, instance/semantic masks, boxes; "
+              f"{scenes['scenes_per_second']} scenes/s)")
+        print(f"  labels  : {sc / 'coco.json'} (COCO, pycocotools), picture: {sc / 'preview.png'}")
+        print(f"  loop    : .venv/bin/assets2vec weak-spots {args.out / 'catalog'} errors.csv --out weak/   # your model's errors")
+        print(f"            .venv/bin/assets2vec scenes generate {args.out / 'catalog'} more/ --n 200 --weights weak/weights.csv")
     print(f"  inspect : .venv/bin/assets2vec info {dataset_dir}")
     if catalog is not None:
         print(f"  app     : .venv/bin/assets2vec app {args.out / 'catalog'}   -> http://127.0.0.1:8501")
     print("=" * 72)
     return 0
+
+
+def _scenes(args, steps: int) -> dict:
+    from assets2vec import Catalog
+
+    out = args.out / "scenes"
+    print(f"[7/{steps}] composing 24 labelled scenes from the catalog -> {out}")
+    with Catalog.open(args.out / "catalog") as cat:
+        return cat.generate_scenes(out, 24, args.seed)
 
 
 def _build_catalog(args, run_dir: Path, steps: int) -> dict:

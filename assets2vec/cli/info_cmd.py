@@ -73,7 +73,28 @@ def describe(path: Path) -> dict:
         return _describe_run(path, header)
     if kind == "catalog":
         return _describe_catalog(path)
+    if kind == "scenes":
+        return _describe_scenes(path, header)
     return {"kind": kind, "path": str(path), "header": header}
+
+
+def _describe_scenes(path: Path, header: dict) -> dict:
+    import json
+
+    objects: Counter = Counter()
+    n = 0
+    for p in sorted((path / "labels").glob("*.json")):
+        n += 1
+        objects.update(o["label"] for o in json.loads(p.read_text("utf-8"))["objects"] if o.get("annotated") and o.get("asset_id"))
+    report = {}
+    if (path / "report.json").is_file():
+        report = json.loads((path / "report.json").read_text("utf-8"))
+    return {
+        "kind": "scenes", "path": str(path), "scenes": n, "seed": header.get("seed"),
+        "image_size": header.get("config", {}).get("image_size"), "classes_by": header.get("semantic_by"),
+        "annotated_objects": dict(objects), "asset_pool": header.get("pool_size"), "selection": header.get("selection"),
+        "failed_assets": report.get("failed_assets", []), "scenes_per_second": report.get("scenes_per_second"),
+    }
 
 
 def _describe_catalog(path: Path) -> dict:

@@ -19,12 +19,14 @@ from assets2vec.cli import (
     invert_cmd,
     render_cmd,
     render_latent_cmd,
+    scenes_cmd,
     search_cmd,
     sparse_cmd,
     tag_cmd,
+    weak_spots_cmd,
 )
 
-COMMANDS = (demo_cmd, assets_cmd, render_cmd, fit_cmd, eval_cmd, render_latent_cmd, invert_cmd, embed_cmd, catalog_cmd, search_cmd, tag_cmd, sparse_cmd, app_cmd, info_cmd)
+COMMANDS = (demo_cmd, assets_cmd, render_cmd, fit_cmd, eval_cmd, render_latent_cmd, invert_cmd, embed_cmd, catalog_cmd, search_cmd, tag_cmd, sparse_cmd, weak_spots_cmd, scenes_cmd, app_cmd, info_cmd)
 
 
 class UserError(Exception):

@@ -44,3 +44,7 @@ weights = iso / iso.sum()
 csv = "id,weight\n" + "".join(f"{i},{w:.8f}\n" for i, w in zip(cat.ids, weights))
 st.download_button("Sampling weights for the scene generator (sparser assets drawn more often)", csv, "weights.csv",
                    key="cov_weights")
+if st.button("Send these weights to the Scenes page", key="cov_send"):
+    st.session_state["scene_weights"] = {"source": f"coverage of the {space} space",
+                                         "weights": {i: float(w) for i, w in zip(cat.ids, weights)}}
+    st.success("Weights sent: open Scenes and choose 'Coverage weights'.")

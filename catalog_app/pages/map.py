@@ -43,5 +43,6 @@ if use_ranges:
 
 st.caption(f"{len(selected)} selected")
 if selected:
+    st.session_state["map_selection"] = selected  # the Scenes page can compose scenes from it
     st.dataframe({"id": selected, color_by: [labels[cat.ids.index(i)] for i in selected]}, hide_index=True)
     tag_form(cat, selected, "map_tag", "Tag selected assets")

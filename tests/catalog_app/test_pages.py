@@ -156,3 +156,31 @@ def test_coverage_lists_regions_with_samples_and_downloads(app):
     at.slider(key="cov_n").set_value(2).run()
     assert [h.value for h in at.subheader][:1] and at.subheader[0].value.startswith("Region 1")
     assert captions(at).count("samples inside the region") == len(at.subheader)
+
+
+def test_scenes_generates_from_filter_and_from_coverage_weights(app):
+    at = app
+    at.switch_page("pages/scenes.py").run()
+    assert not at.exception
+    at.radio(key="scenes_source").set_value("Filter").run()
+    at.text_input(key="scenes_where").set_value("family=table").run()
+    at.slider(key="scenes_n").set_value(2)
+    at.select_slider(key="scenes_size").set_value(96)
+    at.button(key="scenes_go").click().run()
+    assert not at.exception and "2 scenes in" in at.success[0].value
+    caps = [c for c in captions(at) if c.startswith("scene ")]
+    assert len(caps) == 2 and all("table" in c for c in caps) and not any("chair" in c for c in caps)
+    at.toggle(key="scenes_overlay").set_value(False).run()
+    assert not at.exception
+    at.text_input(key="scenes_where").set_value("nope=1").run()
+    at.button(key="scenes_go").click().run()
+    assert "no attribute or tag named 'nope'" in at.error[0].value
+
+    at.switch_page("pages/coverage.py").run()
+    at.button(key="cov_send").click().run()
+    assert "Weights sent" in at.success[0].value
+    at.switch_page("pages/scenes.py").run()
+    at.radio(key="scenes_source").set_value("Coverage weights").run()
+    assert "weights from coverage of the shape space" in [c.value for c in at.caption]
+    at.button(key="scenes_go").click().run()
+    assert not at.exception and "scenes in" in at.success[0].value

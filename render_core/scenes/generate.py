@@ -1,0 +1,245 @@
+"""Generate a SCENES folder: labelled randomized scenes of catalog assets, resumable.
+
+Layout:
+    artifact.json         kind "scenes": config, seed, semantic classes, asset pool digest, selection
+    images/000000.png     RGB
+    labels/000000.npz     depth (H,W) float32 (view-axis z in metres, 0 where nothing),
+                          instance (H,W) uint16 (0: no object; values match the JSON's objects),
+                          semantic (H,W) uint16 (index into artifact.json's semantic_classes)
+    labels/000000.json    the scene: seed, camera (eye, target, fov, K, c2w), lights, floor, objects
+                          (asset id, class, pose, scale, box, visible fraction, RLE mask), dropped assets
+    coco.json             COCO instances (boxes + RLE masks, one category per object class)
+    report.json           last run: scenes made/skipped, assets that failed to load, scenes/s
+    preview.png           the first scenes with masks and boxes drawn
+
+A scene's JSON is written last, so its presence marks the scene done; a rerun skips finished
+scenes, and an interrupted run loses at most the scene in flight. Scene i's seed is derived
+from (--seed, i) alone, so any subset of scenes can be (re)made in any order with the same result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from render_core.artifacts import (
+    ArtifactError,
+    atomic_save_npz,
+    atomic_write_bytes,
+    atomic_write_json,
+    load_npz,
+    make_header,
+    read_header,
+    write_header,
+)
+from render_core.assets.loaders import LoadLimits, load_mesh
+from render_core.assets.mesh import MeshData, normalize
+from render_core.scenes.compose import STUFF_CLASSES, SceneAsset, compose
+from render_core.scenes.config import SceneConfig, SceneConfigError
+from render_core.scenes.labels import annotate, coco, read_scene_records
+from render_core.scenes.overlay import overlay, sheet
+from render_core.scenes.render import SceneRenderer
+
+REPORT = "report.json"
+
+
+def scene_seed(seed: int, index: int) -> int:
+    """The seed of scene `index` of a run seeded with `seed` (0 is a seed like any other)."""
+    return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1, np.uint32)[0])
+
+
+def semantic_classes(pool: list[SceneAsset]) -> list[str]:
+    return list(STUFF_CLASSES) + sorted({a.label for a in pool})
+
+
+def normalise_weights(pool: list[SceneAsset], weights: np.ndarray | None) -> np.ndarray:
+    if weights is None:
+        return np.full(len(pool), 1.0 / len(pool))
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (len(pool),):
+        raise ValueError(f"weights: {w.shape[0] if w.ndim == 1 else w.shape} values for {len(pool)} assets")
+    if not np.all(np.isfinite(w)) or (w < 0).any():
+        raise ValueError("weights: every weight must be a finite number >= 0")
+    if w.sum() <= 0:
+        raise ValueError("weights: all zero over the chosen assets; nothing could be drawn")
+    return w / w.sum()
+
+
+def footprint_at(asset: SceneAsset, height: float) -> float:
+    """Floor area (m^2) of `asset` scaled to `height`, from its bounding box when known."""
+    if asset.extent is None or asset.extent[1] <= 0:
+        return 0.25 * height * height  # unknown proportions: a slender object, to stay permissive
+    ex, ey, ez = asset.extent
+    return (ex / ey * height) * (ez / ey * height)
+
+
+def check_fits(pool: list[SceneAsset], cfg: SceneConfig) -> None:
+    """Refuse, before rendering, a config whose smallest scene cannot fit on its largest floor."""
+    if not pool:
+        raise SceneConfigError("no assets to compose scenes from (the selection is empty)")
+    smallest = min(footprint_at(a, cfg.size_range(a.category)[0]) for a in pool)
+    floor = float(cfg.floor.size[1]) ** 2
+    need = int(cfg.assets_per_scene[0]) * smallest
+    if need > 0.75 * floor:
+        raise SceneConfigError(
+            f"assets_per_scene: {int(cfg.assets_per_scene[0])} assets need at least {need:.2f} m^2 of floor "
+            f"(smallest footprint {smallest:.3f} m^2), more than fits on a {cfg.floor.size[1]:g} m floor "
+            f"({floor:.2f} m^2, at most 75% usable); lower assets_per_scene or raise floor.size")
+
+
+class MeshCache:
+    """Normalised meshes by asset id, least recently used dropped first (flat memory over long runs);
+    load failures are remembered so a broken file is parsed once."""
+
+    def __init__(self, limits: LoadLimits = LoadLimits(), size: int = 64):
+        self.limits, self.size = limits, size
+        self.meshes: OrderedDict[str, MeshData] = OrderedDict()
+        self.failed: dict[str, str] = {}
+
+    def __call__(self, asset: SceneAsset) -> MeshData:
+        if asset.id in self.failed:
+            raise ValueError(self.failed[asset.id])
+        if asset.id in self.meshes:
+            self.meshes.move_to_end(asset.id)
+            return self.meshes[asset.id]
+        try:
+            mesh, _ = normalize(load_mesh(asset.path, self.limits))
+        except Exception as exc:
+            self.failed[asset.id] = str(exc)
+            raise
+        self.meshes[asset.id] = mesh
+        if len(self.meshes) > self.size:
+            self.meshes.popitem(last=False)
+        return mesh
+
+
+def pool_digest(pool: list[SceneAsset], weights: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a, w in zip(pool, weights):
+        h.update(f"{a.id}\t{a.label}\t{w:.12g}\n".encode("utf-8"))
+    return h.hexdigest()
+
+
+def _check_or_write_header(out: Path, header: dict) -> None:
+    if (out / "artifact.json").exists():
+        old = read_header(out, "scenes")
+        for key in ("seed", "config", "pool_digest", "semantic_by"):
+            if old.get(key) != header.get(key):
+                raise ArtifactError(f"{out}: already holds scenes made with a different {key} "
+                                    f"({old.get(key)!r}); generate into a new folder or delete it")
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    write_header(out, header)
+
+
+def _png(image: np.ndarray | Image.Image) -> bytes:
+    buf = io.BytesIO()
+    (image if isinstance(image, Image.Image) else Image.fromarray(image)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def generate_scenes(pool: list[SceneAsset], out: str | Path, n: int, seed: int, cfg: SceneConfig,
+                    weights: np.ndarray | None = None, selection: dict | None = None,
+                    device: torch.device | str = "cpu", progress: bool = True, preview: int = 8,
+                    on_scene: Callable[[int, int], None] | None = None) -> dict:
+    """Make scenes 0..n-1 in `out` (skipping finished ones); returns the run report.
+    `on_scene(done, n)` is called after each scene (for progress displays other than the bar)."""
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"--n: need at least one scene, got {n!r}")
+    if seed is None or int(seed) < 0:
+        raise ValueError(f"--seed: must be a non-negative integer, got {seed!r}")
+    check_fits(pool, cfg)
+    w = normalise_weights(pool, weights)
+    classes = semantic_classes(pool)
+    semantic_of = {name: i for i, name in enumerate(classes)}
+    out = Path(out)
+    _check_or_write_header(out, make_header(
+        "scenes", producer="assets2vec scenes generate", seed=int(seed), config=cfg.to_json(),
+        semantic_by=cfg.semantic_by, semantic_classes=classes, first_object_class=len(STUFF_CLASSES),
+        pool_size=len(pool), pool_digest=pool_digest(pool, w), selection=selection or {},
+        camera_convention="c2w: OpenGL (camera looks along -Z, +Y up); K in pixels, pixel centres at +0.5; "
+                          "depth is z along the view axis in metres"))
+    (out / "images").mkdir(exist_ok=True)
+    (out / "labels").mkdir(exist_ok=True)
+    renderer = SceneRenderer(cfg.image_size, cfg.supersample, device)
+    cache = MeshCache()
+    made, skipped, failed_scenes = [], [], []
+    dropped_assets: dict[str, str] = {}
+    t0 = time.time()
+    interrupted = False
+    bar = tqdm(range(n), desc="scenes", unit="scene", disable=not progress)
+    try:
+        for i in bar:
+            name = f"{i:06d}"
+            if (out / "labels" / f"{name}.json").exists():
+                skipped.append(i)
+                continue
+            s = scene_seed(seed, i)
+            try:
+                scene = compose(i, s, pool, w, cfg, cache, semantic_of)
+                maps = renderer.render(scene)
+                objects = annotate(scene, maps, classes, cfg.min_visible_pixels)
+            except Exception as exc:  # one scene must not stop the batch; Ctrl-C still does
+                failed_scenes.append({"index": i, "seed": s, "error": f"{type(exc).__name__}: {exc}"})
+                continue
+            for d in scene.dropped:
+                if d["reason"].startswith("failed to load"):
+                    dropped_assets[d["asset_id"]] = d["reason"]
+            record = {
+                "index": i, "seed": s, "image": f"{name}.png", "width": cfg.image_size, "height": cfg.image_size,
+                "camera": {**scene.camera.to_json(), "K": maps["K"].tolist(), "c2w": maps["c2w"].tolist()},
+                "lights": [light.to_json() for light in scene.lights], "ambient": scene.ambient,
+                "background": list(scene.background), "floor_size": scene.floor_size,
+                "objects": objects, "dropped": scene.dropped,
+            }
+            atomic_write_bytes(out / "images" / f"{name}.png", _png(maps["rgb"]))
+            atomic_save_npz(out / "labels" / f"{name}.npz", depth=maps["depth"], instance=maps["instance"],
+                            semantic=maps["semantic"])
+            atomic_write_json(out / "labels" / f"{name}.json", record)  # last: marks the scene done
+            made.append(i)
+            if on_scene is not None:
+                on_scene(i + 1, n)
+            elapsed = time.time() - t0
+            bar.set_postfix(scenes_per_s=f"{len(made) / max(elapsed, 1e-9):.2f}", dropped=len(dropped_assets))
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+        elapsed = time.time() - t0
+        done = sorted(int(p.stem) for p in (out / "labels").glob("*.json"))
+        report = {
+            "made": len(made), "skipped": len(skipped), "total_in_folder": len(done),
+            "failed_scenes": failed_scenes,
+            "failed_assets": [{"asset_id": k, "error": v} for k, v in sorted(dropped_assets.items())],
+            "seconds": round(elapsed, 2),
+            "scenes_per_second": round(len(made) / elapsed, 3) if elapsed > 0 and made else None,
+            "interrupted": interrupted,
+        }
+        atomic_write_json(out / REPORT, report)
+        header = read_header(out, "scenes")
+        atomic_write_json(out / "coco.json", coco(read_scene_records(out), header["semantic_classes"],
+                                                  header["first_object_class"]))
+    if interrupted:
+        raise KeyboardInterrupt
+    if done:
+        atomic_write_bytes(out / "preview.png", _png(sheet([scene_overlay(out, i) for i in done[:preview]])))
+    return report
+
+
+def scene_overlay(folder: str | Path, index: int) -> Image.Image:
+    """Scene `index` of a SCENES folder with its masks, boxes and labels drawn."""
+    folder = Path(folder)
+    name = f"{index:06d}"
+    record = json.loads((folder / "labels" / f"{name}.json").read_text("utf-8"))
+    rgb = np.asarray(Image.open(folder / "images" / f"{name}.png").convert("RGB"))
+    return overlay(rgb, load_npz(folder / "labels" / f"{name}.npz")["instance"], record["objects"])

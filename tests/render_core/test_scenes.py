@@ -1,0 +1,173 @@
+"""Scene generator: labels agree with geometry, COCO loads, seeds reproduce, bad input fails early."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+
+from render_core.artifacts import load_npz
+from render_core.assets.library import open_library
+from render_core.scenes import SceneAsset, SceneConfigError, config_from_dict, generate_scenes, load_config
+from render_core.scenes.compose import STUFF_CLASSES, compose
+from render_core.scenes.generate import MeshCache, semantic_classes
+from render_core.scenes.labels import annotate, box_of
+from render_core.scenes.placement import rectangles_overlap
+from render_core.scenes.render import SceneRenderer
+
+CFG = dict(image_size=96, assets_per_scene=[3, 5], clutter={"count": [1, 2]})
+
+
+@pytest.fixture(scope="module")
+def pool(small_library):
+    lib = open_library(small_library)
+    return [SceneAsset(r.id, lib.path_of(r), r.category, r.family, r.meta["extent_m"][1], tuple(r.meta["extent_m"]))
+            for r in lib.records]
+
+
+def _scene(pool, seed, cfg=None):
+    cfg = cfg or config_from_dict(CFG)
+    classes = semantic_classes(pool)
+    sem = {c: i for i, c in enumerate(classes)}
+    scene = compose(0, seed, pool, np.full(len(pool), 1 / len(pool)), cfg, MeshCache(), sem)
+    return scene, classes, cfg
+
+
+def test_objects_stand_on_the_floor_without_interpenetrating(pool):
+    for seed in range(6):
+        scene, _, cfg = _scene(pool, seed)
+        assert len(scene.objects) >= 3
+        for o in scene.objects:
+            assert abs(float(o.mesh.verts[:, 1].min())) < 1e-5  # standing on y = 0
+        corners = [o.footprint.corners() for o in scene.objects]
+        for i in range(len(corners)):
+            for j in range(i + 1, len(corners)):
+                assert not rectangles_overlap(corners[i], corners[j], cfg.placement.margin * 0.99)
+        # Footprints are the meshes' true extents: vertices stay inside their rectangle.
+        for o in scene.objects:
+            c = o.footprint.corners()
+            lo, hi = c.min(0) - 1e-4, c.max(0) + 1e-4
+            xz = o.mesh.verts[:, [0, 2]]
+            assert (xz >= lo).all() and (xz <= hi).all()
+
+
+def test_instance_masks_agree_with_depth_ordering(pool):
+    scene, classes, cfg = _scene(pool, 3)
+    maps = SceneRenderer(cfg.image_size).render(scene, keep_layers=True)
+    Z, inst_of = maps["layer_depth"], maps["layer_instance"]
+    nearest = Z.min(0)
+    inst = maps["instance"]
+    assert (inst > 0).sum() > 200
+    for k in np.unique(inst[inst > 0]):
+        layer = int(np.nonzero(inst_of == k)[0][0])
+        m = inst == k
+        np.testing.assert_allclose(maps["depth"][m], Z[layer][m], rtol=1e-6)
+        np.testing.assert_allclose(Z[layer][m], nearest[m], rtol=1e-6)  # nothing in front of it
+    # Where an object's own silhouette is covered by another instance, that one is nearer.
+    for li, k in enumerate(inst_of):
+        if k == 0:
+            continue
+        hidden = np.isfinite(Z[li]) & (inst != k) & (inst > 0)
+        assert (maps["depth"][hidden] <= Z[li][hidden] + 1e-6).all()
+    assert (maps["depth"][np.isfinite(nearest)] > 0).all() and (maps["depth"][~np.isfinite(nearest)] == 0).all()
+
+
+def test_boxes_and_rle_match_masks(pool):
+    scene, classes, cfg = _scene(pool, 5)
+    maps = SceneRenderer(cfg.image_size).render(scene)
+    objects = annotate(scene, maps, classes, 1)
+    annotated = [o for o in objects if o["annotated"]]
+    assert annotated
+    for o in annotated:
+        m = maps["instance"] == o["instance"]
+        assert o["bbox"] == box_of(m)
+        x, y, w, h = o["bbox"]
+        assert m[y:y + h, x:x + w].sum() == m.sum()  # tight box holds the whole mask
+        assert m[y, x:x + w].any() and m[y + h - 1, x:x + w].any() and m[y:y + h, x].any() and m[y:y + h, x + w - 1].any()
+        rle = dict(o["mask_rle"], counts=o["mask_rle"]["counts"].encode())
+        assert np.array_equal(mask_utils.decode(rle).astype(bool), m)
+        assert 0 < o["visible_fraction"] <= 1 and o["visible_pixels"] <= o["amodal_pixels"]
+        assert classes[o["semantic"]] == o["label"]
+        assert (maps["semantic"][m] == o["semantic"]).all()
+
+
+def test_generate_writes_loadable_coco_and_is_reproducible(pool, tmp_path):
+    cfg = config_from_dict(CFG)
+    rep = generate_scenes(pool, tmp_path / "a", 4, 0, cfg, progress=False)
+    assert rep["made"] == 4 and rep["scenes_per_second"] > 0 and not rep["failed_scenes"]
+    coco = COCO(str(tmp_path / "a" / "coco.json"))
+    assert len(coco.getImgIds()) == 4 and coco.getAnnIds()
+    names = {c["name"] for c in coco.loadCats(coco.getCatIds())}
+    assert names == {a.label for a in pool}
+    ann = coco.loadAnns(coco.getAnnIds())[0]
+    img = coco.loadImgs(ann["image_id"])[0]
+    labels = load_npz(tmp_path / "a" / "labels" / f"{img['id'] - 1:06d}.npz")
+    rec = json.loads((tmp_path / "a" / "labels" / f"{img['id'] - 1:06d}.json").read_text())
+    inst = next(o["instance"] for o in rec["objects"] if o.get("annotated") and o["asset_id"] == ann["asset_id"]
+                and o["bbox"] == ann["bbox"])
+    assert np.array_equal(coco.annToMask(ann).astype(bool), labels["instance"] == inst)
+    assert rec["seed"] != 0 and len(rec["camera"]["c2w"]) == 4
+    header = json.loads((tmp_path / "a" / "artifact.json").read_text())
+    assert header["semantic_classes"][: len(STUFF_CLASSES)] == list(STUFF_CLASSES)
+
+    # Same seed (0 included) -> byte-identical files; resuming remakes only what is missing.
+    generate_scenes(pool, tmp_path / "b", 4, 0, cfg, progress=False)
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file() and p.name != "report.json")
+    for f in files:
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+    (tmp_path / "b" / "labels" / "000002.json").unlink()
+    again = generate_scenes(pool, tmp_path / "b", 4, 0, cfg, progress=False)
+    assert again["made"] == 1 and again["skipped"] == 3
+    assert (tmp_path / "b" / "labels" / "000002.json").read_bytes() == (tmp_path / "a" / "labels" / "000002.json").read_bytes()
+    generate_scenes(pool, tmp_path / "c", 2, 1, cfg, progress=False)
+    assert (tmp_path / "c" / "images" / "000000.png").read_bytes() != (tmp_path / "a" / "images" / "000000.png").read_bytes()
+    with pytest.raises(ValueError, match="different seed"):
+        generate_scenes(pool, tmp_path / "a", 4, 1, cfg, progress=False)
+
+
+def test_an_asset_that_no_longer_loads_is_skipped_and_reported(pool, tmp_path):
+    broken = tmp_path / "broken.obj"
+    broken.write_text("v 0 0 0\nf 1 2 3\n")
+    bad = SceneAsset("broken-asset", broken, "chair", "chair", None, None)
+    weights = np.array([1.0] * len(pool) + [20.0])
+    rep = generate_scenes(pool + [bad], tmp_path / "s", 3, 0, config_from_dict(CFG), weights, progress=False)
+    assert rep["made"] == 3
+    assert [f["asset_id"] for f in rep["failed_assets"]] == ["broken-asset"] and "broken.obj" in rep["failed_assets"][0]["error"]
+    recs = [json.loads(p.read_text()) for p in sorted((tmp_path / "s" / "labels").glob("*.json"))]
+    assert any(d["asset_id"] == "broken-asset" for r in recs for d in r["dropped"])
+    assert all(o["asset_id"] != "broken-asset" for r in recs for o in r["objects"])
+
+
+@pytest.mark.parametrize("override, match", [
+    ({"assets_per_scene": [40, 40], "floor": {"size": [0.2, 0.25]}}, "assets_per_scene: 40 assets need"),
+    ({"sizes": {"chair": [-0.5, 1.0]}}, "sizes.chair: must be positive"),
+    ({"camera": {"fov_deg": [60, 30]}}, "camera.fov_deg: low 60 is above high 30"),
+    ({"camera": {"zoom": 2}}, "camera.zoom: unknown setting"),
+    ({"lights": {"types": ["area"]}}, "lights.types"),
+    ({"assets_per_scene": [0, 2]}, "assets_per_scene"),
+])
+def test_impossible_config_fails_before_rendering(pool, tmp_path, override, match):
+    with pytest.raises(SceneConfigError, match=match):
+        generate_scenes(pool, tmp_path / "out", 2, 0, config_from_dict({**CFG, **override}), progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_config_file_errors_name_the_file(tmp_path):
+    p = tmp_path / "scenes.yaml"
+    p.write_text("camera: {distance: [5, 2]}\n")
+    with pytest.raises(SceneConfigError, match=r"scenes.yaml: camera.distance: low 5 is above high 2"):
+        load_config(p)
+    p.write_text("camera: [unclosed\n")
+    with pytest.raises(SceneConfigError, match="not valid YAML"):
+        load_config(p)
+    assert load_config(None).image_size == 256
+
+
+def test_mesh_cache_stays_bounded(pool):
+    cache = MeshCache(size=3)
+    for a in pool:
+        cache(a)
+    assert len(cache.meshes) == 3
