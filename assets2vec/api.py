@@ -13,7 +13,6 @@ from the run the catalog was built from.
 
 from __future__ import annotations
 
-import csv
 import fcntl
 import json
 import os
@@ -25,6 +24,7 @@ import numpy as np
 
 from assets2vec.catalog import density, latent_map
 from assets2vec.catalog.build import LOCK_NAME, index_path, load_vectors
+from assets2vec.catalog.csv_input import first_column, open_csv
 from assets2vec.catalog.filters import effective_values, filter_rows
 from assets2vec.catalog.index import IndexFileError, LatentIndex, RestrictedIndex, gpu_available
 from assets2vec.catalog.proposals import ParameterProposer
@@ -271,6 +271,15 @@ class Catalog:
         """(n,) mean distance of each asset to its k nearest others in `space`: high means sparse."""
         return density.isolation(self.vectors(space), k)
 
+    def coverage_weights(self, space: str = "shape", k: int = 5, power: float = 1.0) -> dict[str, float]:
+        """{asset id: sampling weight} (sum 1) proportional to isolation**power: assets in sparse
+        parts of `space` are drawn more often, evening out coverage in the next scenes."""
+        if power < 0:
+            raise ValueError(f"power must be >= 0, got {power}")
+        iso = np.maximum(self.isolation(space, k), 0) ** power
+        w = iso / iso.sum() if iso.sum() > 0 else np.full(len(iso), 1.0 / len(iso))
+        return {a: float(x) for a, x in zip(self.ids, w)}
+
     def sparse_regions(self, n: int = 5, space: str = "shape", samples: int = 4, seed: int = 0,
                        propose: bool = True) -> list[density.SparseRegion]:
         """The n emptiest regions of `space`, each with bordering assets, `samples` latent points
@@ -386,6 +395,8 @@ class Catalog:
         pred = ws.predict_errors(X, errs, counts, k)
         regions = ws.weak_regions(X, pred, errs, counts, n, size)
         before = read_weights(prior, self.ids, set(self.ids)) if prior is not None else np.ones(len(self.ids))
+        if before.sum() <= 0:
+            raise CatalogError(f"{prior}: every prior weight is zero")
         before = before / before.sum()
         after = ws.reweight(pred, before, sharpness, keep_uniform)
         props = []
@@ -467,21 +478,15 @@ def load_scene(folder: str | os.PathLike, index: int) -> dict[str, Any]:
 def read_labels(path: str | os.PathLike, attribute: str) -> dict[str, str]:
     """{asset id: value} from a CSV with columns `id` and `value` (or `id` and the attribute's name)."""
     path = Path(path)
-    if not path.is_file():
-        raise CatalogError(f"{path}: no such labels file")
-    if path.stat().st_size > MAX_LABELS_BYTES:
-        raise CatalogError(f"{path}: larger than {MAX_LABELS_BYTES >> 20} MB; not a labels file")
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        cols = reader.fieldnames or []
-        col = "value" if "value" in cols else attribute if attribute in cols else None
-        if "id" not in cols or col is None:
-            raise CatalogError(f"{path}: needs columns 'id' and 'value' (or '{attribute}'), found {cols}")
-        labels = {}
-        for n, rec in enumerate(reader, 2):
-            if not rec["id"] or rec[col] is None or not rec[col].strip():
-                raise CatalogError(f"{path}:{n}: empty id or value")
-            labels[rec["id"].strip()] = rec[col].strip()
+    reader, cols = open_csv(path, "labels file", MAX_LABELS_BYTES)
+    col = first_column(cols, "value", attribute)
+    if "id" not in cols or col is None:
+        raise CatalogError(f"{path}: needs columns 'id' and 'value' (or '{attribute}'), found {cols}")
+    labels = {}
+    for n, rec in enumerate(reader, 2):
+        if not rec["id"] or rec[col] is None or not rec[col].strip():
+            raise CatalogError(f"{path}:{n}: empty id or value")
+        labels[rec["id"].strip()] = rec[col].strip()
     if not labels:
         raise CatalogError(f"{path}: no labels")
     return labels

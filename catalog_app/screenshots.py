@@ -29,6 +29,11 @@ def take(catalog: Path, out: Path, photo: Path | None = None) -> list[Path]:
             driver.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(photo.resolve()))
             wait_for_text(driver, "fitted render", timeout=180)
             shots.append(screenshot(driver, out / "app_search_image.png"))
+        driver.get(f"{url}/scenes")
+        wait_for_text(driver, "Generate scenes")
+        driver.find_element(By.XPATH, "//button[.//*[text()='Generate scenes']]").click()
+        wait_for_text(driver, "scenes in", timeout=180)
+        shots.append(screenshot(driver, out / "app_scenes.png"))
     return shots
 
 

@@ -56,6 +56,14 @@ def plot_map(coords: np.ndarray, labels: list[str | None], path: str | os.PathLi
     if len(names) <= 25:
         ax.legend(fontsize=7, loc="best", markerscale=1.2, frameon=False)
     fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: str | os.PathLike) -> Path:
+    """Write a matplotlib figure as PNG atomically (a reader never sees half a file) and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp)

@@ -6,21 +6,19 @@ the library and its manifest the mesh path and the asset's measured proportions.
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 from pathlib import Path
 
 import numpy as np
 
+from assets2vec.catalog.csv_input import first_column, open_csv
 from assets2vec.catalog.filters import effective_values
 from assets2vec.catalog.store import CatalogError
 from render_core.artifacts import read_header
 from render_core.assets.records import read_manifest
 from render_core.scenes.compose import SceneAsset
 
-MAX_WEIGHTS_BYTES = 64 << 20
 UNLABELLED = "unlabelled"
 
 
@@ -58,6 +56,7 @@ def scene_pool(store, rows: np.ndarray, ids: list[str], semantic_by: str, min_co
         rec = records.get(asset_id)
         path = (library / rec.path) if (library is not None and rec is not None) else Path(source) / "missing" / asset_id
         metric = extent = None
+        up = "y"
         if rec is not None:
             m = rec.meta.get("extent_m")
             if isinstance(m, list) and len(m) == 3 and all(isinstance(x, (int, float)) for x in m):
@@ -65,7 +64,8 @@ def scene_pool(store, rows: np.ndarray, ids: list[str], semantic_by: str, min_co
             e = (rec.meta.get("normalization") or {}).get("source_extent")
             if isinstance(e, list) and len(e) == 3 and all(isinstance(x, (int, float)) and x > 0 for x in e):
                 extent = tuple(float(x) for x in e)
-        pool.append(SceneAsset(asset_id, path, category, str(labels.get(int(r), UNLABELLED)), metric, extent))
+            up = str((rec.meta.get("normalization") or {}).get("up_axis") or "y")
+        pool.append(SceneAsset(asset_id, path, category, str(labels.get(int(r), UNLABELLED)), metric, extent, up))
     return pool
 
 
@@ -79,18 +79,16 @@ def read_weights(source: str | os.PathLike | dict[str, float], ids: list[str], c
     else:
         p = Path(source)
         where = str(p)
-        if not p.is_file():
-            raise CatalogError(f"{p}: no such weights file")
-        if p.stat().st_size > MAX_WEIGHTS_BYTES:
-            raise CatalogError(f"{p}: weights file larger than {MAX_WEIGHTS_BYTES >> 20} MB")
-        reader = csv.DictReader(io.StringIO(p.read_text("utf-8")))
-        cols = reader.fieldnames or []
-        key = "id" if "id" in cols else "asset_id" if "asset_id" in cols else None
+        reader, cols = open_csv(p, "weights file")
+        key = first_column(cols, "id", "asset_id")
         if key is None or "weight" not in cols:
             raise CatalogError(f"{p}: needs an 'id' (or 'asset_id') column and a 'weight' column, has {cols}")
         table = {}
-        for row in reader:
-            table[(row[key] or "").strip()] = row["weight"]
+        for line, row in enumerate(reader, 2):
+            k = (row[key] or "").strip()
+            if k in table:
+                raise CatalogError(f"{p}:{line}: {k!r} appears twice")
+            table[k] = row["weight"]
     index = {a: i for i, a in enumerate(ids)}
     w = np.zeros(len(ids))
     for k, v in table.items():

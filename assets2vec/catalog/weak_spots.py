@@ -10,8 +10,6 @@ the library drops out of the next dataset.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import os
@@ -20,9 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from assets2vec.catalog.csv_input import first_column, open_csv
 from assets2vec.catalog.store import CatalogError
-
-MAX_ERRORS_BYTES = 64 << 20
 
 
 @dataclass
@@ -48,13 +45,8 @@ def read_errors(path: str | os.PathLike, ids: list[str], scenes: str | os.PathLi
     are averaged); or `image` and `error` with `scenes` (a SCENES folder): an image's error counts
     for every annotated asset in it, weighted by its visible pixels."""
     p = Path(path)
-    if not p.is_file():
-        raise CatalogError(f"{p}: no such errors file")
-    if p.stat().st_size > MAX_ERRORS_BYTES:
-        raise CatalogError(f"{p}: errors file larger than {MAX_ERRORS_BYTES >> 20} MB")
-    reader = csv.DictReader(io.StringIO(p.read_text("utf-8")))
-    cols = reader.fieldnames or []
-    key = "asset_id" if "asset_id" in cols else "id" if "id" in cols else "image" if "image" in cols else None
+    reader, cols = open_csv(p, "errors file")
+    key = first_column(cols, "asset_id", "id", "image")
     if key is None or "error" not in cols:
         raise CatalogError(f"{p}: needs an 'asset_id' (or 'id', or 'image' with --scenes) column and an 'error' column, has {cols}")
     if key == "image" and scenes is None:
@@ -102,15 +94,28 @@ def _image_assets(scenes: Path, image: str, p: Path, line: int) -> list[tuple[st
 
 
 def predict_errors(X: np.ndarray, errors: np.ndarray, counts: np.ndarray, k: int = 10) -> np.ndarray:
-    """(n,) error predicted for every vector of X (n, d) from the scored ones (counts > 0):
-    distance-weighted k-nearest-neighbour regression (scikit-learn)."""
-    from sklearn.neighbors import KNeighborsRegressor
+    """(n,) error predicted for every vector of X (n, d) from the scored ones (counts > 0): the
+    inverse-distance-weighted mean over its k nearest scored neighbours (itself excluded), and for
+    a scored asset the average of that and its own score, so one noisy score is smoothed."""
+    from sklearn.neighbors import NearestNeighbors
 
-    scored = counts > 0
-    kk = int(min(k, scored.sum()))
-    model = KNeighborsRegressor(n_neighbors=kk, weights="distance").fit(X[scored], errors[scored])
-    pred = model.predict(X)
-    pred[scored] = 0.5 * pred[scored] + 0.5 * errors[scored]  # own score counts, neighbours smooth it
+    scored = np.flatnonzero(counts > 0)
+    if len(scored) == 1:
+        return np.full(len(X), float(errors[scored[0]]))
+    kk = int(min(k, len(scored) - 1))
+    nn = NearestNeighbors(n_neighbors=kk + 1).fit(X[scored])
+    dist, idx = nn.kneighbors(X)
+    own = np.zeros(len(X), bool)
+    own[scored] = True
+    # Drop each scored asset's match with itself; others drop their farthest neighbour instead.
+    self_hit = scored[idx] == np.arange(len(X))[:, None]
+    keep = ~self_hit
+    keep[~self_hit.any(1), -1] = False
+    dist = dist[keep].reshape(len(X), kk)
+    idx = idx[keep].reshape(len(X), kk)
+    w = 1.0 / (dist + 1e-9)
+    pred = (w * errors[scored][idx]).sum(1) / w.sum(1)
+    pred[own] = 0.5 * pred[own] + 0.5 * errors[own]
     return pred
 
 
@@ -142,8 +147,8 @@ def weak_regions(X: np.ndarray, pred: np.ndarray, errors: np.ndarray, counts: np
 
 
 def reweight(pred: np.ndarray, prior: np.ndarray | None = None, sharpness: float = 2.0, keep_uniform: float = 0.3) -> np.ndarray:
-    """New sampling weights (sum 1): prior x (relative predicted error)^sharpness, with a
-    `keep_uniform` share of the prior kept as it was."""
+    """New sampling weights (sum 1): prior x (relative predicted error)^sharpness, mixed with a
+    `keep_uniform` share spread evenly over all assets, so none can drop out."""
     if not 0 <= keep_uniform <= 1:
         raise ValueError(f"keep_uniform must be in [0, 1], got {keep_uniform}")
     if sharpness < 0:
@@ -152,7 +157,7 @@ def reweight(pred: np.ndarray, prior: np.ndarray | None = None, sharpness: float
     rel = np.maximum(pred, 0) / max(float(np.mean(np.maximum(pred, 0))), 1e-12)
     boosted = prior * rel**sharpness
     boosted = boosted / boosted.sum() if boosted.sum() > 0 else prior
-    return keep_uniform * prior + (1 - keep_uniform) * boosted
+    return keep_uniform / len(pred) + (1 - keep_uniform) * boosted
 
 
 def plot_before_after(coords: np.ndarray, before: np.ndarray, after: np.ndarray, regions: list[WeakRegion],
@@ -163,7 +168,8 @@ def plot_before_after(coords: np.ndarray, before: np.ndarray, after: np.ndarray,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    path = Path(path)
+    from assets2vec.catalog.latent_map import save_figure
+
     vmax = float(max(before.max(), after.max())) * len(before)
     fig, axes = plt.subplots(1, 2, figsize=(12, 5.5), dpi=110)
     for ax, w, name in ((axes[0], before, "before"), (axes[1], after, "after")):
@@ -179,9 +185,4 @@ def plot_before_after(coords: np.ndarray, before: np.ndarray, after: np.ndarray,
     fig.colorbar(sc, ax=axes, label="draw probability x number of assets (1 = uniform)")
     if title:
         fig.suptitle(title)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path)

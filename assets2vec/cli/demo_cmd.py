@@ -73,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  python  : from assets2vec import Catalog; cat = Catalog.open('{c}')  (notebooks/02_catalog.ipynb)")
     if scenes is not None:
         sc = args.out / "scenes"
-        print(f"  scenes  : {sc}  ({scenes['total_in_folder']} labelled scenes: RGB, depth, instance/semantic masks, boxes; "
-              f"{scenes['scenes_per_second']} scenes/s)")
+        rate = f"; {scenes['scenes_per_second']} scenes/s" if scenes["scenes_per_second"] else ""
+        print(f"  scenes  : {sc}  ({scenes['total_in_folder']} labelled scenes: RGB, depth, instance/semantic masks, boxes{rate})")
         print(f"  labels  : {sc / 'coco.json'} (COCO, pycocotools), picture: {sc / 'preview.png'}")
         print(f"  loop    : .venv/bin/assets2vec weak-spots {args.out / 'catalog'} errors.csv --out weak/   # your model's errors")
         print(f"            .venv/bin/assets2vec scenes generate {args.out / 'catalog'} more/ --n 200 --weights weak/weights.csv")

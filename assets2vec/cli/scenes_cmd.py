@@ -42,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {args.device}: this machine has no CUDA device; use --device cpu")
     if args.k < 1:
         raise ValueError(f"--k must be at least 1, got {args.k}")
     with Catalog.open(args.catalog) as cat:

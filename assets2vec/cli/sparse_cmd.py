@@ -24,6 +24,8 @@ def add_parser(sub) -> None:
     p.add_argument("--samples", type=int, default=4, help="latent samples per region (default: 4)")
     p.add_argument("--previews", type=Path, metavar="DIR", help="render each region's samples to DIR/region-N.png")
     p.add_argument("--proposals", type=Path, metavar="FILE.json", help="write proposed generator parameters here")
+    p.add_argument("--weights", type=Path, metavar="WEIGHTS.csv",
+                   help="write sampling weights that favour isolated assets, for 'scenes generate --weights'")
     p.add_argument("--seed", type=int, default=0, help="seed of candidate points and samples (default: 0)")
     p.add_argument("--json", action="store_true", help="print the regions as JSON")
     p.set_defaults(func=run)
@@ -31,11 +33,14 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from assets2vec import Catalog
-    from render_core.artifacts import atomic_write_json
+    from render_core.artifacts import atomic_write_json, atomic_write_text
 
     if args.n < 1 or args.samples < 0:
         raise ValueError("-n must be at least 1 and --samples at least 0")
     with Catalog.open(args.catalog) as cat:
+        if args.weights:
+            weights = cat.coverage_weights(args.space)
+            atomic_write_text(args.weights, "id,weight\n" + "".join(f"{a},{w:.10g}\n" for a, w in weights.items()))
         regions = cat.sparse_regions(args.n, args.space, max(args.samples, 1), args.seed)
         out = []
         for r in regions:
@@ -65,4 +70,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"  propose {p['family']}: " + ", ".join(f"{k}={v:g}" for k, v in sorted(p["params"].items())[:6]) + ", ...")
     if args.proposals:
         print(f"proposals: {args.proposals} (generate with 'assets2vec assets generate OUT --from-proposals {args.proposals}')")
+    if args.weights:
+        print(f"weights: {args.weights} (compose scenes with 'assets2vec scenes generate {args.catalog} OUT --n N --weights {args.weights}')")
     return 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -47,7 +49,11 @@ def run(args: argparse.Namespace) -> int:
                              args.sharpness, args.keep_uniform, args.proposals, args.seed)
         coords = latent_map.project(cat.vectors(args.space))
     args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / "weights.csv", "id,weight\n" + "".join(f"{a},{w:.10g}\n" for a, w in res["weights"].items()))
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["id", "weight"])
+    writer.writerows((a, f"{w:.10g}") for a, w in res["weights"].items())
+    atomic_write_text(args.out / "weights.csv", buf.getvalue())
     plot = plot_before_after(coords, res["prior"], res["after"], res["_regions"], args.out / "weights_before_after.png",
                              title=f"sampling weights over the {args.space} map")
     summary = {"space": res["space"], "scored_assets": res["scored_assets"], "regions": res["regions"],

@@ -39,12 +39,11 @@ for r in found:
 proposals = {"kind": "proposals", "space": space, "seed": 0, "assets": [p for r in found for p in r.get("proposals", [])]}
 st.download_button("Proposals for 'assets2vec assets generate --from-proposals'", json.dumps(proposals), "proposals.json",
                    key="cov_proposals")
-iso = cat.isolation(space)
-weights = iso / iso.sum()
-csv = "id,weight\n" + "".join(f"{i},{w:.8f}\n" for i, w in zip(cat.ids, weights))
+weights = cat.coverage_weights(space)
+csv = "id,weight\n" + "".join(f"{i},{w:.8f}\n" for i, w in weights.items())
 st.download_button("Sampling weights for the scene generator (sparser assets drawn more often)", csv, "weights.csv",
                    key="cov_weights")
 if st.button("Send these weights to the Scenes page", key="cov_send"):
     st.session_state["scene_weights"] = {"source": f"coverage of the {space} space",
-                                         "weights": {i: float(w) for i, w in zip(cat.ids, weights)}}
+                                         "weights": weights}
     st.success("Weights sent: open Scenes and choose 'Coverage weights'.")

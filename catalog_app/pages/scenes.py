@@ -81,10 +81,11 @@ if "scenes_out" in st.session_state:
         st.warning(f"skipped asset {f['asset_id']}: {f['error']}")
     show_masks = st.toggle("Mask and box overlays", True, key="scenes_overlay")
     cols = st.columns(4)
-    for i in range(report["total_in_folder"]):
+    done = sorted(int(p.stem) for p in (Path(out) / "labels").glob("*.json"))  # a failed scene leaves a gap
+    for n_shown, i in enumerate(done):
         scene = load_scene(out, i)
         objs = [o for o in scene["record"]["objects"] if o.get("annotated") and o["asset_id"]]
-        cols[i % 4].image(scene["overlay"] if show_masks else scene["rgb"], width="stretch",
+        cols[n_shown % 4].image(scene["overlay"] if show_masks else scene["rgb"], width="stretch",
                           caption=f"scene {i}: " + ", ".join(f"{o['label']} ({o['visible_fraction']:.0%})" for o in objs))
     with open(Path(out) / "coco.json", "rb") as f:
         st.download_button("COCO annotations (coco.json)", f.read(), "coco.json", key="scenes_coco")

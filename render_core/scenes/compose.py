@@ -35,6 +35,7 @@ class SceneAsset:
     label: str  # its semantic class name (value of the config's `semantic_by`)
     metric_height: float | None = None  # metres, when the library records real size
     extent: tuple[float, float, float] | None = None  # source bounding box (any unit): aspect ratios
+    up_axis: str = "y"  # the file's up axis, as the dataset was rendered with
 
 
 @dataclass

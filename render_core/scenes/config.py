@@ -139,6 +139,12 @@ def check(c: SceneConfig) -> None:
     if not isinstance(c.semantic_by, str) or not c.semantic_by:
         raise SceneConfigError(f"semantic_by: must name an attribute or tag, got {c.semantic_by!r}")
     _range("floor.size", c.floor.size, positive=True, hi=100.0)
+    for name, v in (("floor.wall_height", c.floor.wall_height), ("placement.margin", c.placement.margin),
+                    ("placement.area", c.placement.area), ("camera.target_jitter", c.camera.target_jitter)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise SceneConfigError(f"{name}: must be a number, got {v!r}")
+    if not isinstance(c.floor.textured, bool) or not isinstance(c.metric_sizes, bool):
+        raise SceneConfigError("floor.textured and metric_sizes must be true or false")
     if c.floor.walls not in (0, 1, 2):
         raise SceneConfigError(f"floor.walls: must be 0, 1 or 2, got {c.floor.walls!r}")
     if not c.floor.wall_height > 0:
@@ -203,6 +209,8 @@ def _build(cls, data: dict, where: str):
 
 def config_from_dict(data: dict | None) -> SceneConfig:
     """A config from the documented defaults overridden by `data` (nested, any subset)."""
+    if data is not None and not isinstance(data, dict):
+        raise SceneConfigError(f"config: expected a mapping of settings at the top level, got {type(data).__name__}")
     base = yaml.safe_load(DEFAULT_CONFIG.read_text("utf-8"))
     merged = _merge(base, data or {})
     return _build(SceneConfig, merged, "")

@@ -55,7 +55,9 @@ REPORT = "report.json"
 
 def scene_seed(seed: int, index: int) -> int:
     """The seed of scene `index` of a run seeded with `seed` (0 is a seed like any other)."""
-    return int(np.random.SeedSequence([int(seed), int(index)]).generate_state(1, np.uint32)[0])
+    # 64 bits: with 32, two of 100k scenes would share a seed with probability ~0.7 (birthday bound).
+    hi, lo = np.random.SeedSequence([int(seed), int(index)]).generate_state(2, np.uint32)
+    return (int(hi) << 32) | int(lo)
 
 
 def semantic_classes(pool: list[SceneAsset]) -> list[str]:
@@ -77,10 +79,14 @@ def normalise_weights(pool: list[SceneAsset], weights: np.ndarray | None) -> np.
 
 def footprint_at(asset: SceneAsset, height: float) -> float:
     """Floor area (m^2) of `asset` scaled to `height`, from its bounding box when known."""
-    if asset.extent is None or asset.extent[1] <= 0:
+    if asset.extent is None:
         return 0.25 * height * height  # unknown proportions: a slender object, to stay permissive
-    ex, ey, ez = asset.extent
-    return (ex / ey * height) * (ez / ey * height)
+    from render_core.assets.mesh import UP_AXES
+
+    ex, ey, ez = np.abs(UP_AXES.get(asset.up_axis, UP_AXES["y"]) @ np.asarray(asset.extent))  # to +Y up
+    if ey <= 0:
+        return 0.25 * height * height
+    return float((ex / ey * height) * (ez / ey * height))
 
 
 def check_fits(pool: list[SceneAsset], cfg: SceneConfig) -> None:
@@ -88,13 +94,17 @@ def check_fits(pool: list[SceneAsset], cfg: SceneConfig) -> None:
     if not pool:
         raise SceneConfigError("no assets to compose scenes from (the selection is empty)")
     smallest = min(footprint_at(a, cfg.size_range(a.category)[0]) for a in pool)
-    floor = float(cfg.floor.size[1]) ** 2
-    need = int(cfg.assets_per_scene[0]) * smallest
-    if need > 0.75 * floor:
+    side = float(np.sqrt(smallest)) + cfg.placement.margin  # each footprint keeps the margin free around it
+    # Centres stay in the central `area` of the floor, so footprints fill at most that square
+    # grown by one footprint, and never more than the floor itself.
+    usable = min(float(cfg.floor.size[1]), cfg.placement.area * float(cfg.floor.size[1]) + side) ** 2
+    need = int(cfg.assets_per_scene[0]) * side * side
+    if need > usable:
         raise SceneConfigError(
             f"assets_per_scene: {int(cfg.assets_per_scene[0])} assets need at least {need:.2f} m^2 of floor "
-            f"(smallest footprint {smallest:.3f} m^2), more than fits on a {cfg.floor.size[1]:g} m floor "
-            f"({floor:.2f} m^2, at most 75% usable); lower assets_per_scene or raise floor.size")
+            f"(smallest footprint {smallest:.3f} m^2 plus the {cfg.placement.margin:g} m margin), more than the "
+            f"{usable:.2f} m^2 usable on a {cfg.floor.size[1]:g} m floor with placement.area {cfg.placement.area:g}; "
+            "lower assets_per_scene or raise floor.size / placement.area")
 
 
 class MeshCache:
@@ -113,7 +123,7 @@ class MeshCache:
             self.meshes.move_to_end(asset.id)
             return self.meshes[asset.id]
         try:
-            mesh, _ = normalize(load_mesh(asset.path, self.limits))
+            mesh, _ = normalize(load_mesh(asset.path, self.limits), asset.up_axis)
         except Exception as exc:
             self.failed[asset.id] = str(exc)
             raise
@@ -126,11 +136,15 @@ class MeshCache:
 def pool_digest(pool: list[SceneAsset], weights: np.ndarray) -> str:
     h = hashlib.sha256()
     for a, w in zip(pool, weights):
-        h.update(f"{a.id}\t{a.label}\t{w:.12g}\n".encode("utf-8"))
+        h.update(f"{a.id}\t{a.label}\t{a.up_axis}\t{w:.12g}\n".encode("utf-8"))
     return h.hexdigest()
 
 
 def _check_or_write_header(out: Path, header: dict) -> None:
+    if out.exists() and not out.is_dir():
+        raise ArtifactError(f"{out}: is a file; scenes need a folder")
+    if not (out / "artifact.json").exists() and (out / "labels").exists():
+        raise ArtifactError(f"{out}: holds labels but no artifact.json (not a scenes folder of ours); use a new folder")
     if (out / "artifact.json").exists():
         old = read_header(out, "scenes")
         for key in ("seed", "config", "pool_digest", "semantic_by"):
@@ -175,6 +189,7 @@ def generate_scenes(pool: list[SceneAsset], out: str | Path, n: int, seed: int, 
     cache = MeshCache()
     made, skipped, failed_scenes = [], [], []
     dropped_assets: dict[str, str] = {}
+    no_space = 0
     t0 = time.time()
     interrupted = False
     bar = tqdm(range(n), desc="scenes", unit="scene", disable=not progress)
@@ -195,6 +210,8 @@ def generate_scenes(pool: list[SceneAsset], out: str | Path, n: int, seed: int, 
             for d in scene.dropped:
                 if d["reason"].startswith("failed to load"):
                     dropped_assets[d["asset_id"]] = d["reason"]
+                else:
+                    no_space += 1
             record = {
                 "index": i, "seed": s, "image": f"{name}.png", "width": cfg.image_size, "height": cfg.image_size,
                 "camera": {**scene.camera.to_json(), "K": maps["K"].tolist(), "c2w": maps["c2w"].tolist()},
@@ -221,6 +238,7 @@ def generate_scenes(pool: list[SceneAsset], out: str | Path, n: int, seed: int, 
             "made": len(made), "skipped": len(skipped), "total_in_folder": len(done),
             "failed_scenes": failed_scenes,
             "failed_assets": [{"asset_id": k, "error": v} for k, v in sorted(dropped_assets.items())],
+            "dropped_for_floor_space": no_space,  # drawn assets left out because no free spot was found
             "seconds": round(elapsed, 2),
             "scenes_per_second": round(len(made) / elapsed, 3) if elapsed > 0 and made else None,
             "interrupted": interrupted,

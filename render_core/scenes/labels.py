@@ -3,7 +3,7 @@
 An object's box is the tight box of its visible pixels; its visible fraction is visible
 pixels over the pixels its silhouette would cover in the frame with nothing in front
 (truncation by the image border is not counted as occlusion). Masks are COCO RLE,
-encoded once per scene so the final COCO file is assembled by streaming scene files.
+encoded once per scene so the final COCO file is assembled from the scene files alone.
 """
 
 from __future__ import annotations

@@ -27,8 +27,10 @@ class SceneRenderer:
         S = image_size * supersample
         self.renderers = {
             cull: MeshRendererWithFragments(
+                # bin_size=0: PyTorch3D's coarse-to-fine CUDA path can drop faces when a bin overflows on
+                # a dense asset; the naive kernel cannot (the CPU fast path ignores it).
                 rasterizer=make_rasterizer(raster_settings=RasterizationSettings(image_size=S, blur_radius=0.0, faces_per_pixel=1,
-                                                                                  cull_backfaces=cull), device=self.device),
+                                                                                  cull_backfaces=cull, bin_size=0), device=self.device),
                 shader=self.shader)
             for cull in (False, True)
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -37,7 +38,9 @@ def test_scenes_from_a_filtered_catalog_via_cli(small_catalog, tmp_path):
 
 
 def test_semantic_classes_by_any_tag_and_similarity_selection(small_catalog, tmp_path):
-    with Catalog.open(small_catalog) as cat:
+    copy = tmp_path / "cat"
+    shutil.copytree(small_catalog, copy)  # tags are written: keep the shared catalog untouched
+    with Catalog.open(copy) as cat:
         some = cat.ids[:4]
         cat.set_tags("style", {a: ("modern" if i % 2 else "classic") for i, a in enumerate(some)})
         sel = cat.select(like=cat.ids[0], k=3)
@@ -119,3 +122,17 @@ def test_weak_spots_per_image_errors_and_bad_files(small_catalog, tmp_path):
         bad.write_text(f"asset_id,error\n{cat.ids[0]},oops\n")
         with pytest.raises(CatalogError, match="bad.csv:2: error 'oops' is not a number"):
             cat.weak_spots(bad)
+
+
+def test_sparse_writes_coverage_weights_for_the_scene_generator(small_catalog, tmp_path):
+    w_path = tmp_path / "cov.csv"
+    r = _cli("sparse", small_catalog, "-n", "1", "--samples", "1", "--weights", w_path)
+    assert r.returncode == 0, r.stderr
+    w = {a: float(v) for a, v in (line.split(",") for line in w_path.read_text().splitlines()[1:])}
+    with Catalog.open(small_catalog) as cat:
+        iso = dict(zip(cat.ids, cat.isolation("shape")))
+        assert set(w) == set(cat.ids) and abs(sum(w.values()) - 1) < 1e-6
+        most, least = max(iso, key=iso.get), min(iso, key=iso.get)
+        assert w[most] > w[least]  # the isolated asset is drawn more often
+        rep = cat.generate_scenes(tmp_path / "s", 1, 0, CFG, weights=w_path, progress=False)
+    assert rep["made"] == 1

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import io
+import shutil
 from pathlib import Path
 
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from assets2vec.catalog.build import build_catalog
-from assets2vec.configs import preset
-from assets2vec.train import fit
 from render_core.dataset import RenderedDataset
 
 def captions(at) -> list[str]:
@@ -23,13 +21,10 @@ TIMEOUT = 120
 
 
 @pytest.fixture(scope="module")
-def catalog(small_dataset, tmp_path_factory):
-    cfg = preset("tiny")
-    cfg.steps = 40
-    root = tmp_path_factory.mktemp("app")
-    fit(small_dataset, root / "run", cfg, progress=False, log=lambda m: None)
-    build_catalog(root / "run", root / "cat", progress=False, log=lambda m: None)
-    return root / "cat"
+def catalog(small_catalog, tmp_path_factory):
+    out = tmp_path_factory.mktemp("app") / "cat"
+    shutil.copytree(small_catalog, out)  # the pages write tags: keep the shared catalog untouched
+    return out
 
 
 @pytest.fixture()

@@ -75,6 +75,35 @@ def test_instance_masks_agree_with_depth_ordering(pool):
     assert (maps["depth"][np.isfinite(nearest)] > 0).all() and (maps["depth"][~np.isfinite(nearest)] == 0).all()
 
 
+def test_stored_camera_and_depth_reproduce_the_geometry(pool):
+    """Depth, K and c2w as stored (OpenGL c2w, pixel centres at +0.5) put floor pixels on the floor
+    and object pixels inside their footprints; projected vertices of a fully visible object land
+    in its box."""
+    from render_core.rig import project, unproject
+    from render_core.scenes.compose import FLOOR
+
+    scene, classes, cfg = _scene(pool, 7)
+    maps = SceneRenderer(cfg.image_size).render(scene)
+    floor = np.where(maps["semantic"] == FLOOR, maps["depth"], 0)
+    pts = unproject(floor, maps["c2w"], maps["K"])
+    assert len(pts) > 100 and np.abs(pts[:, 1]).max() < 1e-3
+    objects = annotate(scene, maps, classes, 1)
+    for o, rec in zip(scene.objects, objects):
+        own = np.where(maps["instance"] == o.instance, maps["depth"], 0)
+        p = unproject(own, maps["c2w"], maps["K"])
+        if len(p):
+            c = o.footprint.corners()
+            assert (p[:, [0, 2]] >= c.min(0) - 1e-3).all() and (p[:, [0, 2]] <= c.max(0) + 1e-3).all()
+            assert p[:, 1].min() > -1e-3 and p[:, 1].max() < rec["height_m"] + 1e-3
+        if rec["annotated"] and rec["visible_fraction"] == 1.0:
+            uv, z = project(o.mesh.verts.astype(np.float64), maps["c2w"], maps["K"])
+            x, y, w, h = rec["bbox"]
+            inside = (uv[:, 0] >= 0) & (uv[:, 0] <= cfg.image_size) & (uv[:, 1] >= 0) & (uv[:, 1] <= cfg.image_size)
+            if inside.all():
+                assert uv[:, 0].min() > x - 1.5 and uv[:, 0].max() < x + w + 1.5
+                assert uv[:, 1].min() > y - 1.5 and uv[:, 1].max() < y + h + 1.5
+
+
 def test_boxes_and_rle_match_masks(pool):
     scene, classes, cfg = _scene(pool, 5)
     maps = SceneRenderer(cfg.image_size).render(scene)

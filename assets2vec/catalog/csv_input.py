@@ -1,0 +1,27 @@
+"""User CSV files (labels, weights, error scores): size-capped, BOM-tolerant, columns checked."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+from assets2vec.catalog.store import CatalogError
+
+MAX_CSV_BYTES = 64 << 20
+
+
+def open_csv(path: str | os.PathLike, what: str, max_bytes: int = MAX_CSV_BYTES) -> tuple[csv.DictReader, list[str]]:
+    """(row reader, column names) of a CSV file; `what` names it in errors ("weights file")."""
+    p = Path(path)
+    if not p.is_file():
+        raise CatalogError(f"{p}: no such {what}")
+    if p.stat().st_size > max_bytes:
+        raise CatalogError(f"{p}: larger than {max_bytes >> 20} MB; not a {what}")
+    reader = csv.DictReader(io.StringIO(p.read_text("utf-8-sig")))  # -sig: spreadsheets write a BOM
+    return reader, list(reader.fieldnames or [])
+
+
+def first_column(cols: list[str], *names: str) -> str | None:
+    return next((n for n in names if n in cols), None)
