@@ -145,9 +145,12 @@ def thumbnail_view(rig: RigConfig) -> int:
     return int(np.argmin(off))
 
 
-def _check_or_write_header(out: Path, config: RenderConfig, library: Library, device) -> None:
+def _check_or_write_header(out: Path, config: RenderConfig, library: Library, device, shard=None) -> None:
     if (out / "artifact.json").exists():
         header = read_header(out, "dataset")
+        if header.get("shard") != (str(shard) if shard else None):
+            raise ArtifactError(f"{out}: holds shard {header.get('shard') or '(all)'} of a render, not "
+                                f"{shard or '(all)'}; render each shard into its own folder")
         if header.get("source_library") != str(library.root.resolve()):
             raise ArtifactError(
                 f"{out}: already holds a dataset rendered from {header.get('source_library')}, "
@@ -168,6 +171,7 @@ def _check_or_write_header(out: Path, config: RenderConfig, library: Library, de
             seed=config.seed,
             render=config.to_json(),
             source_library=str(library.root.resolve()),
+            **({"shard": str(shard)} if shard else {}),
             camera_convention="c2w: OpenGL/nerfstudio (camera looks along -Z, +Y up); intrinsics in pixels, centres at +0.5",
         ),
     )
@@ -181,10 +185,13 @@ def render_library(
     device: torch.device | str = "cpu",
     progress: bool = True,
     sheet_count: int = 48,
+    shard=None,
 ) -> dict:
-    """Render every asset of `library` into `out`; returns the run report (also written to report.json)."""
+    """Render every asset of `library` into `out`; returns the run report (also written to report.json).
+    `shard` (a `render_core.shards.Shard`): only the assets it owns, for one of several workers."""
     out = Path(out)
-    _check_or_write_header(out, config, library, device)
+    _check_or_write_header(out, config, library, device, shard)
+    records = library.records if shard is None else [r for r in library.records if shard.owns(r.id)]
     (out / "assets").mkdir(exist_ok=True)
     (out / "thumbs").mkdir(exist_ok=True)
     renderer = MultiviewRenderer(config, device)
@@ -193,7 +200,7 @@ def render_library(
     rendered, skipped, failed, warnings = [], [], [], []
     t0 = time.time()
     interrupted = False
-    bar = tqdm(library.records, desc="render", unit="asset", disable=not progress)
+    bar = tqdm(records, desc="render" if shard is None else f"render {shard}", unit="asset", disable=not progress)
     try:
         for record in bar:
             target = out / "assets" / f"{record.id}.npz"

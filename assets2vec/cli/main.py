@@ -17,6 +17,7 @@ from assets2vec.cli import (
     fit_cmd,
     info_cmd,
     invert_cmd,
+    merge_cmd,
     render_cmd,
     render_latent_cmd,
     scenes_cmd,
@@ -26,7 +27,7 @@ from assets2vec.cli import (
     weak_spots_cmd,
 )
 
-COMMANDS = (demo_cmd, assets_cmd, render_cmd, fit_cmd, eval_cmd, render_latent_cmd, invert_cmd, embed_cmd, catalog_cmd, search_cmd, tag_cmd, sparse_cmd, weak_spots_cmd, scenes_cmd, app_cmd, info_cmd)
+COMMANDS = (demo_cmd, assets_cmd, render_cmd, merge_cmd, fit_cmd, eval_cmd, render_latent_cmd, invert_cmd, embed_cmd, catalog_cmd, search_cmd, tag_cmd, sparse_cmd, weak_spots_cmd, scenes_cmd, app_cmd, info_cmd)
 
 
 class UserError(Exception):

@@ -39,9 +39,57 @@ def add_parser(sub) -> None:
     p.add_argument("--manifest", type=Path, default=None, help="CSV with 'path' (relative to ASSETS), 'category' and attribute columns, for plain folders")
     p.add_argument("--max-faces", type=int, default=1_000_000, help="refuse meshes with more faces than this (default: 1000000)")
     p.add_argument("--device", default="auto", help="cpu, cuda, or auto (cuda when available) (default: auto)")
+    p.add_argument("--shard", metavar="I/N", help="render only shard I of N (assets split by a hash of their id); "
+                   "merge the shard folders with 'assets2vec merge'")
+    p.add_argument("--workers", type=int, default=1, help="render with N local processes (one shard each, in "
+                   "OUT.shards/), then merge them into OUT; resumable like a single run (default: 1)")
     p.add_argument("--json", action="store_true", help="print the run report as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+
+
+def _run_workers(args: argparse.Namespace, library, device: str) -> dict:
+    """One `render --shard i/N` process per worker into OUT.shards/, a joint progress bar, then merge."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tqdm import tqdm
+
+    from render_core.shards import merge_datasets
+
+    n = args.workers
+    root = args.out.with_name(args.out.name + ".shards")
+    dirs = [root / f"{i}-of-{n}" for i in range(n)]
+    base = [sys.executable, "-m", "assets2vec.cli.main", "render", str(args.assets), "--quiet",
+            "--views", str(args.views), "--size", str(args.size), "--elevations=" + ",".join(map(str, args.elevations)),  # "=": a negative value must not read as an option
+            "--distance", str(args.distance), "--fov", str(args.fov), "--lighting", args.lighting, "--seed", str(args.seed),
+            "--up-axis", args.up_axis, "--max-faces", str(args.max_faces), "--device", device]
+    if args.manifest:
+        base += ["--manifest", str(args.manifest)]
+    # Split the cores between workers: oversubscribed threads slow everyone down.
+    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // n))}
+    procs = [subprocess.Popen(base[:5] + [str(d), "--shard", f"{i}/{n}"] + base[5:], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i, d in enumerate(dirs)]
+    bar = tqdm(total=len(library.records), desc=f"render x{n}", unit="asset", disable=args.quiet)
+    try:
+        while any(p.poll() is None for p in procs):
+            bar.n = sum(len(list((d / "assets").glob("*.npz"))) for d in dirs if (d / "assets").is_dir())
+            bar.refresh()
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        for p in procs:
+            p.terminate()
+        raise
+    finally:
+        bar.close()
+    errors = [(i, p.stderr.read().strip().splitlines()[-1:]) for i, p in enumerate(procs) if p.returncode not in (0, 1)]
+    if errors:
+        raise ValueError("; ".join(f"shard {i}/{n} failed: {' '.join(e) or 'no message'}" for i, e in errors))
+    report = merge_datasets(dirs, args.out)
+    report["shards"] = str(root)
+    return report
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,7 +113,18 @@ def run(args: argparse.Namespace) -> int:
         up_axis=args.up_axis,
     )
     library = open_library(args.assets, args.manifest)
-    report = render_library(library, args.out, config, LoadLimits(max_faces=args.max_faces), device=device, progress=not args.quiet)
+    if args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    if args.workers > 1:
+        if args.shard:
+            raise ValueError("--workers and --shard exclude each other: --workers runs every shard itself")
+        report = _run_workers(args, library, device)
+    else:
+        from render_core.shards import Shard
+
+        shard = Shard.parse(args.shard) if args.shard else None
+        report = render_library(library, args.out, config, LoadLimits(max_faces=args.max_faces), device=device,
+                                progress=not args.quiet, shard=shard)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
