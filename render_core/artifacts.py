@@ -20,7 +20,7 @@ import numpy as np
 HEADER_NAME = "artifact.json"
 
 # Bumped when a folder's layout changes incompatibly; readers refuse newer formats.
-FORMAT_VERSIONS = {"library": 1, "dataset": 1, "run": 1, "catalog": 1, "scenes": 1}
+FORMAT_VERSIONS = {"library": 1, "dataset": 1, "run": 1, "catalog": 1, "scenes": 1, "embedding": 1}
 
 
 _UMASK = os.umask(0)

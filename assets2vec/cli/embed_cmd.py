@@ -20,8 +20,38 @@ def add_parser(sub) -> None:
     p.add_argument("data", type=Path, metavar="DATASET", help="rendered dataset with the new assets")
     p.add_argument("--steps", type=int, default=80, help="optimisation steps per asset (default: 80)")
     p.add_argument("--seed", type=int, default=0, help="seed of the pixel sampling (default: 0)")
+    p.add_argument("--shard", metavar="I/N", help="invert only shard I of N into --out (the run is not written); "
+                   "join the shards with 'assets2vec merge RUN SHARD...'")
+    p.add_argument("--out", type=Path, help="folder for this shard's codes (with --shard)")
+    p.add_argument("--workers", type=int, default=1, help="run N local shard processes (in RUN.embed-shards/), then "
+                   "merge them into RUN (default: 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+
+
+def _run_workers(args: argparse.Namespace, log) -> dict:
+    """One `embed --shard i/N` process per worker, with the cores split between them, then merge."""
+    import os
+    import subprocess
+
+    from assets2vec.embed_shards import merge_embeddings
+
+    n = args.workers
+    root = args.run.with_name(args.run.name + ".embed-shards")
+    dirs = [root / f"{i}-of-{n}" for i in range(n)]
+    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // n))}
+    procs = [subprocess.Popen([sys.executable, "-m", "assets2vec.cli.main", "embed", str(args.run), str(args.data),
+                               "--shard", f"{i}/{n}", "--out", str(d), "--steps", str(args.steps), "--seed", str(args.seed),
+                               "--quiet"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             for i, d in enumerate(dirs)]
+    errors = []
+    for i, p in enumerate(procs):
+        _, err = p.communicate()
+        if p.returncode != 0:
+            errors.append(f"shard {i}/{n} failed: {(err.strip().splitlines() or ['no message'])[-1]}")
+    if errors:
+        raise ValueError("; ".join(errors))
+    return merge_embeddings(args.run, dirs, log)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,6 +62,24 @@ def run(args: argparse.Namespace) -> int:
     if args.steps < 1:
         raise ValueError(f"--steps must be positive, got {args.steps}")
     config = replace(EMBED_CONFIG, refine_steps=args.steps, seed=args.seed)
-    summary = embed(args.run, args.data, config=config, progress=not args.quiet, log=lambda m: print(m, file=sys.stderr))
+    log = lambda m: print(m, file=sys.stderr)  # noqa: E731
+    if args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    if args.shard or args.out:
+        from assets2vec.embed_shards import embed_shard
+        from render_core.shards import Shard
+
+        if not (args.shard and args.out):
+            raise ValueError("--shard and --out go together: a shard writes its codes to its own folder")
+        if args.workers > 1:
+            raise ValueError("--workers and --shard exclude each other: --workers runs every shard itself")
+        report = embed_shard(args.run, args.data, Shard.parse(args.shard), args.out, config=config,
+                             progress=not args.quiet, log=log)
+        print(json.dumps(report))
+        return 0
+    if args.workers > 1:
+        print(json.dumps(_run_workers(args, log)))
+        return 0
+    summary = embed(args.run, args.data, config=config, progress=not args.quiet, log=log)
     print(json.dumps(summary))
     return 1 if summary["failed"] and not summary["embedded"] else 0
