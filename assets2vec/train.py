@@ -136,17 +136,27 @@ def fit(
     Ctrl-C saves a checkpoint before re-raising `KeyboardInterrupt`. `on_step(step)` is
     called after every optimisation step (progress hooks, tests).
     """
+    from assets2vec import distributed as ddp
+
     data, out = Path(data), Path(out)
+    device = torch.device(device)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    rank, world_size = ddp.init_from_env(device)
+    main = rank == 0
+    if not main:  # one voice: the other workers train in silence
+        progress, log = False, (lambda m: None)
     dataset = RenderedDataset(data)
     if len(dataset) == 0:
         raise ArtifactError(f"{data}: the dataset holds no assets; render some first ('assets2vec render')")
     asset_ids = dataset.asset_ids[: config.max_assets] if config.max_assets else dataset.asset_ids
     state = _prepare_run(out, data, config, asset_ids, resume)
+    ddp.barrier()  # every worker has read the folder before the first one writes to it
     if state is not None:
         budget = config.max_minutes
         config = FitConfig.from_json(state["config"])
         config.max_minutes = budget  # a time budget belongs to this invocation, not to the run
-    device = torch.device(device)
     if config.views is not None:
         bad = [v for v in config.views if not 0 <= v < dataset.n_views]
         if bad:
@@ -156,7 +166,8 @@ def fit(
     views = {a: config.views for a in asset_ids} if config.views is not None else None
     table = build_ray_table(dataset, asset_ids, split="train", n_holdout=config.n_holdout, seed=config.seed, views=views)
     quick = QuickEval.build(dataset, asset_ids, config)
-    log(f"fit: {len(asset_ids)} assets, {len(table):,} training rays from {data}; preset {config.preset}, seed {config.seed}")
+    log(f"fit: {len(asset_ids)} assets, {len(table):,} training rays from {data}; preset {config.preset}, seed {config.seed}"
+        + (f"; {world_size} data-parallel workers" if world_size > 1 else ""))
 
     torch.manual_seed(config.seed)  # initial weights and nerfstudio's stratified jitter
     model = build_model(config, len(asset_ids), device)
@@ -175,15 +186,16 @@ def fit(
         torch.set_rng_state(state["torch_rng"])
         step, horizon, elapsed_before = int(state["step"]), int(state["horizon"]), float(state["train_seconds"])
         log(f"fit: resuming {out} at step {step} of {horizon}")
-    else:
+    elif main:
         out.mkdir(parents=True, exist_ok=True)
         write_header(out, make_header("run", producer="assets2vec fit", seed=config.seed, dataset=str(data.resolve()),
                                       config=json.loads(config.to_json()), asset_ids=asset_ids))
-    checkpoint_dir(out).mkdir(parents=True, exist_ok=True)
+    if main:
+        checkpoint_dir(out).mkdir(parents=True, exist_ok=True)
 
     from torch.utils.tensorboard import SummaryWriter
 
-    writer = SummaryWriter(str(out / "tensorboard"), purge_step=step if step else None)
+    writer = SummaryWriter(str(out / "tensorboard"), purge_step=step if step else None) if main else _NoWriter()
     history_path = out / HISTORY
     history = [json.loads(line) for line in history_path.read_text().splitlines() if line.strip()] if history_path.is_file() else []
     history = [h for h in history if h["step"] <= step]
@@ -197,6 +209,8 @@ def fit(
         }
 
     def checkpoint(periodic: bool) -> None:
+        if not main:
+            return
         s = snapshot()
         if periodic:
             save_checkpoint(checkpoint_dir(out) / f"step-{step:07d}.ckpt", s)
@@ -204,7 +218,7 @@ def fit(
         atomic_write_text(history_path, "".join(json.dumps(h) + "\n" for h in history))
 
     def quick_eval() -> None:
-        if quick is None:
+        if quick is None or not main:
             return
         psnr = quick.psnr(model)
         entry = {"step": step, "seconds": round(time.time() - t_start + elapsed_before, 2), "psnr": round(psnr, 3)}
@@ -226,22 +240,34 @@ def fit(
             for g in optimizer.param_groups:
                 base = config.lr_field if g["name"] == "fields" else config.lr_codes
                 g["lr"] = base * lr_factor(step, horizon, config)
-            batch = batcher.table.select(batcher.next_indices())
+            idx = batcher.next_indices()  # the global batch: the same on every worker
+            lo, hi = ddp.rows_of(rank, world_size, len(idx))
+            model.batch_rows = (lo, hi, len(idx))
+            batch = batcher.table.select(idx[lo:hi])
             outputs = model(to_ray_bundle(batch, device))
             batch = {k: v.to(device) for k, v in batch.items()}
+            counts = ddp.sum_(model.local_counts(outputs, batch).detach())
+            model.loss_counts = {"rays": counts[0], "covered": counts[1], "free": counts[2]}
             losses = model.get_loss_dict(outputs, batch)
+            decorrelation = losses.pop("decorrelation_loss", None)
             loss = sum(losses.values())
-            loss_value = float(loss.detach())
+            parts = ddp.sum_(torch.stack([loss.detach().float(), torch.zeros((), device=device) if decorrelation is None
+                                          else decorrelation.detach().float() / world_size]))
+            loss_value = float(parts.sum())
             if not math.isfinite(loss_value):
                 raise FloatingPointError(f"loss became {loss_value} at step {step}; lower the learning rates")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            ddp.reduce_gradients(list(model.field.parameters()), [model.codes.shape, model.codes.texture],
+                                 torch.unique(batcher.table.asset_index[idx]).to(device))
+            if decorrelation is not None:
+                decorrelation.backward()  # identical on every worker: added once, after the reduction
             optimizer.step()
             step += 1
             psnr = float(model.get_metrics_dict(outputs, batch)["psnr"])
             ema_psnr = psnr if ema_psnr is None else 0.9 * ema_psnr + 0.1 * psnr
             if step % 25 == 0:
-                for k, v in losses.items():
+                for k, v in {**losses, **({"decorrelation_loss": decorrelation} if decorrelation is not None else {})}.items():
                     writer.add_scalar(f"train/{k}", float(v.detach()), step)
                 writer.add_scalar("train/psnr", psnr, step)
             now = time.time()
@@ -253,6 +279,7 @@ def fit(
                 rate = 30 / (now - timed_from[0])
                 left = budget_s - (now - t_start) - 0.04 * budget_s
                 horizon = min(horizon, step + max(1, int(rate * left * 0.97)))
+                horizon = ddp.broadcast_ints([horizon])[0]  # rank 0's clock decides for all
                 bar.total = horizon
                 log(f"fit: {rate:.1f} steps/s; the schedule will end at step {horizon} to fit {config.max_minutes:g} min")
             rays_s = (bar.format_dict.get("rate") or 0.0) * config.batch_size
@@ -264,7 +291,10 @@ def fit(
                 quick_eval()
             if step % config.checkpoint_every == 0 and step < horizon:
                 checkpoint(periodic=True)
-            if budget_s and time.time() - t_start > budget_s:
+            over = bool(budget_s and time.time() - t_start > budget_s)
+            if budget_s and world_size > 1:
+                over = bool(ddp.broadcast_ints([int(over)])[0])
+            if over:
                 stopped_by = "time"
                 break
     except KeyboardInterrupt:
@@ -284,6 +314,16 @@ def fit(
     }
     log(f"fit: done, {step} steps in {summary['train_seconds']:.0f} s; checkpoint {latest_checkpoint(out)}")
     return summary
+
+
+class _NoWriter:
+    """TensorBoard for workers other than rank 0: they log nothing."""
+
+    def add_scalar(self, *args, **kwargs) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
 
 
 def load_run(run: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[LatentNeRFModel, FitConfig, dict[str, Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -34,6 +35,9 @@ def add_parser(sub) -> None:
     p.add_argument("--max-assets", type=int, help="train on the first N assets only")
     p.add_argument("--holdout", type=int, help="views held out per asset for evaluation (default: 2)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
+    p.add_argument("--workers", type=int, default=1, help="data-parallel processes on this machine (torchrun "
+                   "--standalone; gloo on CPU, NCCL on GPU); for several machines run torchrun yourself, see README "
+                   "(default: 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -76,7 +80,33 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"{name} must be positive, got {value}")
     if config.max_minutes is not None and config.max_minutes <= 0:
         raise ValueError(f"--max-minutes must be positive, got {config.max_minutes}")
+    if args.workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    if args.workers > 1:
+        return _torchrun(args.workers, args.argv)
     summary = fit(args.data, args.out, config, resume=args.resume, device=args.device, progress=not args.quiet,
                   log=lambda m: print(m, file=sys.stderr))
-    print(json.dumps(summary))
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(summary))
     return 0
+
+
+def _torchrun(n: int, original: list[str]) -> int:
+    """Re-run this very command under `torchrun --standalone --nproc_per_node n`, minus --workers."""
+    import subprocess
+
+    argv, skip = [], False
+    for a in original:
+        if skip:
+            skip = False
+            continue
+        if a == "--workers":
+            skip = True
+            continue
+        if a.startswith("--workers="):
+            continue
+        argv.append(a)
+    threads = max(1, (os.cpu_count() or 1) // n)  # split the cores, or the workers fight over them
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", "-m", "assets2vec.cli.main", *argv]
+    return subprocess.run(cmd, env=env).returncode

@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="Using a non-tuple sequence for multidimensional indexing")
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]  # for commands that relaunch themselves (fit --workers)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

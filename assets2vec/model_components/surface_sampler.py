@@ -37,22 +37,32 @@ class SurfaceGuidedSampler(Sampler):
         surface_t: Float[Tensor, "B 1"],
         empty: Bool[Tensor, "B 1"],
         generator: torch.Generator | None = None,
+        rows: tuple[int, int, int] | None = None,
     ) -> tuple[RaySamples, Bool[Tensor, "B S"]]:
         """Samples (B, num_uniform + num_surface + 1) and the mask of those known to be in empty space.
 
         `surface_t` is the distance to the surface at the pixel centre (0: the centre misses),
         `empty` marks rays whose pixel has no coverage at all (a partly covered edge pixel is
         neither a hit nor empty, and gets no free-space supervision).
+        `rows` = (start, stop, total): these rays are rows start..stop of a batch of `total` split
+        across data-parallel workers; the noise is drawn for the whole batch and sliced, so a
+        worker's samples equal what one process would have drawn for those rays.
         """
         assert ray_bundle.nears is not None and ray_bundle.fars is not None
         near, far = ray_bundle.nears, ray_bundle.fars  # (B, 1)
         B = near.shape[0]
+        lo, hi, total = rows if rows is not None else (0, B, B)
+        if hi - lo != B:
+            raise ValueError(f"rows {lo}..{hi} do not match a batch of {B} rays")
         span = far - near
-        u = (torch.arange(self.num_uniform, dtype=near.dtype) + torch.rand(B, self.num_uniform, generator=generator)) / self.num_uniform
+        noise_u = torch.rand(total, self.num_uniform, generator=generator)[lo:hi].to(near.device)
+        noise_band = torch.randn(total, self.num_surface, generator=generator)[lo:hi].to(near.device)
+        noise_spread = torch.rand(total, self.num_surface, generator=generator)[lo:hi].to(near.device)
+        u = (torch.arange(self.num_uniform, dtype=near.dtype, device=near.device) + noise_u) / self.num_uniform
         t_uniform = near + span * u  # (B, nu)
         hit = surface_t > 0  # (B, 1)
-        band = surface_t + self.surface_std * torch.randn(B, self.num_surface, generator=generator)
-        spread = near + span * torch.rand(B, self.num_surface, generator=generator)
+        band = surface_t + self.surface_std * noise_band
+        spread = near + span * noise_spread
         t_surface = torch.where(hit, band, spread)
         edges = torch.cat([near, t_uniform, torch.minimum(torch.maximum(t_surface, near), far), far], -1)
         edges, _ = torch.sort(edges, -1)  # (B, S + 1)

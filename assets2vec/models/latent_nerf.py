@@ -23,7 +23,6 @@ import torch
 from nerfstudio.cameras.rays import Frustums, RayBundle, RaySamples
 from nerfstudio.data.scene_box import SceneBox
 from nerfstudio.field_components.field_heads import FieldHeadNames
-from nerfstudio.model_components.losses import MSELoss
 from nerfstudio.model_components.ray_samplers import PDFSampler, UniformSampler
 from nerfstudio.model_components.renderers import AccumulationRenderer, DepthRenderer, RGBRenderer
 from nerfstudio.model_components.scene_colliders import AABBBoxCollider
@@ -120,9 +119,12 @@ class LatentNeRFModel(Model):
         self.renderer_rgb = RGBRenderer(background_color=colors.WHITE)
         self.renderer_accumulation = AccumulationRenderer()
         self.renderer_depth = DepthRenderer(method="expected")
-        self.rgb_loss = MSELoss()
         # Training randomness comes from here when the trainer sets it (explicit, resumable).
         self.generator: torch.Generator | None = None
+        # Data-parallel training: which rows of the global batch this worker holds (start, stop,
+        # total), and the global counts the losses divide by (rays, covered rays, free samples).
+        self.batch_rows: tuple[int, int, int] | None = None
+        self.loss_counts: dict[str, Tensor] | None = None
 
     def get_param_groups(self) -> Dict[str, List[Parameter]]:
         return {"fields": list(self.field.parameters()), "codes": list(self.codes.parameters())}
@@ -192,7 +194,8 @@ class LatentNeRFModel(Model):
         free, field_outputs = None, None
         if self.training and self.config.train_sampler == "surface":
             md = ray_bundle.metadata
-            ray_samples, free = self.surface_sampler.generate_ray_samples(ray_bundle, md["surface_t"], md["empty"], self.generator)
+            ray_samples, free = self.surface_sampler.generate_ray_samples(ray_bundle, md["surface_t"], md["empty"], self.generator,
+                                                                          self.batch_rows)
         elif self.training:
             ray_samples = self.coarse_sampler(ray_bundle)
         elif self.config.eval_sampler == "grid":
@@ -212,10 +215,11 @@ class LatentNeRFModel(Model):
         if free is not None:
             # Opacity a free-space sample would have over a fixed 0.01 step: scale-free in bin width.
             opacity = 1.0 - torch.exp(-0.01 * density[..., 0])
-            outputs["free_space"] = (opacity * free).sum() / free.sum().clamp(min=1)
+            outputs["free_space_sum"] = (opacity * free).sum()
+            outputs["free_count"] = free.sum().float()
         if self.training:
             md = ray_bundle.metadata
-            outputs["code_norm"] = (md["shape_code"].square().sum(-1) + md["texture_code"].square().sum(-1)).mean()
+            outputs["code_norm_sum"] = (md["shape_code"].square().sum(-1) + md["texture_code"].square().sum(-1)).sum()
         return outputs
 
     def render_uniform(self, ray_bundle: RayBundle, num_samples: int) -> Dict[str, Tensor]:
@@ -235,23 +239,39 @@ class LatentNeRFModel(Model):
         mse = torch.mean((outputs["rgb"].detach() - batch["rgb"]) ** 2)
         return {"psnr": -10.0 * torch.log10(mse.clamp(min=1e-10))}
 
+    def local_counts(self, outputs, batch) -> Tensor:
+        """(rays, covered rays, free samples) of this batch: what the batch-mean losses divide by.
+        Data-parallel workers sum these across workers and set `loss_counts`, so every loss is a
+        sum over this worker's rays divided by the global count, and the workers' gradients add
+        up to the single-process gradient."""
+        covered = ((batch["surface_t"] > 0) & (batch["alpha"] > 0.99)).sum().float()
+        free = outputs.get("free_count", torch.zeros((), device=covered.device))
+        return torch.stack([torch.tensor(float(len(batch["rgb"])), device=covered.device), covered, free.float()])
+
     def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
+        """Batch-mean losses. `decorrelation_loss` depends on the whole code table, not on the
+        batch: a data-parallel trainer adds its gradient once, after reducing the others."""
         c = self.config
-        loss = {"rgb_loss": c.rgb_loss_mult * self.rgb_loss(outputs["rgb"], batch["rgb"])}
-        if "code_norm" in outputs:
-            loss["code_loss"] = c.code_reg * outputs["code_norm"]
+        counts = self.loss_counts
+        if counts is None:
+            n, n_cov, n_free = self.local_counts(outputs, batch)
+        else:
+            n, n_cov, n_free = counts["rays"], counts["covered"], counts["free"]
+        loss = {"rgb_loss": c.rgb_loss_mult * ((outputs["rgb"] - batch["rgb"]) ** 2).sum() / (3 * n)}
+        if "code_norm_sum" in outputs:
+            loss["code_loss"] = c.code_reg * outputs["code_norm_sum"] / n
             if c.code_decorrelation > 0 and self.codes.num_assets > 2:
                 loss["decorrelation_loss"] = c.code_decorrelation * cross_correlation(
                     self.codes.shape.weight, self.codes.texture.weight).square().sum()
         if c.train_sampler == "surface":
             alpha = batch["alpha"].view(-1, 1)
-            loss["alpha_loss"] = c.alpha_loss_mult * torch.mean((outputs["accumulation"] - alpha) ** 2)
+            loss["alpha_loss"] = c.alpha_loss_mult * ((outputs["accumulation"] - alpha) ** 2).sum() / n
             covered = (batch["surface_t"] > 0) & (batch["alpha"] > 0.99)
-            if covered.any():
+            if n_cov > 0:
                 err = (outputs["depth"][:, 0] - batch["surface_t"]).abs()
-                loss["depth_loss"] = c.depth_loss_mult * err[covered].mean()
-            if "free_space" in outputs:
-                loss["free_space_loss"] = c.free_space_loss_mult * outputs["free_space"]
+                loss["depth_loss"] = c.depth_loss_mult * err[covered].sum() / n_cov
+            if "free_space_sum" in outputs:
+                loss["free_space_loss"] = c.free_space_loss_mult * outputs["free_space_sum"] / n_free.clamp(min=1)
         return loss
 
     def get_image_metrics_and_images(self, outputs, batch):

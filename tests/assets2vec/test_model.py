@@ -65,7 +65,7 @@ def test_cross_correlation_penalty_removes_linear_leakage_between_halves():
 
 def test_decorrelation_loss_is_part_of_training_loss():
     model = build_model(preset("fast"), 6)
-    outputs = {"rgb": torch.zeros(4, 3), "code_norm": torch.tensor(1.0), "accumulation": torch.zeros(4, 1),
+    outputs = {"rgb": torch.zeros(4, 3), "code_norm_sum": torch.tensor(4.0), "accumulation": torch.zeros(4, 1),
                "depth": torch.zeros(4, 1)}
     batch = {"rgb": torch.zeros(4, 3), "alpha": torch.zeros(4), "surface_t": torch.zeros(4)}
     loss = model.get_loss_dict(outputs, batch)
