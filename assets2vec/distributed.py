@@ -13,9 +13,13 @@ reduction. Every worker then takes the same optimizer step, and codes stay repli
 from __future__ import annotations
 
 import os
+import signal
+from contextlib import contextmanager
 
 import torch
 import torch.distributed as dist
+
+_created = False
 
 
 def world() -> tuple[int, int]:
@@ -29,9 +33,59 @@ def init_from_env(device: torch.device) -> tuple[int, int]:
     """Join the process group torchrun describes in the environment (no-op for one process)."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return 0, 1
+    global _created
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        _created = True
     return world()
+
+
+def shutdown() -> None:
+    """Leave the process group this module joined (not one the caller set up)."""
+    global _created
+    if _created and dist.is_initialized():
+        dist.destroy_process_group()
+        _created = False
+
+
+def broadcast_module(module: torch.nn.Module) -> None:
+    """Rank 0's parameters and buffers on every worker: replicas start identical even where
+    initialisation is not bit-reproducible across machines."""
+    if world()[1] <= 1:
+        return
+    with torch.no_grad():
+        for t in list(module.parameters()) + list(module.buffers()):
+            dist.broadcast(t.data, src=0)
+
+
+def any_flag(flags: list[bool], device: torch.device) -> list[bool]:
+    """Element-wise OR over workers: every worker stops at the same step when any one must."""
+    if world()[1] <= 1:
+        return flags
+    t = torch.tensor([int(f) for f in flags], dtype=torch.int64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return [bool(x) for x in t]
+
+
+@contextmanager
+def deferred_interrupts(enabled: bool):
+    """While training data-parallel, Ctrl-C (SIGINT/SIGTERM from torchrun) only raises a flag,
+    checked at a step boundary by every worker together, so no worker leaves mid-collective and
+    rank 0 can still write its checkpoint."""
+    state = {"stop": False}
+    if not enabled:
+        yield state
+        return
+
+    def handler(signum, frame):
+        state["stop"] = True
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield state
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def rows_of(rank: int, size: int, total: int) -> tuple[int, int]:

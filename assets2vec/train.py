@@ -144,6 +144,14 @@ def fit(
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
     rank, world_size = ddp.init_from_env(device)
+    try:
+        return _fit(data, out, config, resume, device, progress, log, on_step, ddp, rank, world_size)
+    finally:
+        ddp.shutdown()
+
+
+def _fit(data, out, config, resume, device, progress, log, on_step, ddp, rank, world_size) -> dict[str, Any]:
+    """The body of `fit` for worker `rank` of `world_size` (1 when not data-parallel)."""
     main = rank == 0
     if not main:  # one voice: the other workers train in silence
         progress, log = False, (lambda m: None)
@@ -178,6 +186,11 @@ def fit(
     else:
         batcher = RayBatcher(table, config.batch_size, generator, config.foreground_fraction)
     model.generator = generator
+    if world_size > 1 and config.model.train_sampler != "surface":
+        # nerfstudio's stratified sampler draws its jitter from the global RNG per worker; only
+        # the surface sampler draws for the global batch and slices, as data-parallel needs.
+        raise ValueError(f"data-parallel training needs the surface sampler; preset {config.preset!r} uses "
+                         f"{config.model.train_sampler!r} (train it with one process)")
     step, horizon, elapsed_before = 0, config.steps, 0.0
     if state is not None:
         model.load_state_dict(state["model"])
@@ -190,6 +203,7 @@ def fit(
         out.mkdir(parents=True, exist_ok=True)
         write_header(out, make_header("run", producer="assets2vec fit", seed=config.seed, dataset=str(data.resolve()),
                                       config=json.loads(config.to_json()), asset_ids=asset_ids))
+    ddp.broadcast_module(model)
     if main:
         checkpoint_dir(out).mkdir(parents=True, exist_ok=True)
 
@@ -235,6 +249,8 @@ def fit(
     bar = tqdm(total=None if sized_by_time else horizon, initial=step, disable=not progress, unit="step", dynamic_ncols=True, desc="fit")
     ema_psnr, timed_from = None, None
     stopped_by = "steps"
+    interrupts = ddp.deferred_interrupts(world_size > 1)
+    flags = interrupts.__enter__()
     try:
         while step < horizon:
             for g in optimizer.param_groups:
@@ -251,24 +267,29 @@ def fit(
             losses = model.get_loss_dict(outputs, batch)
             decorrelation = losses.pop("decorrelation_loss", None)
             loss = sum(losses.values())
-            parts = ddp.sum_(torch.stack([loss.detach().float(), torch.zeros((), device=device) if decorrelation is None
-                                          else decorrelation.detach().float() / world_size]))
-            loss_value = float(parts.sum())
+            # Every term summed over workers (one all-reduce): logs and PSNR describe the global batch.
+            names = list(losses) + (["decorrelation_loss"] if decorrelation is not None else [])
+            terms = [losses[k].detach().float() for k in losses]
+            if decorrelation is not None:
+                terms.append(decorrelation.detach().float() / world_size)
+            reduced = dict(zip(names, ddp.sum_(torch.stack(terms)).tolist()))
+            loss_value = float(sum(reduced.values()))
             if not math.isfinite(loss_value):
                 raise FloatingPointError(f"loss became {loss_value} at step {step}; lower the learning rates")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            ddp.reduce_gradients(list(model.field.parameters()), [model.codes.shape, model.codes.texture],
-                                 torch.unique(batcher.table.asset_index[idx]).to(device))
+            if world_size > 1:
+                ddp.reduce_gradients(list(model.field.parameters()), [model.codes.shape, model.codes.texture],
+                                     torch.unique(batcher.table.asset_index[idx]).to(device))
             if decorrelation is not None:
                 decorrelation.backward()  # identical on every worker: added once, after the reduction
             optimizer.step()
             step += 1
-            psnr = float(model.get_metrics_dict(outputs, batch)["psnr"])
+            psnr = -10.0 * math.log10(max(reduced["rgb_loss"] / model.config.rgb_loss_mult, 1e-10))  # batch MSE
             ema_psnr = psnr if ema_psnr is None else 0.9 * ema_psnr + 0.1 * psnr
             if step % 25 == 0:
-                for k, v in {**losses, **({"decorrelation_loss": decorrelation} if decorrelation is not None else {})}.items():
-                    writer.add_scalar(f"train/{k}", float(v.detach()), step)
+                for k, v in reduced.items():
+                    writer.add_scalar(f"train/{k}", v, step)
                 writer.add_scalar("train/psnr", psnr, step)
             now = time.time()
             if step == 20:
@@ -292,17 +313,21 @@ def fit(
             if step % config.checkpoint_every == 0 and step < horizon:
                 checkpoint(periodic=True)
             over = bool(budget_s and time.time() - t_start > budget_s)
-            if budget_s and world_size > 1:
-                over = bool(ddp.broadcast_ints([int(over)])[0])
+            if world_size > 1:
+                over = bool(ddp.broadcast_ints([int(over)])[0])  # rank 0's clock decides for all
+                if ddp.any_flag([flags["stop"]], device)[0]:
+                    raise KeyboardInterrupt
             if over:
                 stopped_by = "time"
                 break
     except KeyboardInterrupt:
+        interrupts.__exit__(None, None, None)
         bar.close()
         checkpoint(periodic=False)
         writer.close()
         log(f"fit: interrupted at step {step}; checkpoint saved, continue with --resume")
         raise
+    interrupts.__exit__(None, None, None)
     bar.close()
     quick_eval()
     checkpoint(periodic=False)

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--max-minutes must be positive, got {config.max_minutes}")
     if args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
-    if args.workers > 1:
+    if args.workers > 1 and "WORLD_SIZE" not in os.environ:  # under torchrun already: never relaunch
         return _torchrun(args.workers, args.argv)
     summary = fit(args.data, args.out, config, resume=args.resume, device=args.device, progress=not args.quiet,
                   log=lambda m: print(m, file=sys.stderr))
@@ -106,7 +106,19 @@ def _torchrun(n: int, original: list[str]) -> int:
         if a.startswith("--workers="):
             continue
         argv.append(a)
-    threads = max(1, (os.cpu_count() or 1) // n)  # split the cores, or the workers fight over them
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    argv.append("--workers=1")  # the last value wins, whatever abbreviation the user typed
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n)))  # split the cores
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", "-m", "assets2vec.cli.main", *argv]
-    return subprocess.run(cmd, env=env).returncode
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        rc = proc.wait()
+    except KeyboardInterrupt:
+        # torchrun passes the interrupt on to the workers, which stop together; rank 0 saves.
+        import signal
+
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        proc.wait()
+        return 130
+    return rc if rc >= 0 else 128 - rc

@@ -14,9 +14,11 @@ from assets2vec.checkpoint import load_checkpoint
 
 SCRIPT = textwrap.dedent('''
     import json, os, sys
+    import torch
     import torch.distributed as dist
     from assets2vec.configs import preset
     from assets2vec.train import fit
+    import assets2vec.train as train_module
 
     shapes = []
     real = dist.all_reduce
@@ -26,8 +28,21 @@ SCRIPT = textwrap.dedent('''
     dist.all_reduce = spy
     cfg = preset("tiny")
     cfg.steps = 12
+    # 3 assets x 170 rays: the two workers' halves split an asset's rays, not just whole assets.
+    cfg.assets_per_batch, cfg.batch_size = 3, 510
     cfg.model.mixed_precision = False  # bf16 rounding differs with the split; fp32 shows the logic is exact
-    fit(sys.argv[1], sys.argv[2], cfg, progress=False, log=lambda m: None)
+    models = []
+    real_build = train_module.build_model
+    def build(*a, **k):
+        models.append(real_build(*a, **k))
+        return models[-1]
+    train_module.build_model = build
+    def first_step(step):
+        # The summed gradient of step 1, as the optimizer saw it: Adam hides a wrong scale, this does not.
+        if step == 1 and os.environ.get("RANK", "0") == "0":
+            grads = {n: p.grad.detach().clone() for n, p in models[0].named_parameters() if p.grad is not None}
+            torch.save(grads, os.path.join(sys.argv[3], "grads.pt"))
+    fit(sys.argv[1], sys.argv[2], cfg, progress=False, log=lambda m: None, on_step=first_step)
     with open(os.path.join(sys.argv[3], f"allreduce-{os.environ.get('RANK', '0')}.json"), "w") as f:
         json.dump(shapes, f)
 ''')
@@ -55,6 +70,10 @@ def test_two_workers_match_one_process_and_reduce_only_batch_rows(small_dataset,
         if v.is_floating_point() and v.numel():
             torch.testing.assert_close(b["model"][k], v, rtol=1e-4, atol=2e-5, msg=k)
     assert [h["psnr"] for h in a["history"]] == [h["psnr"] for h in b["history"]]
+    ga, gb = torch.load(tmp_path / "spy1" / "grads.pt"), torch.load(tmp_path / "spy2" / "grads.pt")
+    assert ga.keys() == gb.keys() and "codes.shape.weight" in ga
+    for k in ga:
+        torch.testing.assert_close(gb[k], ga[k], rtol=1e-4, atol=1e-7, msg=k)
     # One process never communicates; two reduce counts, losses, the network, and code rows.
     assert json.loads((tmp_path / "spy1" / "allreduce-0.json").read_text()) == []
     shapes = json.loads((tmp_path / "spy2" / "allreduce-1.json").read_text())
@@ -72,3 +91,27 @@ def test_fit_workers_flag_runs_torchrun(small_dataset, tmp_path):
     assert len(summaries) == 1 and summaries[0]["steps"] == 6  # one worker speaks
     assert "2 data-parallel workers" in r.stderr
     assert load_checkpoint(tmp_path / "run")["step"] == 6
+
+
+def test_interrupted_workers_stop_together_and_resume(small_dataset, tmp_path):
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "assets2vec.cli.main",
+           "fit", str(small_dataset), "--out", str(run), "--preset", "tiny", "--steps", "100000", "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + 120
+    while not (run / "artifact.json").exists() and time.time() < deadline:
+        time.sleep(0.5)
+    time.sleep(4)  # some steps in
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C in a terminal sends torchrun
+    _, err = proc.communicate(timeout=120)
+    assert "checkpoint saved, continue with --resume" in err, err[-2000:]
+    step = load_checkpoint(run)["step"]
+    assert 0 < step < 100000
+    r = subprocess.run([sys.executable, "-m", "assets2vec.cli.main", "fit", str(small_dataset), "--out", str(run), "--resume",
+                        "--max-minutes", "0.05", "--quiet", "--workers", "2"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"resuming {run} at step {step}" in r.stderr and load_checkpoint(run)["step"] > step
