@@ -26,6 +26,14 @@ from render_core.dataset import RenderedDataset
 EMBED_CONFIG = InversionConfig(refine_steps=80, refine_rays=1024, lr=0.03)
 
 
+def invert_asset(model, fit_config, dataset: RenderedDataset, asset_id: str, config: InversionConfig):
+    """Codes for one rendered asset from its training views (held-out ones left out) and known cameras."""
+    v = dataset.load(asset_id)
+    held = holdout_views(asset_id, v.n_views, fit_config.n_holdout, fit_config.seed)
+    views = np.setdiff1d(np.arange(v.n_views), held)
+    return invert(model, [v.rgb[k] for k in views], v.intrinsics, poses=v.c2w[views], config=config)
+
+
 def embed(
     run: str | os.PathLike,
     data: str | os.PathLike,
@@ -70,10 +78,7 @@ def embed(
     scores = []
     for n, asset_id in enumerate(bar, 1):
         try:
-            v = dataset.load(asset_id)
-            held = holdout_views(asset_id, v.n_views, fit_config.n_holdout, fit_config.seed)
-            views = np.setdiff1d(np.arange(v.n_views), held)
-            result = invert(model, [v.rgb[k] for k in views], v.intrinsics, poses=v.c2w[views], config=config)
+            result = invert_asset(model, fit_config, dataset, asset_id, config)
         except Exception as exc:  # one bad asset must not stop the batch
             failed[asset_id] = f"{type(exc).__name__}: {exc}"
             continue

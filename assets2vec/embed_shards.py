@@ -23,9 +23,8 @@ from tqdm.auto import tqdm
 
 from assets2vec.catalog.build import network_digest
 from assets2vec.checkpoint import CheckpointError, latest_checkpoint, save_checkpoint
-from assets2vec.data.rays import holdout_views
-from assets2vec.embed import EMBED_CONFIG
-from assets2vec.invert import InversionConfig, invert
+from assets2vec.embed import EMBED_CONFIG, invert_asset
+from assets2vec.invert import InversionConfig
 from assets2vec.train import load_run
 from render_core.artifacts import ArtifactError, atomic_save_npz, atomic_write_json, load_npz, make_header, read_header, write_header
 from render_core.dataset import RenderedDataset
@@ -90,10 +89,7 @@ def embed_shard(run: str | os.PathLike, data: str | os.PathLike, shard: Shard, o
     bar = tqdm(todo, desc=f"embed {shard}", unit="asset", disable=not progress)
     for n, asset_id in enumerate(bar, 1):
         try:
-            v = dataset.load(asset_id)
-            held = holdout_views(asset_id, v.n_views, fit_config.n_holdout, fit_config.seed)
-            views = np.setdiff1d(np.arange(v.n_views), held)
-            result = invert(model, [v.rgb[k] for k in views], v.intrinsics, poses=v.c2w[views], config=config)
+            result = invert_asset(model, fit_config, dataset, asset_id, config)
         except Exception as exc:  # one bad asset must not stop the shard
             failed[asset_id] = f"{type(exc).__name__}: {exc}"
             continue
