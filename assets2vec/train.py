@@ -249,85 +249,83 @@ def _fit(data, out, config, resume, device, progress, log, on_step, ddp, rank, w
     bar = tqdm(total=None if sized_by_time else horizon, initial=step, disable=not progress, unit="step", dynamic_ncols=True, desc="fit")
     ema_psnr, timed_from = None, None
     stopped_by = "steps"
-    interrupts = ddp.deferred_interrupts(world_size > 1)
-    flags = interrupts.__enter__()
     try:
-        while step < horizon:
-            for g in optimizer.param_groups:
-                base = config.lr_field if g["name"] == "fields" else config.lr_codes
-                g["lr"] = base * lr_factor(step, horizon, config)
-            idx = batcher.next_indices()  # the global batch: the same on every worker
-            lo, hi = ddp.rows_of(rank, world_size, len(idx))
-            model.batch_rows = (lo, hi, len(idx))
-            batch = batcher.table.select(idx[lo:hi])
-            outputs = model(to_ray_bundle(batch, device))
-            batch = {k: v.to(device) for k, v in batch.items()}
-            counts = ddp.sum_(model.local_counts(outputs, batch).detach())
-            model.loss_counts = {"rays": counts[0], "covered": counts[1], "free": counts[2]}
-            losses = model.get_loss_dict(outputs, batch)
-            decorrelation = losses.pop("decorrelation_loss", None)
-            loss = sum(losses.values())
-            # Every term summed over workers (one all-reduce): logs and PSNR describe the global batch.
-            names = list(losses) + (["decorrelation_loss"] if decorrelation is not None else [])
-            terms = [losses[k].detach().float() for k in losses]
-            if decorrelation is not None:
-                terms.append(decorrelation.detach().float() / world_size)
-            reduced = dict(zip(names, ddp.sum_(torch.stack(terms)).tolist()))
-            loss_value = float(sum(reduced.values()))
-            if not math.isfinite(loss_value):
-                raise FloatingPointError(f"loss became {loss_value} at step {step}; lower the learning rates")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if world_size > 1:
-                ddp.reduce_gradients(list(model.field.parameters()), [model.codes.shape, model.codes.texture],
-                                     torch.unique(batcher.table.asset_index[idx]).to(device))
-            if decorrelation is not None:
-                decorrelation.backward()  # identical on every worker: added once, after the reduction
-            optimizer.step()
-            step += 1
-            psnr = -10.0 * math.log10(max(reduced["rgb_loss"] / model.config.rgb_loss_mult, 1e-10))  # batch MSE
-            ema_psnr = psnr if ema_psnr is None else 0.9 * ema_psnr + 0.1 * psnr
-            if step % 25 == 0:
-                for k, v in reduced.items():
-                    writer.add_scalar(f"train/{k}", v, step)
-                writer.add_scalar("train/psnr", psnr, step)
-            now = time.time()
-            if step == 20:
-                timed_from = (now, step)
-            # With a time budget, shorten the schedule once the speed is known, so the
-            # learning rate still anneals before the budget ends.
-            if budget_s and timed_from and step == timed_from[1] + 30 and state is None:
-                rate = 30 / (now - timed_from[0])
-                left = budget_s - (now - t_start) - 0.04 * budget_s
-                horizon = min(horizon, step + max(1, int(rate * left * 0.97)))
-                horizon = ddp.broadcast_ints([horizon])[0]  # rank 0's clock decides for all
-                bar.total = horizon
-                log(f"fit: {rate:.1f} steps/s; the schedule will end at step {horizon} to fit {config.max_minutes:g} min")
-            rays_s = (bar.format_dict.get("rate") or 0.0) * config.batch_size
-            bar.set_postfix(loss=f"{loss_value:.4f}", psnr=f"{ema_psnr:.2f}", rays_s=f"{rays_s:,.0f}", refresh=False)
-            bar.update(1)
-            if on_step is not None:
-                on_step(step)
-            if step % config.eval_every == 0 and step < horizon:
-                quick_eval()
-            if step % config.checkpoint_every == 0 and step < horizon:
-                checkpoint(periodic=True)
-            over = bool(budget_s and time.time() - t_start > budget_s)
-            if world_size > 1:
-                over = bool(ddp.broadcast_ints([int(over)])[0])  # rank 0's clock decides for all
-                if ddp.any_flag([flags["stop"]], device)[0]:
-                    raise KeyboardInterrupt
-            if over:
-                stopped_by = "time"
-                break
+        # Under DDP a Ctrl-C only raises a flag, honoured by all workers at one step boundary.
+        with ddp.deferred_interrupts(world_size > 1) as flags:
+            while step < horizon:
+                for g in optimizer.param_groups:
+                    base = config.lr_field if g["name"] == "fields" else config.lr_codes
+                    g["lr"] = base * lr_factor(step, horizon, config)
+                idx = batcher.next_indices()  # the global batch: the same on every worker
+                lo, hi = ddp.rows_of(rank, world_size, len(idx))
+                model.batch_rows = (lo, hi, len(idx))
+                batch = batcher.table.select(idx[lo:hi])
+                outputs = model(to_ray_bundle(batch, device))
+                batch = {k: v.to(device) for k, v in batch.items()}
+                counts = ddp.sum_(model.local_counts(outputs, batch).detach())
+                model.loss_counts = {"rays": counts[0], "covered": counts[1], "free": counts[2]}
+                losses = model.get_loss_dict(outputs, batch)
+                decorrelation = losses.pop("decorrelation_loss", None)
+                loss = sum(losses.values())
+                # Every term summed over workers (one all-reduce): logs and PSNR describe the global batch.
+                names = list(losses) + (["decorrelation_loss"] if decorrelation is not None else [])
+                terms = [losses[k].detach().float() for k in losses]
+                if decorrelation is not None:
+                    terms.append(decorrelation.detach().float() / world_size)
+                reduced = dict(zip(names, ddp.sum_(torch.stack(terms)).tolist()))
+                loss_value = float(sum(reduced.values()))
+                if not math.isfinite(loss_value):
+                    raise FloatingPointError(f"loss became {loss_value} at step {step}; lower the learning rates")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if world_size > 1:
+                    ddp.reduce_gradients(list(model.field.parameters()), [model.codes.shape, model.codes.texture],
+                                         torch.unique(batcher.table.asset_index[idx]).to(device))
+                if decorrelation is not None:
+                    decorrelation.backward()  # identical on every worker: added once, after the reduction
+                optimizer.step()
+                step += 1
+                psnr = -10.0 * math.log10(max(reduced["rgb_loss"] / max(model.config.rgb_loss_mult, 1e-12), 1e-10))  # batch MSE
+                ema_psnr = psnr if ema_psnr is None else 0.9 * ema_psnr + 0.1 * psnr
+                if step % 25 == 0:
+                    for k, v in reduced.items():
+                        writer.add_scalar(f"train/{k}", v, step)
+                    writer.add_scalar("train/psnr", psnr, step)
+                now = time.time()
+                if step == 20:
+                    timed_from = (now, step)
+                # With a time budget, shorten the schedule once the speed is known, so the
+                # learning rate still anneals before the budget ends.
+                if budget_s and timed_from and step == timed_from[1] + 30 and state is None:
+                    rate = 30 / (now - timed_from[0])
+                    left = budget_s - (now - t_start) - 0.04 * budget_s
+                    horizon = min(horizon, step + max(1, int(rate * left * 0.97)))
+                    horizon = ddp.broadcast_ints([horizon])[0]  # rank 0's clock decides for all
+                    bar.total = horizon
+                    log(f"fit: {rate:.1f} steps/s; the schedule will end at step {horizon} to fit {config.max_minutes:g} min")
+                rays_s = (bar.format_dict.get("rate") or 0.0) * config.batch_size
+                bar.set_postfix(loss=f"{loss_value:.4f}", psnr=f"{ema_psnr:.2f}", rays_s=f"{rays_s:,.0f}", refresh=False)
+                bar.update(1)
+                if on_step is not None:
+                    on_step(step)
+                if step % config.eval_every == 0 and step < horizon:
+                    quick_eval()
+                if step % config.checkpoint_every == 0 and step < horizon:
+                    checkpoint(periodic=True)
+                over = bool(budget_s and time.time() - t_start > budget_s)
+                if world_size > 1:
+                    over = bool(ddp.broadcast_ints([int(over)])[0])  # rank 0's clock decides for all
+                    if ddp.any_flag([flags["stop"]], device)[0]:
+                        raise KeyboardInterrupt
+                if over:
+                    stopped_by = "time"
+                    break
     except KeyboardInterrupt:
-        interrupts.__exit__(None, None, None)
         bar.close()
         checkpoint(periodic=False)
         writer.close()
         log(f"fit: interrupted at step {step}; checkpoint saved, continue with --resume")
         raise
-    interrupts.__exit__(None, None, None)
     bar.close()
     quick_eval()
     checkpoint(periodic=False)
