@@ -330,6 +330,9 @@ def _fit(data, out, config, resume, device, progress, log, on_step, ddp, rank, w
     quick_eval()
     checkpoint(periodic=False)
     writer.close()
+    # No worker returns (or tears the process group down) before rank 0's checkpoint is on
+    # disk: a worker leaving early would report a run that is not there yet.
+    ddp.barrier()
     summary = {
         "run": str(out), "steps": step, "horizon": horizon, "stopped_by": stopped_by,
         "train_seconds": round(elapsed_before + time.time() - t_loop, 1), "assets": len(asset_ids),

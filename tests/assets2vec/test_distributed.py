@@ -49,7 +49,8 @@ SCRIPT = textwrap.dedent('''
 
 
 def _fit(script, data, out, spy_dir, workers):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # faulthandler: should a worker ever abort in native code, its Python stack is in the report.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1", "PYTHONWARNINGS": "ignore"}
     cmd = [sys.executable, str(script), str(data), str(out), str(spy_dir)]
     if workers > 1:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={workers}"] + cmd[1:]
