@@ -23,7 +23,8 @@ from assets2vec.invert import InversionConfig, invert
 from assets2vec.train import load_run, run_rig
 from render_core.dataset import RenderedDataset
 
-EMBED_CONFIG = InversionConfig(refine_steps=80, refine_rays=1024, lr=0.03)
+# A new asset is not in the table: no exemplar starts; its known cameras need no search.
+EMBED_CONFIG = InversionConfig(refine_steps=80, refine_rays=1024, lr=0.03, exemplars=0, fine_samples=0)
 
 
 def invert_asset(model, fit_config, dataset: RenderedDataset, asset_id: str, config: InversionConfig):

@@ -3,12 +3,16 @@
 Codes start at the mean training code. With the camera unknown, every candidate pose
 (the rig's views, or a denser grid of elevations x azimuths) gets its own copy of the
 codes and all copies are optimised together for a few steps on the same pixels; the
-pose whose copy explains the image best wins and its codes are refined alone. The fit
-score is the PSNR of the final render against the image(s) on the sampled pixels.
+poses whose copies explain the image best survive (successive halving). Then the
+training codes nearest to the survivors' codes (exemplars) are rendered from those poses
+and compared with the searched codes on pixels drawn uniformly over the image; the
+refinement starts from whichever explains the image best. Refinement renders finely
+(uniform samples plus samples where those found density), so thin parts are not missed.
+The fit score is the PSNR of the final render against the image(s) on the sampled pixels.
 
-Renders during inversion use uniform samples inside the object's box (no occupancy
-grid: the codes change every step) and supervise the object's mask too, taken from
-the image's alpha or, for an opaque image on white, from its non-white pixels.
+The search renders with uniform samples inside the object's box (no occupancy grid: the
+codes change every step) and supervises the object's mask too, taken from the image's
+alpha or, for an opaque image on white, from its non-white pixels.
 """
 
 from __future__ import annotations
@@ -32,12 +36,15 @@ class InversionConfig:
     search_rounds: tuple[tuple[int, int, int], ...] = ((18, 64, 6), (6, 128, 8), (2, 256, 10))
     """unknown camera, successive halving: (candidates kept, pixels per candidate, steps) per round;
     every candidate sees the same pixels, and the worst are dropped before the next round"""
-    refine_steps: int = 30
+    refine_steps: int = 10
     """steps on the chosen pose"""
     refine_rays: int = 512
     """pixels per refine step"""
     num_samples: int = 24
     """uniform samples per ray inside the box"""
+    fine_samples: int = 24
+    """after the pose search (comparing exemplars, refining): samples drawn where the uniform ones
+    found density, so thin parts are not missed"""
     lr: float = 0.05
     """Adam learning rate of the codes"""
     foreground_fraction: float = 0.6
@@ -46,6 +53,17 @@ class InversionConfig:
     """weight of the mask (coverage) loss next to the colour loss"""
     code_reg: float = 1e-3
     """pull towards the mean code, so a single view does not wander off the training manifold"""
+    exemplars: int = 32
+    """before refining, the codes are also tried from the k training codes nearest to the search's
+    result (at each surviving pose); refinement starts from whichever explains the image best (0: off)"""
+    exemplar_rounds: tuple[tuple[int, int, int], ...] = ((256, 4, 0), (1024, 1, 24))
+    """successive halving over the exemplars: (pixels, candidates kept, fine samples) per round;
+    pixels are drawn uniformly over the image, so a fit that spills onto the background pays in full"""
+    exemplar_poses: int = 2
+    """how many of the search's best poses the exemplars are tried at"""
+    exemplar_lr: float = 0.005
+    """refinement learning rate when a training code won: Adam moves every coordinate by about the
+    learning rate per step, and the codes' spread is only ~0.15-0.3 per coordinate"""
     seed: int = 0
     """seed of the pixel sampling"""
 
@@ -108,6 +126,12 @@ class _Target:
         self.fg = torch.nonzero(self.mask > 0.5).squeeze(1)
         self.bg = torch.nonzero(self.mask <= 0.5).squeeze(1)
 
+    @property
+    def true_fraction(self) -> float:
+        """The object's share of the image: sampling at it weighs every pixel alike, so a fit that
+        spills density onto the background pays for it in full."""
+        return len(self.fg) / max(1, len(self.fg) + len(self.bg))
+
     def sample(self, n: int, fg_fraction: float, gen: torch.Generator) -> torch.Tensor:
         n_fg = min(int(round(n * fg_fraction)), n) if len(self.fg) else 0
         parts = []
@@ -118,11 +142,12 @@ class _Target:
         return torch.cat(parts)
 
 
-def _render(model: LatentNeRFModel, origins, directions, shape, texture, num_samples: int):
-    """Differentiable render of rays (N, 3) with per-ray codes (N, d), uniform samples in the box."""
+def _render(model: LatentNeRFModel, origins, directions, shape, texture, num_samples: int, num_fine: int = 0):
+    """Differentiable render of rays (N, 3) with per-ray codes (N, d): uniform samples in the box,
+    plus `num_fine` where those found density."""
     bundle = RayBundle(origins=origins, directions=directions, pixel_area=torch.ones_like(origins[:, :1]),
                        metadata={"shape_code": shape, "texture_code": texture})
-    return model.render_uniform(bundle, num_samples)
+    return model.render_uniform(bundle, num_samples, num_fine)
 
 
 def invert(
@@ -168,22 +193,31 @@ def invert(
     texture = mean_texture.expand(K, -1).clone().requires_grad_(True)
     losses: list[float] = []
 
-    def step_loss(idx: torch.Tensor, which: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-candidate losses (len(which),) on pixels `idx`."""
-        n = len(idx)
-        o = target.origins[which][:, idx].reshape(-1, 3)
-        d = target.directions[which][:, idx].reshape(-1, 3)
-        s = shape[which].repeat_interleave(n, 0)
-        t = texture[which].repeat_interleave(n, 0)
-        out = _render(model, o, d, s, t, config.num_samples)
-        rgb = out["rgb"].view(len(which), n, 3)
-        acc = out["accumulation"].view(len(which), n)
+    fine = 0  # the pose search renders coarsely; refinement, finely
+
+    def code_loss(s_codes: torch.Tensor, t_codes: torch.Tensor, pose_rows: torch.Tensor, idx: torch.Tensor, reg: bool = True,
+                  fine_samples: int | None = None):
+        """Losses (M,) and colour errors (M,) of codes (M, d) seen from candidate poses (M,) on pixels `idx`
+        (without the pull towards the mean code when `reg` is False; `fine_samples` overrides the stage's)."""
+        n, m = len(idx), len(pose_rows)
+        o = target.origins[pose_rows][:, idx].reshape(-1, 3)
+        d = target.directions[pose_rows][:, idx].reshape(-1, 3)
+        out = _render(model, o, d, s_codes.repeat_interleave(n, 0), t_codes.repeat_interleave(n, 0), config.num_samples,
+                      fine if fine_samples is None else fine_samples)
+        rgb = out["rgb"].view(m, n, 3)
+        acc = out["accumulation"].view(m, n)
         colour = ((rgb - target.rgb[idx]) ** 2).mean((1, 2))
         cover = ((acc - target.mask[idx]) ** 2).mean(1)
-        reg = config.code_reg * (((shape[which] - mean_shape) ** 2).sum(-1) + ((texture[which] - mean_texture) ** 2).sum(-1))
-        return colour + config.mask_weight * cover + reg, colour
+        data = colour + config.mask_weight * cover
+        if not reg:
+            return data, colour
+        return data + config.code_reg * (((s_codes - mean_shape) ** 2).sum(-1) + ((t_codes - mean_texture) ** 2).sum(-1)), colour
 
-    chosen = 0
+    def step_loss(idx: torch.Tensor, which: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-candidate losses (len(which),) on pixels `idx`."""
+        return code_loss(shape[which], texture[which], which, idx)
+
+    chosen, which = 0, torch.zeros(1, dtype=torch.long)
     if K > 1:
         # Adam's per-parameter state makes candidates independent, so one optimizer serves all.
         opt = torch.optim.Adam([shape, texture], lr=config.lr)
@@ -200,15 +234,23 @@ def invert(
                 opt.step()
         with torch.no_grad():
             final, _ = step_loss(target.sample(1024, config.foreground_fraction, gen), which)
-        chosen = int(which[torch.argmin(final)])
-    shape = shape[chosen : chosen + 1].detach().clone().requires_grad_(True)
-    texture = texture[chosen : chosen + 1].detach().clone().requires_grad_(True)
+        which = which[torch.argsort(final)]
+        chosen = int(which[0])
+    start_shape, start_texture = shape[chosen].detach(), texture[chosen].detach()
+    lr, fine = config.lr, config.fine_samples
+    if config.exemplars > 0:
+        rounds = [(target.sample(n, target.true_fraction, gen), keep, f) for n, keep, f in config.exemplar_rounds]
+        chosen, start_shape, start_texture, from_table = _best_start(model, code_loss, shape.detach(), texture.detach(), which[: config.exemplar_poses],
+                                                                     rounds, config.exemplars)
+        lr = config.exemplar_lr if from_table else lr
+    shape = start_shape[None].clone().requires_grad_(True)
+    texture = start_texture[None].clone().requires_grad_(True)
     target.origins, target.directions = target.origins[chosen : chosen + 1], target.directions[chosen : chosen + 1]
-    opt = torch.optim.Adam([shape, texture], lr=config.lr)
+    opt = torch.optim.Adam([shape, texture], lr=lr)
     one = torch.zeros(1, dtype=torch.long)
     for i in range(config.refine_steps):
         for g in opt.param_groups:
-            g["lr"] = config.lr * (0.1 ** (i / max(1, config.refine_steps)))
+            g["lr"] = lr * (0.1 ** (i / max(1, config.refine_steps)))
         loss, _ = step_loss(target.sample(config.refine_rays, config.foreground_fraction, gen), one)
         opt.zero_grad()
         loss.sum().backward()
@@ -223,6 +265,36 @@ def invert(
         camera_index=chosen if K > 1 else None, score=float(-10 * torch.log10(colour.clamp(min=1e-10))[0]),
         seconds=time.time() - t0, losses=losses,
     )
+
+
+def _best_start(model, code_loss, shape, texture, poses, rounds, k: int, chunk: int = 32):
+    """(pose, shape code, texture code) to refine from: each surviving pose with its own searched
+    codes or with one of the `k` training codes nearest to them, whichever explains pixels `idx` best.
+
+    A training code is a point the network renders well; when the image shows a catalog asset, the
+    refinement then starts on it instead of wherever a few steps from the mean code have reached."""
+    table_s, table_t = model.codes.shape.weight.detach(), model.codes.texture.weight.detach()
+    pose_rows, s_codes, t_codes = [], [], []
+    for p in poses.tolist():
+        _, rows = nearest_codes(model, shape[p], texture[p], min(k, len(table_s)))
+        rows = torch.as_tensor(rows, dtype=torch.long)
+        pose_rows += [p] * (len(rows) + 1)
+        s_codes += [shape[p][None], table_s[rows]]
+        t_codes += [texture[p][None], table_t[rows]]
+    pose_rows, s_codes, t_codes = torch.as_tensor(pose_rows), torch.cat(s_codes), torch.cat(t_codes)
+    own = torch.zeros(len(pose_rows), dtype=torch.bool)
+    own[torch.as_tensor(np.cumsum([0] + [min(k, len(table_s)) + 1] * (len(poses) - 1)))] = True
+    live = torch.arange(len(pose_rows))
+    with torch.no_grad():
+        # Successive halving: all candidates coarsely on few pixels, the best few finely on more.
+        # On the image alone: the pull towards the mean exists to keep a free fit plausible, and
+        # would otherwise favour the barely-moved searched codes over every real asset.
+        for pixels, keep, fine in rounds:
+            loss = torch.cat([code_loss(s_codes[c], t_codes[c], pose_rows[c], pixels, reg=False, fine_samples=fine)[0]
+                              for c in live.split(max(1, chunk * 256 // len(pixels)))])
+            live = live[torch.argsort(loss)[:keep]]
+    best = int(live[0])
+    return int(pose_rows[best]), s_codes[best], t_codes[best], not bool(own[best])
 
 
 def nearest_codes(model: LatentNeRFModel, shape: torch.Tensor, texture: torch.Tensor, k: int = 5,

@@ -114,6 +114,9 @@ class LatentNeRFModel(Model):
         self.surface_sampler = SurfaceGuidedSampler(c.num_uniform_samples, c.num_surface_samples, c.surface_std)
         self.coarse_sampler = UniformSampler(num_samples=c.num_coarse_samples)
         self.fine_sampler = PDFSampler(num_samples=c.num_fine_samples, include_original=False)
+        # Inversion keeps the uniform samples beside the fine ones: they carry the gradient that
+        # grows density where the image has the object and the current code has none.
+        self.inversion_fine_sampler = PDFSampler(include_original=True)
         self.grid_sampler = OccupancyGridSampler(c.grid_resolution, c.grid_samples, c.grid_density_threshold, h)
         self._grid_cache: dict[bytes, Tensor] = {}
         self.renderer_rgb = RGBRenderer(background_color=colors.WHITE)
@@ -222,12 +225,19 @@ class LatentNeRFModel(Model):
             outputs["code_norm_sum"] = (md["shape_code"].square().sum(-1) + md["texture_code"].square().sum(-1)).sum()
         return outputs
 
-    def render_uniform(self, ray_bundle: RayBundle, num_samples: int) -> Dict[str, Tensor]:
+    def render_uniform(self, ray_bundle: RayBundle, num_samples: int, num_fine: int = 0) -> Dict[str, Tensor]:
         """Differentiable render with `num_samples` evenly spaced samples in the box, for inversion:
-        no occupancy grid (the codes change every step) and no known surface."""
+        no occupancy grid (the codes change every step) and no known surface. With `num_fine`,
+        that many more samples are drawn where a gradient-free pass over the uniform ones found
+        density: thin parts (a lamp's shade, a chair's legs) that fall between uniform samples
+        are then rendered as the network learned them."""
         ray_bundle = self.collider(ray_bundle)
         self._attach_codes(ray_bundle)
         ray_samples = self.coarse_sampler.generate_ray_samples(ray_bundle, num_samples=num_samples)
+        if num_fine > 0:
+            with torch.no_grad():
+                weights = ray_samples.get_weights(self._field(ray_samples, density_only=True))
+            ray_samples = self.inversion_fine_sampler(ray_bundle, ray_samples, weights, num_samples=num_fine)
         field_outputs = self._field(ray_samples)
         weights = ray_samples.get_weights(field_outputs[FieldHeadNames.DENSITY])
         return {

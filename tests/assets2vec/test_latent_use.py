@@ -12,7 +12,7 @@ from PIL import Image
 from assets2vec.checkpoint import load_checkpoint
 from assets2vec.cli.main import main
 from assets2vec.configs import preset
-from assets2vec.invert import InversionConfig, candidate_poses, invert
+from assets2vec.invert import InversionConfig, candidate_poses, invert, nearest_codes
 from assets2vec.render import render_views
 from assets2vec.train import fit, load_run
 from render_core.dataset import RenderedDataset
@@ -44,7 +44,8 @@ def test_inversion_recovers_a_known_code(trained, small_dataset):
         target = render_views(model, poses[views], K, ds.image_size, model.codes.shape.weight[row].detach(), model.codes.texture.weight[row].detach())
         images = [(im * 255 + 0.5).astype(np.uint8) for im in target["rgb"]]
         # mask_weight 0: a barely trained tiny model renders fog, which a binary mask target would fight.
-        known = invert(model, images, K, poses=poses[views], config=InversionConfig(refine_steps=80, refine_rays=1024, num_samples=64, lr=0.02, mask_weight=0.0))
+        known = invert(model, images, K, poses=poses[views], config=InversionConfig(refine_steps=80, refine_rays=1024, num_samples=64, lr=0.02, mask_weight=0.0,
+                                                                                         exemplars=0, fine_samples=0))
         mean_shape, mean_texture = model.codes.mean()
         before = render_views(model, poses[views], K, ds.image_size, mean_shape, mean_texture)["rgb"]
         after = render_views(model, poses[views], K, ds.image_size, known.shape_code, known.texture_code)["rgb"]
@@ -60,6 +61,32 @@ def test_inversion_recovers_a_known_code(trained, small_dataset):
     assert found.c2w.shape == (4, 4) and np.isfinite(found.score)
     # The network stays frozen and trainable afterwards.
     assert all(p.requires_grad for p in model.parameters())
+
+
+def test_exemplar_start_identifies_a_catalog_asset(trained, small_dataset):
+    """An image of a catalog asset, camera unknown: the training code that renders it best is
+    found among the exemplars and the fitted code lands on it; without exemplars, a few steps
+    from the mean code leave the fit far worse."""
+    model, _, _ = load_run(trained)
+    # Targets and inversion see the same renderer (64 uniform samples), so the asset's own code
+    # explains its image exactly and nothing but the exemplar stage decides.
+    model.config.eval_sampler, model.config.num_fine_samples = "coarse_fine", 0
+    model.coarse_sampler.num_samples = 64
+    ds = RenderedDataset(small_dataset)
+    rig = ds.config.rig
+    poses = candidate_poses(rig)
+    K = ds.load(ds.asset_ids[0]).intrinsics
+    S, T = model.codes.shape.weight.detach(), model.codes.texture.weight.detach()
+    # mask_weight 0: a barely trained tiny model renders fog, which a binary mask target would fight.
+    quick = dict(refine_steps=5, search_rounds=((6, 64, 3), (2, 128, 3)), num_samples=64, fine_samples=0, mask_weight=0.0,
+                 exemplar_rounds=((256, 4, 0), (1024, 1, 0)))
+    for row, view in ((2, 3), (5, 1)):
+        image = (render_views(model, poses[[view]], K, ds.image_size, S[row], T[row])["rgb"][0] * 255 + 0.5).astype(np.uint8)
+        found = invert(model, [image], K, rig=rig, config=InversionConfig(**quick))
+        _, rows = nearest_codes(model, found.shape_code, found.texture_code, 1)
+        assert int(rows[0]) == row
+        blind = invert(model, [image], K, rig=rig, config=InversionConfig(exemplars=0, **quick))
+        assert found.score > blind.score + 1.0, (row, found.score, blind.score)
 
 
 def test_inversion_bad_input(trained):
