@@ -28,16 +28,19 @@ def trained(small_dataset, tmp_path_factory):
     return run
 
 
-def test_inversion_recovers_a_known_code(trained, small_dataset):
-    model, _, _ = load_run(trained)
-    # Targets and inversion see the same renderer (64 uniform samples per ray), so the only
-    # unknown is the code.
+def _same_renderer_setup(run, dataset):
+    """The trained model rendering targets with 64 uniform samples per ray, as inversion does,
+    so the only unknown is the code; with the dataset's rig, its poses and intrinsics."""
+    model, _, _ = load_run(run)
     model.config.eval_sampler, model.config.num_fine_samples = "coarse_fine", 0
     model.coarse_sampler.num_samples = 64
-    ds = RenderedDataset(small_dataset)
+    ds = RenderedDataset(dataset)
     rig = ds.config.rig
-    poses = candidate_poses(rig)
-    K = ds.load(ds.asset_ids[0]).intrinsics
+    return model, ds, rig, candidate_poses(rig), ds.load(ds.asset_ids[0]).intrinsics
+
+
+def test_inversion_recovers_a_known_code(trained, small_dataset):
+    model, ds, rig, poses, K = _same_renderer_setup(trained, small_dataset)
     views = [0, 2, 4]
     for row in (1, 4, 6):
         # Images the model itself renders from a known code: inversion must come back to it.
@@ -67,15 +70,9 @@ def test_exemplar_start_identifies_a_catalog_asset(trained, small_dataset):
     """An image of a catalog asset, camera unknown: the training code that renders it best is
     found among the exemplars and the fitted code lands on it; without exemplars, a few steps
     from the mean code leave the fit far worse."""
-    model, _, _ = load_run(trained)
-    # Targets and inversion see the same renderer (64 uniform samples), so the asset's own code
-    # explains its image exactly and nothing but the exemplar stage decides.
-    model.config.eval_sampler, model.config.num_fine_samples = "coarse_fine", 0
-    model.coarse_sampler.num_samples = 64
-    ds = RenderedDataset(small_dataset)
-    rig = ds.config.rig
-    poses = candidate_poses(rig)
-    K = ds.load(ds.asset_ids[0]).intrinsics
+    # Same renderer for targets and inversion: the asset's own code explains its image exactly,
+    # and nothing but the exemplar stage decides.
+    model, ds, rig, poses, K = _same_renderer_setup(trained, small_dataset)
     S, T = model.codes.shape.weight.detach(), model.codes.texture.weight.detach()
     # mask_weight 0: a barely trained tiny model renders fog, which a binary mask target would fight.
     quick = dict(refine_steps=5, search_rounds=((6, 64, 3), (2, 128, 3)), num_samples=64, fine_samples=0, mask_weight=0.0,
