@@ -269,21 +269,21 @@ def invert(
 
 def _best_start(model, code_loss, shape, texture, poses, rounds, k: int, chunk: int = 32):
     """(pose, shape code, texture code) to refine from: each surviving pose with its own searched
-    codes or with one of the `k` training codes nearest to them, whichever explains pixels `idx` best.
+    codes or with one of the `k` training codes nearest to them, whichever explains the image best
+    over `rounds` of successive halving ((pixels, candidates kept, fine samples) each).
 
     A training code is a point the network renders well; when the image shows a catalog asset, the
     refinement then starts on it instead of wherever a few steps from the mean code have reached."""
     table_s, table_t = model.codes.shape.weight.detach(), model.codes.texture.weight.detach()
-    pose_rows, s_codes, t_codes = [], [], []
+    pose_rows, s_codes, t_codes, own = [], [], [], []  # own: the pose's searched codes, not a table row
     for p in poses.tolist():
         _, rows = nearest_codes(model, shape[p], texture[p], min(k, len(table_s)))
         rows = torch.as_tensor(rows, dtype=torch.long)
         pose_rows += [p] * (len(rows) + 1)
+        own += [True] + [False] * len(rows)
         s_codes += [shape[p][None], table_s[rows]]
         t_codes += [texture[p][None], table_t[rows]]
     pose_rows, s_codes, t_codes = torch.as_tensor(pose_rows), torch.cat(s_codes), torch.cat(t_codes)
-    own = torch.zeros(len(pose_rows), dtype=torch.bool)
-    own[torch.as_tensor(np.cumsum([0] + [min(k, len(table_s)) + 1] * (len(poses) - 1)))] = True
     live = torch.arange(len(pose_rows))
     with torch.no_grad():
         # Successive halving: all candidates coarsely on few pixels, the best few finely on more.
@@ -294,7 +294,7 @@ def _best_start(model, code_loss, shape, texture, poses, rounds, k: int, chunk: 
                               for c in live.split(max(1, chunk * 256 // len(pixels)))])
             live = live[torch.argsort(loss)[:keep]]
     best = int(live[0])
-    return int(pose_rows[best]), s_codes[best], t_codes[best], not bool(own[best])
+    return int(pose_rows[best]), s_codes[best], t_codes[best], not own[best]
 
 
 def nearest_codes(model: LatentNeRFModel, shape: torch.Tensor, texture: torch.Tensor, k: int = 5,
