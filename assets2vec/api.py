@@ -51,6 +51,8 @@ class Catalog:
         self._indexes: dict[str, LatentIndex] = {}
         self._restricted: dict[tuple[str, str, float], RestrictedIndex] = {}
         self._model = None
+        self._run: str | None = None
+        self._bank = None  # the run's inversion bank, loaded (or built) by the first image search
 
     @classmethod
     def open(cls, path: str | os.PathLike, *, use_gpu: bool | None = None, log=None) -> "Catalog":
@@ -154,6 +156,9 @@ class Catalog:
                      seed: int = 0) -> dict[str, Any]:
         """Invert one image (camera unknown) and search with its fitted codes.
 
+        The first image search of a run builds its inversion bank (every training code rendered from
+        every rig pose on a coarse grid; ~0.1 s per code here) and saves it in the run folder.
+
         `image`: a path, or an (H, W, 3|4) uint8 array (the object on white, or with alpha).
         Returns {"neighbours", "shape_code" (ds,), "texture_code" (dt,), "fit_psnr", "camera_index",
         "seconds", "render" (S, S, 3) uint8 of the fitted codes from the fitted camera}.
@@ -166,7 +171,11 @@ class Catalog:
         model, rig, size = self.model()
         img = load_image(image, size) if isinstance(image, (str, os.PathLike)) else square_image(image, size)
         K = intrinsics(rig.fov_deg, size)
-        r = invert(model, [img], K, rig=rig, config=InversionConfig(seed=seed))
+        if self._bank is None:
+            from assets2vec.code_bank import run_bank
+
+            self._bank = run_bank(self._run, model, rig, size)
+        r = invert(model, [img], K, rig=rig, config=InversionConfig(seed=seed), bank=self._bank)
         s, t = r.shape_code.numpy(), r.texture_code.numpy()
         return {"neighbours": self.search_codes(s, t, k, space, where), "shape_code": s, "texture_code": t,
                 "fit_psnr": round(float(r.score), 2), "camera_index": r.camera_index, "seconds": round(r.seconds, 2),
@@ -431,6 +440,7 @@ class Catalog:
             model, _, state = load_run(run)
             rig, size = run_rig(state)
             self._model = (model, rig, size)
+            self._run = run
         return self._model
 
     def render(self, shape: np.ndarray, texture: np.ndarray, azimuth: float = 30.0, elevation: float = 20.0,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -27,6 +28,9 @@ from nerfstudio.cameras.rays import RayBundle
 from assets2vec.data.rays import camera_rays
 from assets2vec.models.latent_nerf import LatentNeRFModel
 from render_core.rig import RigConfig, camera_to_world, look_at_rt, make_cameras
+
+if TYPE_CHECKING:
+    from assets2vec.code_bank import CodeBank
 
 MAX_IMAGE_SIDE = 4096
 
@@ -64,6 +68,12 @@ class InversionConfig:
     exemplar_lr: float = 0.005
     """refinement learning rate when a training code won: Adam moves every coordinate by about the
     learning rate per step, and the codes' spread is only ~0.15-0.3 per coordinate"""
+    bank_candidates: int = 32
+    """with a CodeBank: the best (pose, training code) pairs of the bank lookup that compete as starts"""
+    bank_search_rounds: tuple[tuple[int, int, int], ...] = ()
+    """with a CodeBank: the pose search from the mean code runs only at the bank's best poses
+    (the first round's `keep` distinct poses), so an image of an asset the bank does not hold still
+    gets a free fit to compete with the bank's codes"""
     seed: int = 0
     """seed of the pixel sampling"""
 
@@ -158,12 +168,15 @@ def invert(
     rig: RigConfig | None = None,
     config: InversionConfig = InversionConfig(),
     azimuth_steps: int | None = None,
+    bank: "CodeBank | None" = None,
 ) -> InversionResult:
     """Fit codes to `images` (each (S, S, 3|4)), all of one object.
 
     `poses`: (I, 4, 4) known cameras, one per image. Without them, the camera of the
     first image is searched over `rig`'s poses (or a denser grid with `azimuth_steps`);
     further images then need known poses relative to it, so only one image is allowed.
+    `bank`: renders of the training codes from the same candidate poses (`CodeBank`); with it,
+    the search starts from a lookup of the best (pose, code) pairs instead of from every pose.
     """
     t0 = time.time()
     if not images:
@@ -218,11 +231,20 @@ def invert(
         return code_loss(shape[which], texture[which], which, idx)
 
     chosen, which = 0, torch.zeros(1, dtype=torch.long)
+    rounds = config.search_rounds
+    if K > 1 and bank is not None:
+        if len(bank.poses) != K or not np.allclose(bank.poses, candidates[:, 0], atol=1e-4) or bank.size != target.size:
+            raise ValueError(f"the inversion bank was built for {len(bank.poses)} poses at {bank.size} px, not for these "
+                             f"{K} candidate poses at {target.size} px")
+        bank_poses, bank_rows, _ = bank.search(target.rgb, target.mask, config.bank_candidates, config.mask_weight)
+        rounds = config.bank_search_rounds
+        n_poses = rounds[0][0] if rounds else 1
+        which = torch.as_tensor(list(dict.fromkeys(bank_poses.tolist()))[:n_poses])
     if K > 1:
         # Adam's per-parameter state makes candidates independent, so one optimizer serves all.
         opt = torch.optim.Adam([shape, texture], lr=config.lr)
-        which = torch.arange(K)
-        for keep, rays, steps in config.search_rounds:
+        which = torch.arange(K) if bank is None else which
+        for keep, rays, steps in rounds:
             if keep < len(which):
                 with torch.no_grad():
                     score, _ = step_loss(target.sample(4 * rays, config.foreground_fraction, gen), which)
@@ -238,10 +260,16 @@ def invert(
         chosen = int(which[0])
     start_shape, start_texture = shape[chosen].detach(), texture[chosen].detach()
     lr, fine = config.lr, config.fine_samples
-    if config.exemplars > 0:
+    starts = None
+    if K > 1 and bank is not None:
+        table_s, table_t = model.codes.shape.weight.detach(), model.codes.texture.weight.detach()
+        starts = (torch.cat([which, bank_poses]), torch.cat([shape.detach()[which], table_s[bank_rows]]),
+                  torch.cat([texture.detach()[which], table_t[bank_rows]]), [True] * len(which) + [False] * len(bank_rows))
+    elif config.exemplars > 0:
+        starts = _exemplars(model, shape.detach(), texture.detach(), which[: config.exemplar_poses], config.exemplars)
+    if starts is not None:
         rounds = [(target.sample(n, target.true_fraction, gen), keep, f) for n, keep, f in config.exemplar_rounds]
-        chosen, start_shape, start_texture, from_table = _best_start(model, code_loss, shape.detach(), texture.detach(), which[: config.exemplar_poses],
-                                                                     rounds, config.exemplars)
+        chosen, start_shape, start_texture, from_table = _best_start(code_loss, *starts, rounds)
         lr = config.exemplar_lr if from_table else lr
     shape = start_shape[None].clone().requires_grad_(True)
     texture = start_texture[None].clone().requires_grad_(True)
@@ -267,13 +295,9 @@ def invert(
     )
 
 
-def _best_start(model, code_loss, shape, texture, poses, rounds, k: int, chunk: int = 32):
-    """(pose, shape code, texture code) to refine from: each surviving pose with its own searched
-    codes or with one of the `k` training codes nearest to them, whichever explains the image best
-    over `rounds` of successive halving ((pixels, candidates kept, fine samples) each).
-
-    A training code is a point the network renders well; when the image shows a catalog asset, the
-    refinement then starts on it instead of wherever a few steps from the mean code have reached."""
+def _exemplars(model, shape, texture, poses, k: int):
+    """Starts to compare (pose rows, shape codes, texture codes, own): each pose in `poses` with its
+    own searched codes, and with the `k` training codes nearest to them."""
     table_s, table_t = model.codes.shape.weight.detach(), model.codes.texture.weight.detach()
     pose_rows, s_codes, t_codes, own = [], [], [], []  # own: the pose's searched codes, not a table row
     for p in poses.tolist():
@@ -283,7 +307,16 @@ def _best_start(model, code_loss, shape, texture, poses, rounds, k: int, chunk: 
         own += [True] + [False] * len(rows)
         s_codes += [shape[p][None], table_s[rows]]
         t_codes += [texture[p][None], table_t[rows]]
-    pose_rows, s_codes, t_codes = torch.as_tensor(pose_rows), torch.cat(s_codes), torch.cat(t_codes)
+    return torch.as_tensor(pose_rows), torch.cat(s_codes), torch.cat(t_codes), own
+
+
+def _best_start(code_loss, pose_rows, s_codes, t_codes, own, rounds, chunk: int = 32):
+    """(pose, shape code, texture code, from the table) to refine from: whichever start (codes seen
+    from a pose) explains the image best over `rounds` of successive halving ((pixels, candidates
+    kept, fine samples) each).
+
+    A training code is a point the network renders well; when the image shows a catalog asset, the
+    refinement then starts on it instead of wherever a few steps from the mean code have reached."""
     live = torch.arange(len(pose_rows))
     with torch.no_grad():
         # Successive halving: all candidates coarsely on few pixels, the best few finely on more.

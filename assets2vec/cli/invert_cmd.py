@@ -17,10 +17,15 @@ def add_parser(sub) -> None:
     p.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="image files")
     p.add_argument("--k", type=int, default=5, help="nearest assets to list (default: 5)")
     p.add_argument("--seed", type=int, default=0, help="seed of the pixel sampling (default: 0)")
+    p.add_argument("--no-bank", action="store_true",
+                   help="search the camera by gradient steps from the mean code instead of starting from the run's "
+                   "inversion bank (renders of every training code from every rig pose, built on first use and "
+                   "saved in RUN/inversion_bank/)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from assets2vec.code_bank import run_bank
     from assets2vec.invert import InversionConfig, invert, nearest_codes
     from assets2vec.images import load_image
     from assets2vec.train import load_run, run_rig
@@ -29,9 +34,10 @@ def run(args: argparse.Namespace) -> int:
     model, _, state = load_run(args.run)
     rig, size = run_rig(state)
     ids = state["asset_ids"]
+    bank = None if args.no_bank else run_bank(args.run, model, rig, size)
     for path in args.images:
         image = load_image(path, size)
-        r = invert(model, [image], intrinsics(rig.fov_deg, size), rig=rig, config=InversionConfig(seed=args.seed))
+        r = invert(model, [image], intrinsics(rig.fov_deg, size), rig=rig, config=InversionConfig(seed=args.seed), bank=bank)
         dist, rows = nearest_codes(model, r.shape_code, r.texture_code, args.k)
         print(json.dumps({
             "image": str(path), "fit_psnr": round(r.score, 2), "camera_index": r.camera_index, "seconds": round(r.seconds, 2),

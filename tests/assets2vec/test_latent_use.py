@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -11,8 +13,9 @@ from PIL import Image
 
 from assets2vec.checkpoint import load_checkpoint
 from assets2vec.cli.main import main
+from assets2vec.code_bank import CodeBank
 from assets2vec.configs import preset
-from assets2vec.invert import InversionConfig, candidate_poses, invert, nearest_codes
+from assets2vec.invert import InversionConfig, _Target, candidate_poses, invert, nearest_codes
 from assets2vec.render import render_views
 from assets2vec.train import fit, load_run
 from render_core.dataset import RenderedDataset
@@ -86,6 +89,54 @@ def test_exemplar_start_identifies_a_catalog_asset(trained, small_dataset):
         assert found.score > blind.score + 1.0, (row, found.score, blind.score)
 
 
+def test_bank_start_identifies_a_catalog_asset(trained, small_dataset):
+    """The bank lookup finds the (pose, code) pair an image was rendered from, and the inversion
+    that starts from the bank lands on that asset."""
+    model, ds, rig, poses, K = _same_renderer_setup(trained, small_dataset)
+    S, T = model.codes.shape.weight.detach(), model.codes.texture.weight.detach()
+    bank = CodeBank.build(model, poses, K, ds.image_size, grid=8, num_samples=64, progress=False)
+    assert tuple(bank.renders.shape) == (len(poses), len(S), 64, 4)
+    quick = dict(refine_steps=5, num_samples=64, fine_samples=0, mask_weight=0.0, exemplar_rounds=((256, 4, 0), (1024, 1, 0)))
+    for row, view in ((2, 3), (5, 1)):
+        image = (render_views(model, poses[[view]], K, ds.image_size, S[row], T[row])["rgb"][0] * 255 + 0.5).astype(np.uint8)
+        target = _Target([image], poses[:1, None], K)
+        pose_rows, code_rows, err = bank.search(target.rgb, target.mask, 5, mask_weight=0.0)
+        # The image was rendered from this very pair: it matches up to 8-bit and float16 rounding.
+        assert int(code_rows[0]) == row and float(err[0]) < 1e-3 and bool((err[:-1] <= err[1:]).all())
+        found = invert(model, [image], K, rig=rig, config=InversionConfig(**quick), bank=bank)
+        _, rows = nearest_codes(model, found.shape_code, found.texture_code, 1)
+        assert int(rows[0]) == row and found.camera_index is not None
+    other = dataclasses.replace(rig, distance=rig.distance * 1.5)
+    with pytest.raises(ValueError, match="bank was built for"):
+        invert(model, [image], K, rig=other, bank=bank)
+
+
+def test_bank_is_saved_with_the_run_and_rebuilt_when_stale(trained, small_dataset, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    model, ds, rig, poses, K = _same_renderer_setup(run, small_dataset)
+    bank = CodeBank.for_run(run, model, poses, K, ds.image_size, progress=False)
+    files = list((run / "inversion_bank").glob("*.npz"))
+    assert len(files) == 1 and not list((run / "inversion_bank").glob("*.tmp"))
+    # Read back, not rebuilt.
+    with monkeypatch.context() as m:
+        m.setattr(CodeBank, "build", classmethod(lambda *a, **k: pytest.fail("a saved bank was rebuilt")))
+        again = CodeBank.for_run(run, model, poses, K, ds.image_size, progress=False)
+    assert again.key == bank.key and torch.equal(again.renders, bank.renders)
+    # A damaged file is an error naming it when read directly, and is rebuilt when asked for by the run.
+    files[0].write_bytes(b"PK\x03\x04 not really")
+    with pytest.raises(ValueError, match="not a readable inversion bank"):
+        CodeBank.load(files[0])
+    assert torch.equal(CodeBank.for_run(run, model, poses, K, ds.image_size, progress=False).renders, bank.renders)
+    # Codes that changed (a grown or retrained run) get their own bank.
+    with torch.no_grad():
+        model.codes.shape.weight[0] += 0.5
+    grown = CodeBank.for_run(run, model, poses, K, ds.image_size, progress=False)
+    assert grown.key != bank.key and not torch.equal(grown.renders[:, 0], bank.renders[:, 0])
+    assert torch.allclose(grown.renders[:, 1:].float(), bank.renders[:, 1:].float(), atol=2e-3)
+    assert len(list((run / "inversion_bank").glob("*.npz"))) == 2
+
+
 def test_inversion_bad_input(trained):
     model, _, _ = load_run(trained)
     K = np.eye(3, dtype=np.float32)
@@ -125,6 +176,9 @@ def test_invert_cli(trained, small_dataset, tmp_path, capsys):
     assert main(["invert", str(trained), str(path), "--k", "3"]) == 0
     out = json.loads(capsys.readouterr().out.strip())
     assert len(out["nearest"]) == 3 and out["camera_index"] is not None
+    assert list((trained / "inversion_bank").glob("*.npz")), "the CLI saves the run's inversion bank"
+    assert main(["invert", str(trained), str(path), "--k", "3", "--no-bank"]) == 0
+    assert len(json.loads(capsys.readouterr().out.strip())["nearest"]) == 3
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a png")
     assert main(["invert", str(trained), str(bad)]) == 2
