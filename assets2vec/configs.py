@@ -39,6 +39,14 @@ class FitConfig:
     """distinct assets per batch (batch_size / assets_per_batch rays each); None: rays mixed over all assets"""
     foreground_fraction: float | None = 0.5
     """share of each batch drawn from rays that hit an asset (None: uniform over all rays)"""
+    ray_table: str = "auto"
+    """training rays: "memory" (one table, 46 bytes per ray), "stream" (read from the dataset asset by
+    asset when a batch needs them, the last `ray_cache_assets` kept; needs assets_per_batch) or
+    "auto" (stream when the table would exceed `ray_table_gb`); both train identically"""
+    ray_table_gb: float = 4.0
+    """with ray_table "auto": the largest in-memory ray table, in GB"""
+    ray_cache_assets: int = 64
+    """with streamed rays: assets kept decoded (about 3 MB each at 64² and 16 views)"""
     optimizer: str = "adam"
     """adam or adamw"""
     lr_field: float = 1e-2

@@ -10,6 +10,13 @@ refinement starts from whichever explains the image best. Refinement renders fin
 (uniform samples plus samples where those found density), so thin parts are not missed.
 The fit score is the PSNR of the final render against the image(s) on the sampled pixels.
 
+With a `CodeBank` (renders of every training code from every candidate pose on a coarse
+grid, built once per run), the camera-unknown search starts from a lookup instead: the
+bank's best (pose, code) pairs and the mean code at the best pose compete by successive
+halving as above, and refinement starts from the winner. This is what `assets2vec invert`,
+`Catalog.search_image` and the app use; it is faster and finds the asset far more often
+(BENCHMARKS.md).
+
 The search renders with uniform samples inside the object's box (no occupancy grid: the
 codes change every step) and supervises the object's mask too, taken from the image's
 alpha or, for an opaque image on white, from its non-white pixels.

@@ -30,7 +30,8 @@ from assets2vec.checkpoint import (
     save_checkpoint,
 )
 from assets2vec.configs import FitConfig
-from assets2vec.data.rays import AssetBatcher, RayBatcher, RayTable, build_ray_table, holdout_views, to_ray_bundle
+from assets2vec.data.rays import (BYTES_PER_RAY, AssetBatcher, RayBatcher, RayTable, StreamedRayTable, build_ray_table, holdout_views,
+                                 to_ray_bundle)
 from assets2vec.models.latent_nerf import LatentNeRFModel
 from assets2vec.render import render_rays
 from render_core.artifacts import ArtifactError, atomic_write_text, make_header, read_header, write_header
@@ -91,6 +92,24 @@ class QuickEval:
         n = t.image_size**2
         mse = ((out["rgb"] - gt) ** 2).view(-1, n, 3).mean((1, 2))
         return float((-10 * torch.log10(mse.clamp(min=1e-10))).mean())
+
+
+def _training_rays(dataset: RenderedDataset, asset_ids: list[str], config: FitConfig,
+                   views: dict[str, list[int]] | None) -> RayTable | StreamedRayTable:
+    """The training rays, in memory or streamed from the dataset (`config.ray_table`)."""
+    if config.ray_table not in ("auto", "memory", "stream"):
+        raise ValueError(f"ray table must be auto, memory or stream, got {config.ray_table!r}")
+    n_views = len(config.views) if config.views is not None else dataset.n_views - config.n_holdout
+    gb = len(asset_ids) * n_views * dataset.image_size**2 * BYTES_PER_RAY / 1e9
+    stream = config.ray_table == "stream" or (config.ray_table == "auto" and gb > config.ray_table_gb)
+    if stream and not config.assets_per_batch:
+        if config.ray_table == "stream":
+            raise ValueError(f"streamed rays need batches of few assets (assets_per_batch); preset {config.preset!r} mixes "
+                             f"rays over all assets: use --ray-table memory")
+        stream = False
+    if stream:
+        return StreamedRayTable(dataset, asset_ids, "train", config.n_holdout, config.seed, views, config.ray_cache_assets)
+    return build_ray_table(dataset, asset_ids, split="train", n_holdout=config.n_holdout, seed=config.seed, views=views)
 
 
 def _prepare_run(out: Path, data: Path, config: FitConfig, asset_ids: list[str], resume: bool) -> dict[str, Any] | None:
@@ -172,10 +191,11 @@ def _fit(data, out, config, resume, device, progress, log, on_step, ddp, rank, w
 
     t_start = time.time()
     views = {a: config.views for a in asset_ids} if config.views is not None else None
-    table = build_ray_table(dataset, asset_ids, split="train", n_holdout=config.n_holdout, seed=config.seed, views=views)
+    table = _training_rays(dataset, asset_ids, config, views)
     quick = QuickEval.build(dataset, asset_ids, config)
-    log(f"fit: {len(asset_ids)} assets, {len(table):,} training rays from {data}; preset {config.preset}, seed {config.seed}"
-        + (f"; {world_size} data-parallel workers" if world_size > 1 else ""))
+    log(f"fit: {len(asset_ids)} assets, {len(table):,} training rays from {data}"
+        + (f" (streamed, {config.ray_cache_assets} assets cached)" if isinstance(table, StreamedRayTable) else "")
+        + f"; preset {config.preset}, seed {config.seed}" + (f"; {world_size} data-parallel workers" if world_size > 1 else ""))
 
     torch.manual_seed(config.seed)  # initial weights and nerfstudio's stratified jitter
     model = build_model(config, len(asset_ids), device)
@@ -280,7 +300,7 @@ def _fit(data, out, config, resume, device, progress, log, on_step, ddp, rank, w
                 loss.backward()
                 if world_size > 1:
                     ddp.reduce_gradients(list(model.field.parameters()), [model.codes.shape, model.codes.texture],
-                                         torch.unique(batcher.table.asset_index[idx]).to(device))
+                                         torch.unique(batcher.table.assets_of(idx)).to(device))
                 if decorrelation is not None:
                     decorrelation.backward()  # identical on every worker: added once, after the reduction
                 optimizer.step()

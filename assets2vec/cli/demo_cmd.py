@@ -61,13 +61,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"  quality : held-out PSNR {result['psnr']:.2f} dB, SSIM {result['ssim']:.3f}, mask IoU {result['mask_iou']:.3f}  ({run_dir / 'eval.json'})")
         print(f"  pictures: {args.out / 'swap_grid.png'} (row = shape, column = texture), {args.out / 'turntable.gif'}")
         print(f"  try     : .venv/bin/assets2vec render-latent {run_dir} pca shape --out pca.png")
-        print(f"            .venv/bin/assets2vec invert {run_dir} some_photo.png")
+        print(f"            .venv/bin/assets2vec invert {run_dir} {args.out / 'photo.png'}")
     if catalog is not None:
         c = args.out / "catalog"
         print(f"  catalog : {c}  ({catalog['assets']} assets; SQLite + FAISS shape/texture/joint indexes)")
         print(f"  map     : {args.out / 'shape_map.png'} (shape space, t-SNE, by family, sparse regions starred)")
         print(f"  search  : .venv/bin/assets2vec search {c} --like {catalog['first']} --space shape --where \"legs=4\"")
-        print(f"            .venv/bin/assets2vec search {c} --image some_photo.png")
+        p = catalog["photo"]
+        print(f"            .venv/bin/assets2vec search {c} --image {p['path']}   # a held-out view of {p['asset']}: "
+              f"found {p['nearest']} in {p['seconds']} s")
         print(f"  tag     : .venv/bin/assets2vec tag {c} --attribute swivel --labels {args.out / 'labels_swivel.csv'} --where family=chair")
         print(f"  gaps    : .venv/bin/assets2vec sparse {c} --previews gaps/ --proposals proposals.json")
         print(f"  python  : from assets2vec import Catalog; cat = Catalog.open('{c}')  (notebooks/02_catalog.ipynb)")
@@ -110,7 +112,26 @@ def _build_catalog(args, run_dir: Path, steps: int) -> dict:
         no = [i for i, b in chairs if b != "swivel"][:4]
         atomic_write_text(args.out / "labels_swivel.csv", "id,value\n" + "".join(f"{i},yes\n" for i in yes) + "".join(f"{i},no\n" for i in no))
         summary["first"] = cat.ids[0]
+        summary["photo"] = _photo_search(args, cat, run_dir)
     return summary
+
+
+def _photo_search(args, cat, run_dir: Path) -> dict:
+    """A held-out view (never trained on) saved as a 'photo' and searched with: this builds the
+    run's inversion bank too, so the app's first image search is quick."""
+    from PIL import Image
+
+    from assets2vec.data.rays import holdout_views
+    from assets2vec.train import load_run
+    from render_core.dataset import RenderedDataset
+
+    _, config, state = load_run(run_dir)
+    asset = state["asset_ids"][len(state["asset_ids"]) // 2]
+    views = RenderedDataset(state["dataset"]).load(asset)
+    photo = args.out / "photo.png"
+    Image.fromarray(views.rgb[int(holdout_views(asset, views.n_views, config.n_holdout, config.seed)[0])]).save(photo)
+    found = cat.search_image(photo, k=1)
+    return {"path": photo, "asset": asset, "nearest": found["neighbours"][0]["id"], "seconds": found["seconds"]}
 
 
 def _train_and_show(args, dataset_dir: Path, run_dir: Path, steps: int) -> dict:

@@ -34,6 +34,10 @@ def add_parser(sub) -> None:
     p.add_argument("--views", type=str, help="train on these view indices only, e.g. '0,3,6-9' (image subset)")
     p.add_argument("--max-assets", type=int, help="train on the first N assets only")
     p.add_argument("--holdout", type=int, help="views held out per asset for evaluation (default: 2)")
+    p.add_argument("--ray-table", choices=("auto", "memory", "stream"), help="training rays held in memory (46 bytes "
+                   "per ray) or streamed from the dataset asset by asset with a bounded cache (for libraries too large "
+                   "for memory; trains identically); auto streams above 4 GB (default: auto)")
+    p.add_argument("--ray-cache-assets", type=int, help="with streamed rays: assets kept decoded (default: 64)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--workers", type=int, default=1, help="data-parallel processes on this machine (torchrun "
                    "--standalone; gloo on CPU, NCCL on GPU); for several machines run torchrun yourself, see README "
@@ -65,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = preset(args.preset)
     config.seed = args.seed
-    for flag, attr in (("steps", "steps"), ("max_minutes", "max_minutes"), ("batch_size", "batch_size"), ("max_assets", "max_assets"), ("holdout", "n_holdout")):
+    for flag, attr in (("steps", "steps"), ("max_minutes", "max_minutes"), ("batch_size", "batch_size"), ("max_assets", "max_assets"), ("holdout", "n_holdout"),
+                       ("ray_table", "ray_table"), ("ray_cache_assets", "ray_cache_assets")):
         value = getattr(args, flag)
         if value is not None:
             setattr(config, attr, value)
@@ -75,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         config.model.texture_dim = args.texture_dim
     if args.views:
         config.views = parse_views(args.views)
-    for name, value in (("--steps", config.steps), ("--batch-size", config.batch_size), ("--shape-dim", config.model.shape_dim), ("--texture-dim", config.model.texture_dim)):
+    for name, value in (("--steps", config.steps), ("--batch-size", config.batch_size), ("--ray-cache-assets", config.ray_cache_assets), ("--shape-dim", config.model.shape_dim), ("--texture-dim", config.model.texture_dim)):
         if value < 1:
             raise ValueError(f"{name} must be positive, got {value}")
     if config.max_minutes is not None and config.max_minutes <= 0:

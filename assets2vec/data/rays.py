@@ -8,6 +8,7 @@ distance along the ray to the true surface (0 where the ray misses the asset).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, fields
 from typing import Iterator, Sequence
 
@@ -28,9 +29,30 @@ def holdout_views(asset_id: str, n_views: int, n_holdout: int = 2, seed: int = 0
     return np.sort(asset_rng(seed, f"holdout:{asset_id}").choice(n_views, n_holdout, replace=False))
 
 
+def _select(parts: dict[str, torch.Tensor], idx: torch.Tensor) -> dict[str, torch.Tensor]:
+    """A batch as float tensors: rgb and alpha in [0, 1]."""
+    return {
+        "origins": parts["origins"][idx],
+        "directions": parts["directions"][idx],
+        "pixel_area": parts["pixel_area"][idx],
+        "rgb": parts["rgb"][idx].float() / 255.0,
+        "alpha": parts["alpha"][idx].float() / 255.0,
+        "surface_t": parts["surface_t"][idx],
+        "asset_index": parts["asset_index"][idx],
+    }
+
+
+def _pools(rows: torch.Tensor, alpha: torch.Tensor, split_foreground: bool) -> list[torch.Tensor]:
+    """An asset's rows to draw from: all of them, or [covered, empty]."""
+    if not split_foreground:
+        return [rows]
+    fg = alpha > 0
+    return [rows[fg], rows[~fg]]
+
+
 @dataclass
 class RayTable:
-    """R rays, flattened over (asset, view, row, col)."""
+    """R rays, flattened over (asset, view, row, col), all in memory."""
 
     origins: torch.Tensor  # (R, 3) float32, world
     directions: torch.Tensor  # (R, 3) float32, unit length
@@ -48,15 +70,30 @@ class RayTable:
 
     def select(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         """A batch as float tensors: rgb and alpha in [0, 1]."""
-        return {
-            "origins": self.origins[idx],
-            "directions": self.directions[idx],
-            "pixel_area": self.pixel_area[idx],
-            "rgb": self.rgb[idx].float() / 255.0,
-            "alpha": self.alpha[idx].float() / 255.0,
-            "surface_t": self.surface_t[idx],
-            "asset_index": self.asset_index[idx],
-        }
+        return _select(self.__dict__, idx)
+
+    def assets_of(self, idx: torch.Tensor) -> torch.Tensor:
+        """(B,) asset rows of table rows `idx`."""
+        return self.asset_index[idx]
+
+    def present_assets(self) -> torch.Tensor:
+        """Asset rows that have at least one ray."""
+        return torch.nonzero(self._counts()).squeeze(1)
+
+    def asset_pools(self, a: int, split_foreground: bool) -> list[torch.Tensor]:
+        """Table rows of asset `a`: all, or [covered, empty] with `split_foreground`."""
+        cache = self.__dict__.setdefault("_asset_pools", {})
+        if (a, split_foreground) not in cache:
+            counts = self._counts()
+            start = int(counts[:a].sum())
+            rows = torch.arange(start, start + int(counts[a]))  # the table is asset-major
+            cache[a, split_foreground] = _pools(rows, self.alpha[rows], split_foreground)
+        return cache[a, split_foreground]
+
+    def _counts(self) -> torch.Tensor:
+        if "_asset_counts" not in self.__dict__:
+            self.__dict__["_asset_counts"] = torch.bincount(self.asset_index, minlength=len(self.asset_ids))
+        return self.__dict__["_asset_counts"]
 
 
 def camera_rays(c2w: np.ndarray, K: np.ndarray, size: int) -> RayBundle:
@@ -92,33 +129,126 @@ def build_ray_table(
     if not asset_ids:
         raise ValueError(f"{dataset.root}: the dataset holds no assets")
     parts: dict[str, list[torch.Tensor]] = {f.name: [] for f in fields(RayTable) if f.name not in ("asset_ids", "image_size")}
-    size = dataset.image_size
     for a, asset_id in enumerate(asset_ids):
         v = dataset.load(asset_id)
-        if views is not None:
-            chosen = np.asarray(views[asset_id], dtype=np.int64)
-        else:
-            held = holdout_views(asset_id, v.n_views, n_holdout, seed)
-            chosen = {"train": np.setdiff1d(np.arange(v.n_views), held), "heldout": held, "all": np.arange(v.n_views)}[split]
+        chosen = _chosen_views(v.n_views, asset_id, split, n_holdout, seed, views)
         if len(chosen) == 0:
             continue
-        rays = camera_rays(v.c2w[chosen], v.intrinsics, size)
-        forward = torch.as_tensor(-v.c2w[chosen, :3, 2]).view(-1, 1, 1, 3)  # the cameras' viewing axes
-        dirs = rays.directions
-        cos = (dirs * forward).sum(-1)  # (V, H, W)
-        depth = torch.as_tensor(v.depth[chosen])
-        n = dirs.shape[0] * size * size
-        parts["origins"].append(rays.origins.reshape(n, 3))
-        parts["directions"].append(dirs.reshape(n, 3))
-        parts["pixel_area"].append(rays.pixel_area.reshape(n, 1))
-        parts["rgb"].append(torch.as_tensor(v.rgb[chosen]).reshape(n, 3))
-        parts["alpha"].append(torch.as_tensor((v.alpha[chosen] * 255 + 0.5).astype(np.uint8)).reshape(n))
-        parts["surface_t"].append((depth / cos).reshape(n))  # z-depth -> distance along the ray; 0 stays 0
-        parts["asset_index"].append(torch.full((n,), a, dtype=torch.int64))
-        parts["view_index"].append(torch.as_tensor(chosen, dtype=torch.int16).view(-1, 1).expand(-1, size * size).reshape(n))
+        for k, t in _asset_rays(v, chosen, dataset.image_size, a).items():
+            parts[k].append(t)
     if not parts["origins"]:
         raise ValueError(f"no views selected for split {split!r}")
-    return RayTable(**{k: torch.cat(v) for k, v in parts.items()}, asset_ids=asset_ids, image_size=size)
+    return RayTable(**{k: torch.cat(v) for k, v in parts.items()}, asset_ids=asset_ids, image_size=dataset.image_size)
+
+
+def _chosen_views(n_views: int, asset_id: str, split: str, n_holdout: int, seed: int,
+                  views: dict[str, Sequence[int]] | None) -> np.ndarray:
+    if views is not None:
+        return np.asarray(views[asset_id], dtype=np.int64)
+    held = holdout_views(asset_id, n_views, n_holdout, seed)
+    return {"train": np.setdiff1d(np.arange(n_views), held), "heldout": held, "all": np.arange(n_views)}[split]
+
+
+def _asset_rays(v, chosen: np.ndarray, size: int, a: int) -> dict[str, torch.Tensor]:
+    """The rays of views `chosen` of one loaded asset `v` (row `a`), flattened over (view, row, col)."""
+    rays = camera_rays(v.c2w[chosen], v.intrinsics, size)
+    forward = torch.as_tensor(-v.c2w[chosen, :3, 2]).view(-1, 1, 1, 3)  # the cameras' viewing axes
+    dirs = rays.directions
+    cos = (dirs * forward).sum(-1)  # (V, H, W)
+    depth = torch.as_tensor(v.depth[chosen])
+    n = dirs.shape[0] * size * size
+    return {
+        "origins": rays.origins.reshape(n, 3),
+        "directions": dirs.reshape(n, 3),
+        "pixel_area": rays.pixel_area.reshape(n, 1),
+        "rgb": torch.as_tensor(v.rgb[chosen]).reshape(n, 3),
+        "alpha": torch.as_tensor((v.alpha[chosen] * 255 + 0.5).astype(np.uint8)).reshape(n),
+        "surface_t": (depth / cos).reshape(n),  # z-depth -> distance along the ray; 0 stays 0
+        "asset_index": torch.full((n,), a, dtype=torch.int64),
+        "view_index": torch.as_tensor(chosen, dtype=torch.int16).view(-1, 1).expand(-1, size * size).reshape(n),
+    }
+
+
+BYTES_PER_RAY = 46  # what a RayTable holds per ray (origins, directions, area, rgb, alpha, surface, asset, view)
+
+
+class StreamedRayTable:
+    """The rays of a RayTable, read from the dataset asset by asset when a batch needs them.
+
+    A RayTable of 1M assets would need 3 TB (46 bytes per ray, 16 views of 64²); this one holds
+    only the `cache_assets` most recently used assets. Row numbers, batches and values are
+    exactly those of the in-memory table (same views, same ray computation), so a run trains
+    identically either way. Every asset must have the same number of views: its rows are then
+    `a * rays_per_asset + local`, and no per-ray index is kept.
+    """
+
+    def __init__(self, dataset: RenderedDataset, asset_ids: Sequence[str] | None = None, split: str = "train",
+                 n_holdout: int = 2, seed: int = 0, views: dict[str, Sequence[int]] | None = None, cache_assets: int = 64):
+        if split not in ("train", "heldout", "all"):
+            raise ValueError(f"split must be train, heldout or all, got {split!r}")
+        self.asset_ids = list(asset_ids if asset_ids is not None else dataset.asset_ids)
+        if not self.asset_ids:
+            raise ValueError(f"{dataset.root}: the dataset holds no assets")
+        if cache_assets < 1:
+            raise ValueError(f"the ray cache must hold at least one asset, got {cache_assets}")
+        known = set(dataset.asset_ids)
+        missing = [a for a in self.asset_ids if a not in known]
+        if missing:
+            raise KeyError(f"assets {missing[:3]} are not in dataset {dataset.root}")
+        self.dataset, self.image_size = dataset, dataset.image_size
+        self._choose = lambda asset_id: _chosen_views(dataset.n_views, asset_id, split, n_holdout, seed, views)
+        counts = {len(self._choose(a)) for a in self.asset_ids}
+        if len(counts) != 1 or 0 in counts:
+            raise ValueError(f"streamed rays need the same (non-zero) number of views for every asset, got {sorted(counts)}")
+        self.views_per_asset = counts.pop()
+        self.rays_per_asset = self.views_per_asset * self.image_size**2
+        self.cache_assets = cache_assets
+        self._cache: OrderedDict[int, tuple[dict[str, torch.Tensor], dict[bool, list[torch.Tensor]]]] = OrderedDict()
+        self.loads = 0  # assets read from disk so far
+
+    def __len__(self) -> int:
+        return len(self.asset_ids) * self.rays_per_asset
+
+    def _entry(self, a: int):
+        if a in self._cache:
+            self._cache.move_to_end(a)
+            return self._cache[a]
+        asset_id = self.asset_ids[a]
+        entry = (_asset_rays(self.dataset.load(asset_id), self._choose(asset_id), self.image_size, a), {})
+        self.loads += 1
+        self._cache[a] = entry
+        while len(self._cache) > self.cache_assets:
+            self._cache.popitem(last=False)
+        return entry
+
+    def assets_of(self, idx: torch.Tensor) -> torch.Tensor:
+        return torch.div(idx, self.rays_per_asset, rounding_mode="floor")
+
+    def present_assets(self) -> torch.Tensor:
+        return torch.arange(len(self.asset_ids))
+
+    def asset_pools(self, a: int, split_foreground: bool) -> list[torch.Tensor]:
+        parts, pools = self._entry(a)
+        if split_foreground not in pools:
+            start = a * self.rays_per_asset
+            pools[split_foreground] = _pools(torch.arange(start, start + self.rays_per_asset), parts["alpha"], split_foreground)
+        return pools[split_foreground]
+
+    def select(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The same batch `RayTable.select` returns for these rows."""
+        assets = self.assets_of(idx)
+        local = idx - assets * self.rays_per_asset
+        out: dict[str, torch.Tensor] | None = None
+        for a in torch.unique(assets).tolist():
+            where = torch.nonzero(assets == a).squeeze(1)
+            part = _select(self._entry(a)[0], local[where])
+            if out is None:
+                out = {k: torch.empty((len(idx),) + v.shape[1:], dtype=v.dtype) for k, v in part.items()}
+            for k, v in part.items():
+                out[k][where] = v
+        if out is None:
+            raise ValueError("an empty batch")
+        return out
 
 
 def _check_fraction(foreground_fraction: float | None) -> None:
@@ -207,27 +337,17 @@ class AssetBatcher:
     `foreground_fraction` share from the asset's covered pixels.
     """
 
-    def __init__(self, table: RayTable, assets_per_batch: int, rays_per_asset: int, generator: torch.Generator, foreground_fraction: float | None = None):
+    def __init__(self, table: RayTable | StreamedRayTable, assets_per_batch: int, rays_per_asset: int, generator: torch.Generator,
+                 foreground_fraction: float | None = None):
         if assets_per_batch < 1 or rays_per_asset < 1:
             raise ValueError(f"batch shape must be positive, got {assets_per_batch} assets x {rays_per_asset} rays")
         _check_fraction(foreground_fraction)
         self.table = table
         self.generator = generator
         self.rays_per_asset = rays_per_asset
-        n_assets = len(table.asset_ids)
-        self.assets_per_batch = min(assets_per_batch, n_assets)
-        counts = torch.bincount(table.asset_index, minlength=n_assets)
-        present = torch.nonzero(counts).squeeze(1)
-        starts = torch.cumsum(counts, 0) - counts
-        fg = table.alpha > 0
-        self._pools: dict[int, list[torch.Tensor]] = {}
-        for a in present.tolist():
-            rows = torch.arange(int(starts[a]), int(starts[a] + counts[a]))  # the table is asset-major
-            if foreground_fraction is None:
-                self._pools[a] = [rows]
-            else:
-                self._pools[a] = [rows[fg[rows]], rows[~fg[rows]]]
-        self._present = present
+        self.assets_per_batch = min(assets_per_batch, len(table.asset_ids))
+        self._split = foreground_fraction is not None
+        self._present = table.present_assets()
         self._fg_n = int(round(rays_per_asset * foreground_fraction)) if foreground_fraction is not None else rays_per_asset
         self._order = self._present[torch.randperm(len(self._present), generator=generator)]
         self._cursor = 0
@@ -247,7 +367,7 @@ class AssetBatcher:
     def next_indices(self) -> torch.Tensor:
         parts = []
         for a in self._next_assets():
-            pools = self._pools[a]
+            pools = self.table.asset_pools(a, self._split)  # the table keeps them (a streamed one, while cached)
             sizes = [self._fg_n, self.rays_per_asset - self._fg_n] if len(pools) == 2 else [self.rays_per_asset]
             if len(pools) == 2 and (len(pools[0]) == 0 or len(pools[1]) == 0):
                 pools, sizes = [torch.cat(pools)], [self.rays_per_asset]

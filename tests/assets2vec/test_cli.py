@@ -103,3 +103,6 @@ def test_console_script_demo(tmp_path):
     assert "assets2vec demo finished" in res.stdout and "contact_sheet.png" in res.stdout
     assert "held-out PSNR" in res.stdout and (tmp_path / "demo" / "swap_grid.png").is_file() and (tmp_path / "demo" / "turntable.gif").is_file()
     assert (tmp_path / "demo" / "dataset" / "manifest.jsonl").read_text().count("\n") == 4
+    # A held-out view was searched with, which left the run's inversion bank behind.
+    assert (tmp_path / "demo" / "photo.png").is_file() and "--image" in res.stdout and " found " in res.stdout
+    assert list((tmp_path / "demo" / "run" / "inversion_bank").glob("*.npz"))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from assets2vec.data.rays import RayBatcher, build_ray_table, holdout_views, to_ray_bundle
+from assets2vec.data.rays import AssetBatcher, RayBatcher, StreamedRayTable, build_ray_table, holdout_views, to_ray_bundle
 from render_core.dataset import RenderedDataset
 
 
@@ -93,3 +93,35 @@ def test_bad_inputs(small_dataset):
         build_ray_table(ds, asset_ids=["nope"])
     with pytest.raises(ValueError, match="batch size"):
         RayBatcher(build_ray_table(ds, asset_ids=ds.asset_ids[:1]), 0, torch.Generator())
+
+
+def test_streamed_table_gives_the_in_memory_batches(small_dataset):
+    """Streamed rays are the in-memory table's rays, row for row, with only a few assets decoded at a time."""
+    ds = RenderedDataset(small_dataset)
+    memory = build_ray_table(ds, split="train", n_holdout=2)
+    streamed = StreamedRayTable(ds, split="train", n_holdout=2, cache_assets=2)
+    assert len(streamed) == len(memory) and streamed.rays_per_asset == 4 * ds.image_size**2
+    idx = torch.randint(len(memory), (3000,), generator=torch.Generator().manual_seed(0))
+    a, b = memory.select(idx), streamed.select(idx)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert torch.equal(memory.assets_of(idx), streamed.assets_of(idx))
+    assert len(streamed._cache) <= 2 and streamed.loads >= len(ds)
+    for split in (False, True):
+        assert all(torch.equal(x, y) for x, y in zip(memory.asset_pools(3, split), streamed.asset_pools(3, split)))
+    # The batcher draws the same batches from either table.
+    batchers = [AssetBatcher(t, 3, 100, torch.Generator().manual_seed(0), foreground_fraction=0.5) for t in (memory, streamed)]
+    for _ in range(5):
+        i, j = (bt.next_indices() for bt in batchers)
+        assert torch.equal(i, j)
+        assert all(torch.equal(x, y) for x, y in zip(memory.select(i).values(), streamed.select(j).values()))
+
+
+def test_streamed_table_bad_input(small_dataset):
+    ds = RenderedDataset(small_dataset)
+    with pytest.raises(KeyError, match="not in dataset"):
+        StreamedRayTable(ds, asset_ids=["nope"])
+    with pytest.raises(ValueError, match="same .non-zero. number of views"):
+        StreamedRayTable(ds, asset_ids=ds.asset_ids[:2], views={ds.asset_ids[0]: [0, 1], ds.asset_ids[1]: [0]})
+    with pytest.raises(ValueError, match="at least one asset"):
+        StreamedRayTable(ds, cache_assets=0)
+

@@ -90,6 +90,23 @@ def test_same_seed_same_result_other_seed_differs(small_dataset, tmp_path):
     assert not all(torch.equal(runs["a"][k], runs["c"][k]) for k in runs["a"])
 
 
+def test_streamed_rays_train_exactly_like_in_memory_rays(small_dataset, tmp_path):
+    logs = []
+    fit(small_dataset, tmp_path / "memory", tiny(steps=6, ray_table="memory"), progress=False, log=lambda m: None)
+    fit(small_dataset, tmp_path / "stream", tiny(steps=6, ray_table="stream", ray_cache_assets=2), progress=False, log=logs.append)
+    assert any("streamed, 2 assets cached" in m for m in logs)
+    a, b = (load_checkpoint(tmp_path / n)["model"] for n in ("memory", "stream"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # "auto" streams above the size limit; a preset that mixes rays over all assets cannot stream.
+    logs.clear()
+    fit(small_dataset, tmp_path / "auto", tiny(steps=1, ray_table_gb=1e-6), progress=False, log=logs.append)
+    assert any("streamed" in m for m in logs)
+    codenerf = preset("codenerf")
+    codenerf.steps, codenerf.ray_table = 1, "stream"
+    with pytest.raises(ValueError, match="streamed rays need batches of few assets"):
+        fit(small_dataset, tmp_path / "cn", codenerf, progress=False, log=lambda m: None)
+
+
 @pytest.mark.parametrize("name", PRESETS)
 def test_each_preset_trains_a_few_steps(name, small_dataset, tmp_path):
     cfg = preset(name)
