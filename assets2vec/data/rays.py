@@ -129,12 +129,13 @@ def build_ray_table(
     if not asset_ids:
         raise ValueError(f"{dataset.root}: the dataset holds no assets")
     parts: dict[str, list[torch.Tensor]] = {f.name: [] for f in fields(RayTable) if f.name not in ("asset_ids", "image_size")}
+    view_rays = _ViewRays()
     for a, asset_id in enumerate(asset_ids):
         v = dataset.load(asset_id)
         chosen = _chosen_views(v.n_views, asset_id, split, n_holdout, seed, views)
         if len(chosen) == 0:
             continue
-        for k, t in _asset_rays(v, chosen, dataset.image_size, a).items():
+        for k, t in _asset_rays(v, chosen, dataset.image_size, a, view_rays).items():
             parts[k].append(t)
     if not parts["origins"]:
         raise ValueError(f"no views selected for split {split!r}")
@@ -149,18 +150,39 @@ def _chosen_views(n_views: int, asset_id: str, split: str, n_holdout: int, seed:
     return {"train": np.setdiff1d(np.arange(n_views), held), "heldout": held, "all": np.arange(n_views)}[split]
 
 
-def _asset_rays(v, chosen: np.ndarray, size: int, a: int) -> dict[str, torch.Tensor]:
+class _ViewRays:
+    """nerfstudio rays of single views, cached by camera: a library rendered on one rig repeats that
+    rig's few poses for every asset, and generating rays costs far more than reading an asset."""
+
+    def __init__(self, max_views: int = 256):
+        self.max_views = max_views
+        self._cache: OrderedDict[bytes, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = OrderedDict()
+
+    def __call__(self, c2w: np.ndarray, K: np.ndarray, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """origins, directions (V, S, S, 3) and pixel areas (V, S, S, 1) of views c2w (V, 4, 4)."""
+        parts = []
+        for view in np.asarray(c2w, np.float32):
+            key = view.tobytes() + np.asarray(K, np.float32).tobytes() + size.to_bytes(4, "little")
+            if key not in self._cache:
+                r = camera_rays(view[None], K, size)
+                self._cache[key] = (r.origins[0], r.directions[0], r.pixel_area[0])
+                if len(self._cache) > self.max_views:
+                    self._cache.popitem(last=False)
+            parts.append(self._cache[key])
+        return tuple(torch.stack(x) for x in zip(*parts))  # type: ignore[return-value]
+
+
+def _asset_rays(v, chosen: np.ndarray, size: int, a: int, view_rays: _ViewRays) -> dict[str, torch.Tensor]:
     """The rays of views `chosen` of one loaded asset `v` (row `a`), flattened over (view, row, col)."""
-    rays = camera_rays(v.c2w[chosen], v.intrinsics, size)
+    origins, dirs, area = view_rays(v.c2w[chosen], v.intrinsics, size)
     forward = torch.as_tensor(-v.c2w[chosen, :3, 2]).view(-1, 1, 1, 3)  # the cameras' viewing axes
-    dirs = rays.directions
     cos = (dirs * forward).sum(-1)  # (V, H, W)
     depth = torch.as_tensor(v.depth[chosen])
     n = dirs.shape[0] * size * size
     return {
-        "origins": rays.origins.reshape(n, 3),
+        "origins": origins.reshape(n, 3),
         "directions": dirs.reshape(n, 3),
-        "pixel_area": rays.pixel_area.reshape(n, 1),
+        "pixel_area": area.reshape(n, 1),
         "rgb": torch.as_tensor(v.rgb[chosen]).reshape(n, 3),
         "alpha": torch.as_tensor((v.alpha[chosen] * 255 + 0.5).astype(np.uint8)).reshape(n),
         "surface_t": (depth / cos).reshape(n),  # z-depth -> distance along the ray; 0 stays 0
@@ -204,6 +226,7 @@ class StreamedRayTable:
         self.rays_per_asset = self.views_per_asset * self.image_size**2
         self.cache_assets = cache_assets
         self._cache: OrderedDict[int, tuple[dict[str, torch.Tensor], dict[bool, list[torch.Tensor]]]] = OrderedDict()
+        self._view_rays = _ViewRays()
         self.loads = 0  # assets read from disk so far
 
     def __len__(self) -> int:
@@ -214,7 +237,7 @@ class StreamedRayTable:
             self._cache.move_to_end(a)
             return self._cache[a]
         asset_id = self.asset_ids[a]
-        entry = (_asset_rays(self.dataset.load(asset_id), self._choose(asset_id), self.image_size, a), {})
+        entry = (_asset_rays(self.dataset.load(asset_id), self._choose(asset_id), self.image_size, a, self._view_rays), {})
         self.loads += 1
         self._cache[a] = entry
         while len(self._cache) > self.cache_assets:
