@@ -243,6 +243,9 @@ def invert(
         if len(bank.poses) != K or not np.allclose(bank.poses, candidates[:, 0], atol=1e-4) or bank.size != target.size:
             raise ValueError(f"the inversion bank was built for {len(bank.poses)} poses at {bank.size} px, not for these "
                              f"{K} candidate poses at {target.size} px")
+        if bank.n_codes != model.codes.shape.weight.shape[0]:
+            raise ValueError(f"the inversion bank holds {bank.n_codes} codes, the model {model.codes.shape.weight.shape[0]}: "
+                             f"it was built for another run (CodeBank.for_run keeps one per run)")
         bank_poses, bank_rows, _ = bank.search(target.rgb, target.mask, config.bank_candidates, config.mask_weight)
         rounds = config.bank_search_rounds
         n_poses = rounds[0][0] if rounds else 1

@@ -109,6 +109,9 @@ def test_bank_start_identifies_a_catalog_asset(trained, small_dataset):
     other = dataclasses.replace(rig, distance=rig.distance * 1.5)
     with pytest.raises(ValueError, match="bank was built for"):
         invert(model, [image], K, rig=other, bank=bank)
+    fewer = CodeBank(bank.poses, bank.size, bank.grid, bank.renders[:, :3].numpy(), "other")
+    with pytest.raises(ValueError, match="built for another run"):
+        invert(model, [image], K, rig=rig, bank=fewer)
 
 
 def test_bank_is_saved_with_the_run_and_rebuilt_when_stale(trained, small_dataset, tmp_path, monkeypatch):
