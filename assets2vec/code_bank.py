@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -151,18 +152,18 @@ class CodeBank:
         matches, else built and saved there (kept in memory only when the run folder is read-only)."""
         key = fingerprint(model, poses, intrinsics, size, grid, num_samples)
         path = Path(run) / "inversion_bank" / f"{key[:20]}.npz"
-        if path.exists():
-            try:
-                bank = cls.load(path)
-                if bank.key == key:
-                    return bank
-            except ValueError:
-                pass  # unreadable: rebuilt below and written over
+        try:
+            saved = cls.load(path) if path.exists() else None
+        except ValueError as e:
+            warnings.warn(f"{e}; rebuilding it")
+            saved = None
+        if saved is not None and saved.key == key:
+            return saved
         bank = cls.build(model, poses, intrinsics, size, grid, num_samples, progress, key=key)
         try:
             bank.save(path)
-        except OSError:
-            pass
+        except OSError as e:
+            warnings.warn(f"{path}: could not save the inversion bank ({e}); it is kept in memory only")
         return bank
 
 
