@@ -157,7 +157,7 @@ class Catalog:
         """Invert one image (camera unknown) and search with its fitted codes.
 
         The first image search of a run builds its inversion bank (every training code rendered from
-        every rig pose on a coarse grid; ~0.1 s per code here) and saves it in the run folder.
+        every rig pose on a coarse grid; ~0.15 s per code on a 2-core CPU) and saves it in the run folder.
 
         `image`: a path, or an (H, W, 3|4) uint8 array (the object on white, or with alpha).
         Returns {"neighbours", "shape_code" (ds,), "texture_code" (dt,), "fit_psnr", "camera_index",

@@ -4,7 +4,7 @@ A camera-unknown inversion has to find a pose and a code at once. Gradient steps
 mean code find both slowly and often settle on a blob at a wrong pose. The bank answers the
 discrete part by lookup instead: the image's grid pixels are compared with the renders of all
 (pose, code) pairs (a few milliseconds), and the best pairs become the inversion's starts.
-Built once per trained run and rig (a progress bar; about 0.1 s per code on this 2-core CPU
+Built once per trained run and rig (a progress bar; about 0.15 s per code on this 2-core CPU
 at an 8x8 grid and 18 poses) and saved beside the run, keyed by a fingerprint of the network,
 codes, poses and grid, so a retrained or grown run never reads a stale bank.
 
