@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, fields
+from functools import cached_property
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -78,22 +79,24 @@ class RayTable:
 
     def present_assets(self) -> torch.Tensor:
         """Asset rows that have at least one ray."""
-        return torch.nonzero(self._counts()).squeeze(1)
+        return torch.nonzero(self._asset_counts).squeeze(1)
 
     def asset_pools(self, a: int, split_foreground: bool) -> list[torch.Tensor]:
         """Table rows of asset `a`: all, or [covered, empty] with `split_foreground`."""
-        cache = self.__dict__.setdefault("_asset_pools", {})
-        if (a, split_foreground) not in cache:
-            counts = self._counts()
-            start = int(counts[:a].sum())
-            rows = torch.arange(start, start + int(counts[a]))  # the table is asset-major
-            cache[a, split_foreground] = _pools(rows, self.alpha[rows], split_foreground)
-        return cache[a, split_foreground]
+        key = (a, split_foreground)
+        if key not in self._pool_cache:
+            start = int(self._asset_counts[:a].sum())
+            rows = torch.arange(start, start + int(self._asset_counts[a]))  # the table is asset-major
+            self._pool_cache[key] = _pools(rows, self.alpha[rows], split_foreground)
+        return self._pool_cache[key]
 
-    def _counts(self) -> torch.Tensor:
-        if "_asset_counts" not in self.__dict__:
-            self.__dict__["_asset_counts"] = torch.bincount(self.asset_index, minlength=len(self.asset_ids))
-        return self.__dict__["_asset_counts"]
+    @cached_property
+    def _asset_counts(self) -> torch.Tensor:
+        return torch.bincount(self.asset_index, minlength=len(self.asset_ids))
+
+    @cached_property
+    def _pool_cache(self) -> dict[tuple[int, bool], list[torch.Tensor]]:
+        return {}
 
 
 def camera_rays(c2w: np.ndarray, K: np.ndarray, size: int) -> RayBundle:
@@ -123,8 +126,7 @@ def build_ray_table(
 
     `views` overrides the split with explicit view indices per asset (e.g. an image subset).
     """
-    if split not in ("train", "heldout", "all"):
-        raise ValueError(f"split must be train, heldout or all, got {split!r}")
+    _check_split(split)
     asset_ids = list(asset_ids if asset_ids is not None else dataset.asset_ids)
     if not asset_ids:
         raise ValueError(f"{dataset.root}: the dataset holds no assets")
@@ -140,6 +142,11 @@ def build_ray_table(
     if not parts["origins"]:
         raise ValueError(f"no views selected for split {split!r}")
     return RayTable(**{k: torch.cat(v) for k, v in parts.items()}, asset_ids=asset_ids, image_size=dataset.image_size)
+
+
+def _check_split(split: str) -> None:
+    if split not in ("train", "heldout", "all"):
+        raise ValueError(f"split must be train, heldout or all, got {split!r}")
 
 
 def _chosen_views(n_views: int, asset_id: str, split: str, n_holdout: int, seed: int,
@@ -206,8 +213,7 @@ class StreamedRayTable:
 
     def __init__(self, dataset: RenderedDataset, asset_ids: Sequence[str] | None = None, split: str = "train",
                  n_holdout: int = 2, seed: int = 0, views: dict[str, Sequence[int]] | None = None, cache_assets: int = 64):
-        if split not in ("train", "heldout", "all"):
-            raise ValueError(f"split must be train, heldout or all, got {split!r}")
+        _check_split(split)
         self.asset_ids = list(asset_ids if asset_ids is not None else dataset.asset_ids)
         if not self.asset_ids:
             raise ValueError(f"{dataset.root}: the dataset holds no assets")
