@@ -6,7 +6,9 @@
     cat.tag("swivel", {"chair-s0-00000": "yes", ...})
 
 Vectors: "shape" (ds), "texture" (dt) and "joint" (ds + dt) spaces, standardised per
-dimension (see `assets2vec.catalog.spaces`). Distances are Euclidean in those spaces.
+dimension (see `assets2vec.catalog.spaces`), and "geometry" (64): the shape code's decoded
+geometry (see `assets2vec.catalog.geometry`), best for fine shape attributes. Distances
+are Euclidean in those spaces.
 The NeRF (for `render`, `swap`, `search_image` and region previews) loads on first use
 from the run the catalog was built from.
 """
@@ -29,7 +31,7 @@ from assets2vec.catalog.filters import effective_values, filter_rows
 from assets2vec.catalog.index import IndexFileError, LatentIndex, RestrictedIndex, gpu_available
 from assets2vec.catalog.proposals import ParameterProposer
 from assets2vec.catalog.scene_pool import read_weights, scene_pool
-from assets2vec.catalog.spaces import SPACES, check_space
+from assets2vec.catalog.spaces import FEATURE_SPACES, SPACES, check_space
 from assets2vec.catalog.store import CatalogError, Store
 from assets2vec.catalog.tagging import CANDIDATES, AttributeClassifier, uncertainty_order
 from render_core.artifacts import read_header
@@ -77,9 +79,21 @@ class Catalog:
         return len(self.ids)
 
     # -- vectors and indexes ----------------------------------------------------------------------
+    @property
+    def spaces(self) -> tuple[str, ...]:
+        """The spaces this catalog holds vectors for ("geometry" only when it was built with it)."""
+        return tuple(s for s in FEATURE_SPACES if s in self._vectors)
+
     def vectors(self, space: str = "joint") -> np.ndarray:
         """(n, d) float32 vectors of every asset in `space`, rows in `self.ids` order."""
-        return self._vectors[check_space(space)]
+        return self._vectors[self._feature_space(space)]
+
+    def _feature_space(self, space: str) -> str:
+        check_space(space, FEATURE_SPACES)
+        if space not in self._vectors:
+            raise CatalogError(f"{self.path}: this catalog has no geometry vectors (built with --no-geometry, or before they "
+                               f"existed); rebuild it with 'assets2vec catalog build RUN {self.path}'")
+        return space
 
     def codes(self, ids: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
         """Raw (shape (m, ds), texture (m, dt)) codes of `ids`, as the run's tables hold them."""
@@ -93,7 +107,7 @@ class Catalog:
 
     def index(self, space: str = "joint") -> LatentIndex:
         """The FAISS index of `space`, loaded once; a missing, corrupt or stale file is rebuilt."""
-        check_space(space)
+        self._feature_space(space)
         if space not in self._indexes:
             p = index_path(self.path, space)
             try:
@@ -134,7 +148,7 @@ class Catalog:
                 min_confidence: float = 0.5) -> list[dict[str, Any]]:
         """The k assets nearest to `asset_id` in `space` (itself excluded), optionally filtered by `where`."""
         pos = self._positions([asset_id])[0]
-        hits = self.search_vectors(self._vectors[check_space(space)][pos], k + 1, space, where, min_confidence)
+        hits = self.search_vectors(self.vectors(space)[pos], k + 1, space, where, min_confidence)
         hits = [h for h in hits if h["id"] != asset_id][:k]
         for n, h in enumerate(hits, 1):
             h["rank"] = n
@@ -143,14 +157,22 @@ class Catalog:
     def search_vectors(self, vector: np.ndarray, k: int = 10, space: str = "joint", where: str | None = None,
                        min_confidence: float = 0.5) -> list[dict[str, Any]]:
         """Nearest assets to one vector (d,) of `space`: [{"id", "distance", "rank"}] nearest first."""
-        D, I = self._searcher(check_space(space), where, min_confidence).search(np.asarray(vector, np.float32)[None], k)
+        D, I = self._searcher(self._feature_space(space), where, min_confidence).search(np.asarray(vector, np.float32)[None], k)
         return [{"id": self.ids[i], "distance": round(float(np.sqrt(max(d, 0.0))), 5), "rank": n + 1}
                 for n, (d, i) in enumerate(zip(D[0], I[0])) if i >= 0]
 
     def search_codes(self, shape: np.ndarray, texture: np.ndarray, k: int = 10, space: str = "joint",
                      where: str | None = None) -> list[dict[str, Any]]:
         """Nearest assets to raw codes: shape (ds,), texture (dt,)."""
-        return self.search_vectors(self.transform.vectors(space, shape, texture)[0], k, space, where)
+        return self.search_vectors(self.code_vectors(space, shape, texture)[0], k, space, where)
+
+    def code_vectors(self, space: str, shape: np.ndarray, texture: np.ndarray) -> np.ndarray:
+        """(n, d) vectors of `space` for raw codes shape (n, ds), texture (n, dt); "geometry" decodes them through the NeRF."""
+        if self._feature_space(space) != "geometry":
+            return self.transform.vectors(space, shape, texture)
+        from assets2vec.catalog.geometry import GeometryPCA, decode_profiles
+
+        return GeometryPCA.from_json(self.store.get_meta("geometry_pca")).transform(decode_profiles(self.model()[0], shape))
 
     def search_image(self, image: np.ndarray | str | os.PathLike, k: int = 5, space: str = "joint", where: str | None = None,
                      seed: int = 0) -> dict[str, Any]:
@@ -198,7 +220,7 @@ class Catalog:
         classifier. `where` limits which assets get predictions (e.g. "family=chair"). Returns the chosen model, its cross-validated accuracy, the per-candidate
         scores, predicted class counts and the `suggest` unlabelled assets most worth labelling.
         """
-        check_space(space)
+        self._feature_space(space)
         if labels is not None:
             if not isinstance(labels, dict):
                 labels = read_labels(labels, attribute)
@@ -208,7 +230,8 @@ class Catalog:
             raise CatalogError(f"no labels for {attribute!r}: pass some with --labels")
         lab_pos = np.array([self._pos[r] for r in tagged if r in self._pos], dtype=np.int64)
         y = np.array([tagged[int(self.rows[p])] for p in lab_pos])
-        clf = AttributeClassifier(candidates=candidates, random_state=seed).fit(self._vectors[space][lab_pos], y)
+        clf = AttributeClassifier(candidates=candidates, random_state=seed, standardize=space != "geometry")
+        clf.fit(self._vectors[space][lab_pos], y)
         scope = self._scope(where)
         proba = clf.predict_proba(self._vectors[space][scope])
         pred = clf.classes_[proba.argmax(1)]

@@ -1,8 +1,10 @@
 """`build_catalog`: create or update a CATALOG from a trained RUN.
 
-Reads the run's code tables and asset ids (no network evaluation), the metadata and
-thumbnails of each asset from the dataset it was trained or embedded from, writes them in
-one database transaction, then rewrites the three FAISS indexes. Rebuilding after
+Reads the run's code tables and asset ids, the metadata and thumbnails of each asset from
+the dataset it was trained or embedded from, decodes each new shape code's geometry
+profile through the frozen network (see `catalog.geometry`; skipped with
+`geometry=False`), writes it all in one database transaction, then rewrites the FAISS
+indexes. Rebuilding after
 `assets2vec embed` adds only the new assets: old rows, tags and predictions stay. A run
 whose network changed (retrained) replaces every latent, since old and new codes live in
 different spaces. One build at a time per catalog (a lock file); readers are never blocked.
@@ -22,6 +24,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from assets2vec.catalog.geometry import GeometryPCA, decode_profiles
 from assets2vec.catalog.index import LatentIndex, gpu_available
 from assets2vec.catalog.spaces import SPACES, SpaceTransform
 from assets2vec.catalog.store import DB_NAME, CatalogError, Store
@@ -76,8 +79,10 @@ def _check_catalog_folder(catalog: Path) -> None:
 
 
 def build_catalog(run: str | os.PathLike, catalog: str | os.PathLike, *, use_gpu: bool | None = None, progress: bool = True,
-                  log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Create or update `catalog` from `run`; returns a summary (added, updated, skipped, indexes)."""
+                  geometry: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Create or update `catalog` from `run`; returns a summary (added, updated, skipped, geometry, indexes).
+
+    `geometry`: also decode the geometry profile of every asset that lacks one (the "geometry" space)."""
     run, catalog = Path(run), Path(catalog)
     t0 = time.time()
     state = load_checkpoint(run)
@@ -93,7 +98,7 @@ def build_catalog(run: str | os.PathLike, catalog: str | os.PathLike, *, use_gpu
     with build_lock(catalog, log):
         store = Store.open(catalog, create=True)
         try:
-            summary = _update(store, catalog, run, state, ids, shape, texture, digest, checkpoint_name, progress, log)
+            summary = _update(store, catalog, run, state, ids, shape, texture, digest, checkpoint_name, progress, log, geometry)
             summary["indexes"] = write_indexes(store, catalog, use_gpu=use_gpu)
         finally:
             store.close()
@@ -105,7 +110,7 @@ def build_catalog(run: str | os.PathLike, catalog: str | os.PathLike, *, use_gpu
 
 
 def _update(store: Store, catalog: Path, run: Path, state: dict, ids: list[str], shape: np.ndarray, texture: np.ndarray,
-            digest: str, checkpoint_name: str, progress: bool, log: Callable[[str], None]) -> dict[str, Any]:
+            digest: str, checkpoint_name: str, progress: bool, log: Callable[[str], None], geometry: bool) -> dict[str, Any]:
     old_digest = store.get_meta("network_digest")
     rows_by_id = store.row_map()
     same_network = old_digest == digest
@@ -113,6 +118,7 @@ def _update(store: Store, catalog: Path, run: Path, state: dict, ids: list[str],
         log("catalog: the run's network differs from the one this catalog was built from; re-embedding every asset")
     have_latents = set() if not same_network else {r for r, in store.conn.execute("SELECT asset_row FROM latents")}
     todo = [i for i, a in enumerate(ids) if rows_by_id.get(a) not in have_latents]
+    profiles = _new_profiles(store, run, ids, shape, rows_by_id, same_network, progress) if geometry else {}
     datasets: dict[str, RenderedDataset | str] = {}
     embedded = state.get("embedded", {})
     missing: dict[str, str] = {}
@@ -143,13 +149,49 @@ def _update(store: Store, catalog: Path, run: Path, state: dict, ids: list[str],
             new_rows.append(row)
         if todo:
             store.put_latents(np.array(new_rows), shape[todo], texture[todo], checkpoint_name)
+        if not same_network:
+            store.conn.execute("DELETE FROM geometry")  # decoded by the old network
+        if profiles:
+            row_of = store.row_map()
+            _store_geometry(store, {row_of[ids[i]]: p for i, p in profiles.items()}, same_network, checkpoint_name)
         store.set_meta("network_digest", digest)
         store.set_meta("run", str(run.resolve()))
         store.set_meta("checkpoint", checkpoint_name)
         store.set_meta("dims", {"shape": int(shape.shape[1]), "texture": int(texture.shape[1])})
     added = sum(1 for i in todo if ids[i] not in rows_by_id)
     return {"assets": store.count(), "added": added, "updated": len(todo) - added, "skipped_existing": len(ids) - len(todo),
-            "missing_metadata": missing}
+            "geometry": len(profiles), "missing_metadata": missing}
+
+
+def _new_profiles(store: Store, run: Path, ids: list[str], shape: np.ndarray, rows_by_id: dict[str, int],
+                  same_network: bool, progress: bool) -> dict[int, np.ndarray]:
+    """{index in `ids`: profile} for every asset without a current geometry profile (decoded outside the transaction)."""
+    have = set(store.geometry("vector")[0].tolist()) if same_network else set()
+    need = [i for i, a in enumerate(ids) if rows_by_id.get(a) not in have]
+    if not need:
+        return {}
+    from assets2vec.train import load_run
+
+    model, _, _ = load_run(run)
+    return dict(zip(need, decode_profiles(model, shape[need], progress=progress)))
+
+
+def _store_geometry(store: Store, new: dict[int, np.ndarray], same_network: bool, checkpoint_name: str) -> None:
+    """Write new profiles and their vectors; refit the PCA (and every stored vector) when there is none yet,
+    the network changed, or the catalog has grown `REFIT_GROWTH` times since the fit."""
+    rows = np.array(sorted(new), dtype=np.int64)
+    fresh = np.stack([new[int(r)] for r in rows])
+    old = store.get_meta("geometry_pca")
+    pca = GeometryPCA.from_json(old) if old is not None and same_network else None
+    old_rows, old_profiles = store.geometry("profile")
+    keep = ~np.isin(old_rows, rows)
+    n_total = int(keep.sum()) + len(rows)
+    if pca is None or pca.stale(n_total):
+        pca = GeometryPCA.fit(np.concatenate([old_profiles[keep], fresh]) if keep.any() else fresh)
+        store.set_meta("geometry_pca", pca.to_json())
+        if keep.any():
+            store.set_geometry_vectors(old_rows[keep], pca.transform(old_profiles[keep]))
+    store.put_geometry(rows, fresh, pca.transform(fresh), checkpoint_name)
 
 
 def _metadata(datasets: dict, source: str, asset_id: str, missing: dict[str, str]):
@@ -175,17 +217,23 @@ def _metadata(datasets: dict, source: str, asset_id: str, missing: dict[str, str
 
 
 def load_vectors(store: Store) -> tuple[np.ndarray, dict[str, np.ndarray], SpaceTransform]:
-    """(rows (n,), {space: (n, d) vectors}, transform) from the database, in row order."""
+    """(rows (n,), {space: (n, d) vectors}, transform) from the database, in row order.
+
+    The "geometry" space is included only when every asset has its geometry vector."""
     rows, shape, texture = store.latents()
     t = store.get_meta("transform")
     if t is None or len(rows) == 0:
         raise CatalogError(f"{store.path.parent}: catalog is empty; build it with 'assets2vec catalog build RUN {store.path.parent}'")
     transform = SpaceTransform.from_json(t)
-    return rows, {s: transform.vectors(s, shape, texture) for s in SPACES}, transform
+    vectors = {s: transform.vectors(s, shape, texture) for s in SPACES}
+    g_rows, g = store.geometry("vector")
+    if len(g_rows) == len(rows) and np.array_equal(g_rows, rows):
+        vectors["geometry"] = np.ascontiguousarray(g, dtype=np.float32)
+    return rows, vectors, transform
 
 
 def write_indexes(store: Store, catalog: Path, use_gpu: bool | None = None) -> dict[str, str]:
-    """Rebuild the three index files; `use_gpu` None builds flat indexes on the GPU when FAISS has one."""
+    """Rebuild the index files (one per space the catalog has); `use_gpu` None builds flat indexes on the GPU when FAISS has one."""
     use_gpu = gpu_available() if use_gpu is None else use_gpu
     _, vectors, _ = load_vectors(store)
     kinds = {}

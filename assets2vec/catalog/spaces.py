@@ -14,11 +14,14 @@ from dataclasses import dataclass
 import numpy as np
 
 SPACES = ("shape", "texture", "joint")
+# Spaces one can search, tag and map in: the code spaces and the decoded geometry
+# (`catalog.geometry`), which has no inverse to codes and so no sampling or sparse regions.
+FEATURE_SPACES = SPACES + ("geometry",)
 
 
-def check_space(space: str) -> str:
-    if space not in SPACES:
-        raise ValueError(f"unknown space {space!r}; choose one of {', '.join(SPACES)}")
+def check_space(space: str, allowed: tuple[str, ...] = SPACES) -> str:
+    if space not in allowed:
+        raise ValueError(f"unknown space {space!r}; choose one of {', '.join(allowed)}")
     return space
 
 

@@ -44,15 +44,18 @@ class AttributeClassifier(ClassifierMixin, BaseEstimator):
     """Few-shot attribute classifier over latent vectors, model chosen by cross-validation.
 
     Parameters: `candidates` (names from CANDIDATES), `cv` (maximum folds; fewer when a class
-    has fewer labels), `random_state`. Learned: `classes_`, `best_estimator_`, `model_name_`,
+    has fewer labels), `random_state`, `standardize` (scale each input dimension to unit
+    variance first; off for inputs whose dimensions share one scale, such as PCA coordinates,
+    where it would blow up the noisy low-variance ones). Learned: `classes_`, `best_estimator_`, `model_name_`,
     `best_params_`, `cv_accuracy_` (mean accuracy of the chosen model over the folds),
     `cv_results_` (per candidate: best accuracy).
     """
 
-    def __init__(self, candidates: tuple[str, ...] = CANDIDATES, cv: int = 5, random_state: int = 0):
+    def __init__(self, candidates: tuple[str, ...] = CANDIDATES, cv: int = 5, random_state: int = 0, standardize: bool = True):
         self.candidates = candidates
         self.cv = cv
         self.random_state = random_state
+        self.standardize = standardize
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> "AttributeClassifier":
         """X (n, d) latents, y (n,) labels: at least two classes with two labels each."""
@@ -71,7 +74,7 @@ class AttributeClassifier(ClassifierMixin, BaseEstimator):
         folds = int(min(self.cv, counts.min()))
         splitter = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
         min_train = int(len(y) - np.ceil(len(y) / folds))
-        pipe = Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression())])
+        pipe = Pipeline([("scale", StandardScaler() if self.standardize else "passthrough"), ("clf", LogisticRegression())])
         self.cv_results_ = {}
         best = None
         with warnings.catch_warnings():

@@ -6,12 +6,12 @@ import argparse
 import json
 from pathlib import Path
 
-from assets2vec.catalog.spaces import SPACES
+from assets2vec.catalog.spaces import FEATURE_SPACES
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
-        "search", help="nearest assets to an asset (--like) or to a photo (--image), in shape, texture or joint space",
+        "search", help="nearest assets to an asset (--like) or to a photo (--image), in shape, texture, joint or geometry space",
         description="Similarity search in a catalog. --like ID ranks the assets nearest to a catalog asset; "
         "--image PHOTO inverts the photo through the NeRF (camera unknown) and ranks the assets nearest to its "
         "fitted codes. --where filters by attributes, manual tags and predicted tags, e.g. \"family=chair, legs=4|5\".")
@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
     what.add_argument("--like", metavar="ID", help="a catalog asset id")
     what.add_argument("--image", type=Path, metavar="PHOTO", help="an image file (the object on white, or with alpha)")
     p.add_argument("catalog", type=Path, metavar="CATALOG")
-    p.add_argument("--space", choices=SPACES, default="joint", help="space to search (default: joint)")
+    p.add_argument("--space", choices=FEATURE_SPACES, default="joint", help="space to search (default: joint)")
     p.add_argument("-k", type=int, default=10, help="number of results (default: 10)")
     p.add_argument("--where", default=None, help="filter, e.g. \"legs=4\" or \"family=chair, colour!=red\"")
     p.add_argument("--min-confidence", type=float, default=0.5, help="predicted tags count in --where from this confidence (default: 0.5)")

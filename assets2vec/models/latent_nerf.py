@@ -149,7 +149,7 @@ class LatentNeRFModel(Model):
             self._grid_cache = {}  # weights are about to change
         return super().train(mode)
 
-    def _density_at(self, positions: Tensor, shape_code: Tensor) -> Tensor:
+    def density_at(self, positions: Tensor, shape_code: Tensor) -> Tensor:
         """Density (N, 1) at points (N, 3) for per-point shape codes (N, ds)."""
         zeros = torch.zeros_like(positions[:, :1])
         frustums = Frustums(origins=positions, directions=torch.zeros_like(positions), starts=zeros, ends=zeros, pixel_area=zeros)
@@ -163,7 +163,7 @@ class LatentNeRFModel(Model):
             if key not in self._grid_cache:
                 if len(self._grid_cache) >= 256:
                     self._grid_cache.pop(next(iter(self._grid_cache)))
-                self._grid_cache[key] = self.grid_sampler.grids(self._density_at, code[None])[0]
+                self._grid_cache[key] = self.grid_sampler.grids(self.density_at, code[None])[0]
             out.append(self._grid_cache[key])
         return torch.stack(out)
 

@@ -11,7 +11,7 @@ from catalog_app.data import catalog, tag_form
 cat = catalog()
 st.title("Latent map")
 c1, c2, c3 = st.columns(3)
-space = c1.selectbox("Space", ("shape", "texture", "joint"), key="map_space")
+space = c1.selectbox("Space", cat.spaces, key="map_space")
 method = c2.selectbox("Projection", ("pca", "tsne"), key="map_method")
 names = cat.store.attribute_names()
 color_by = c3.selectbox("Colour by", names, index=names.index("family") if "family" in names else 0, key="map_color")

@@ -9,7 +9,7 @@ from catalog_app.data import catalog, thumbnail
 cat = catalog()
 st.title("Search")
 c1, c2, c3 = st.columns(3)
-space = c1.selectbox("Space", ("joint", "shape", "texture"), key="search_space")
+space = c1.selectbox("Space", cat.spaces, index=cat.spaces.index("joint"), key="search_space")
 k = c2.slider("Results", 1, 24, 6, key="search_k")
 where = c3.text_input("Filter", placeholder="family=chair", key="search_where") or None
 

@@ -1,0 +1,129 @@
+"""The geometry space: decoded profiles, the frozen PCA, and the catalog's use of them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from assets2vec import Catalog
+from assets2vec.catalog.build import _store_geometry, build_catalog, index_path
+from assets2vec.catalog.geometry import GEOMETRY_DIM, GeometryPCA, decode_profiles
+from assets2vec.catalog.store import CatalogError, Store
+from assets2vec.cli.main import main
+from assets2vec.configs import preset
+from assets2vec.train import fit, load_run
+
+
+def quiet(_msg):
+    """Log sink for the library calls under test: their messages are not what is checked."""
+
+
+@pytest.fixture(scope="module")
+def run(small_dataset, tmp_path_factory):
+    cfg = preset("tiny")
+    cfg.steps = 60
+    out = tmp_path_factory.mktemp("georun") / "run"
+    fit(small_dataset, out, cfg, progress=False, log=quiet)
+    return out
+
+
+def test_profiles_are_the_max_projected_opacity_of_the_decoded_density(run):
+    model, _, _ = load_run(run)
+    shape, _ = model.codes(torch.arange(2))
+    r = 8
+    prof = decode_profiles(model, shape.detach().numpy(), resolution=r)
+    assert prof.shape == (2, 3 * r * r) and prof.dtype == np.uint8
+    # The same numbers computed by hand for the second code, along the vertical (y) axis.
+    h = model.grid_sampler.half_size
+    axis = (torch.arange(r) + 0.5) / r * 2 * h - h
+    pts = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+    with torch.no_grad():
+        sigma = model.density_at(pts, shape[1].detach().expand(len(pts), -1)).view(r, r, r)
+    top = (1 - torch.exp(-sigma.clamp(min=0) * 2 * h / r)).amax(1).reshape(-1).numpy()
+    np.testing.assert_allclose(prof[1, r * r:2 * r * r] / 255.0, top, atol=1 / 255 + 1e-6)
+    assert not np.array_equal(prof[0], prof[1])
+    with pytest.raises(ValueError, match="dimensions; the network takes"):
+        decode_profiles(model, np.zeros((1, shape.shape[1] + 1), np.float32))
+
+
+def test_pca_keeps_its_dimension_scale_and_is_deterministic():
+    rng = np.random.default_rng(0)
+    basis = rng.random((3, 300))
+    profiles = np.clip(rng.random((50, 3)) @ basis * 80, 0, 255).astype(np.uint8)
+    pca = GeometryPCA.fit(profiles)
+    v = pca.transform(profiles)
+    assert v.shape == (50, GEOMETRY_DIM) and v.dtype == np.float32
+    assert np.isclose((v ** 2).sum(1).mean(), 1.0, rtol=1e-4)
+    # Rank-3 data: three components carry (almost) everything; the rest are ~0 or zero padding.
+    assert np.abs(v[:, 3:]).max() < 0.02 * np.abs(v[:, :3]).max()
+    again = GeometryPCA.from_json(pca.to_json())
+    np.testing.assert_array_equal(again.transform(profiles), v)
+    few = GeometryPCA.fit(profiles[:2])  # two assets: one real direction, the rest padded
+    assert few.transform(profiles[:2]).shape == (2, GEOMETRY_DIM)
+    with pytest.raises(ValueError, match="profiles have 10 values"):
+        pca.transform(np.zeros((1, 10), np.uint8))
+    assert not pca.stale(99) and pca.stale(100)
+
+
+def test_pca_is_refit_when_the_catalog_doubles(tmp_path):
+    rng = np.random.default_rng(1)
+    store = Store.open(tmp_path / "cat", create=True)
+    for r in range(8):
+        store.upsert_asset(r, f"a{r}", None, None, "x", {}, {})
+    profiles = rng.integers(0, 255, (8, 48), dtype=np.uint8)
+    with store.write():
+        _store_geometry(store, {r: profiles[r] for r in range(4)}, True, "ck")
+    first = GeometryPCA.from_json(store.get_meta("geometry_pca"))
+    with store.write():
+        _store_geometry(store, {4: profiles[4]}, True, "ck")  # 5 < 2 x 4: same PCA
+    assert GeometryPCA.from_json(store.get_meta("geometry_pca")).n_fit == 4
+    rows, v = store.geometry()
+    np.testing.assert_allclose(v, first.transform(profiles[:5]), rtol=1e-6)
+    with store.write():
+        _store_geometry(store, {r: profiles[r] for r in range(5, 8)}, True, "ck")  # 8 >= 2 x 4: refit, old vectors redone
+    refit = GeometryPCA.from_json(store.get_meta("geometry_pca"))
+    rows, v = store.geometry()
+    assert refit.n_fit == 8 and list(rows) == list(range(8))
+    np.testing.assert_allclose(v, refit.transform(profiles), rtol=1e-5, atol=1e-6)
+    store.close()
+
+
+def test_catalog_searches_tags_and_maps_in_geometry_space(run, tmp_path, capsys):
+    s = build_catalog(run, tmp_path / "cat", progress=False, log=quiet)
+    assert s["geometry"] == 8 and index_path(tmp_path / "cat", "geometry").is_file()
+    with Catalog.open(tmp_path / "cat") as cat:
+        assert cat.spaces == ("shape", "texture", "joint", "geometry")
+        assert cat.vectors("geometry").shape == (8, GEOMETRY_DIM)
+        a = cat.ids[3]
+        # An asset's own codes, decoded again at query time, land on its stored vector.
+        sc, tc = cat.codes([a])
+        hit = cat.search_codes(sc[0], tc[0], k=1, space="geometry")[0]
+        assert hit["id"] == a and hit["distance"] < 1e-3
+        G = cat.vectors("geometry")
+        brute = np.argsort(((G - G[3]) ** 2).sum(1))[1:4]
+        assert [h["id"] for h in cat.similar(a, k=3, space="geometry")] == [cat.ids[i] for i in brute]
+        fam = dict(zip(cat.ids, cat.values("family")))
+        rep = cat.tag("is_chair", {i: "yes" if fam[i] == "chair" else "no" for i in cat.ids[:6]}, space="geometry")
+        assert rep["space"] == "geometry" and len(cat.predict("is_chair")) == 8
+        assert cat.map("geometry", method="pca")["coords"].shape == (8, 2)
+        with pytest.raises(ValueError, match="unknown space 'geometry'"):
+            cat.sparse_regions(1, space="geometry")  # no way back from geometry to codes
+    assert main(["catalog", "info", str(tmp_path / "cat")]) == 0
+    assert '"geometry": "flat"' in capsys.readouterr().out
+
+
+def test_no_geometry_build_is_a_clear_error_and_a_later_build_fills_it_in(run, tmp_path):
+    cat_dir = tmp_path / "cat"
+    s = build_catalog(run, cat_dir, progress=False, geometry=False, log=quiet)
+    assert s["geometry"] == 0 and not index_path(cat_dir, "geometry").exists()
+    with Catalog.open(cat_dir) as cat:
+        assert "geometry" not in cat.spaces
+        with pytest.raises(CatalogError, match="no geometry vectors.*catalog build"):
+            cat.similar(cat.ids[0], space="geometry")
+    s = build_catalog(run, cat_dir, progress=False, log=quiet)
+    assert (s["added"], s["geometry"]) == (0, 8)
+    with Catalog.open(cat_dir) as cat:
+        assert cat.vectors("geometry").shape == (8, GEOMETRY_DIM)
+    s = build_catalog(run, cat_dir, progress=False, log=quiet)  # nothing new: nothing decoded
+    assert s["geometry"] == 0
