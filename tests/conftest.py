@@ -34,17 +34,36 @@ def small_dataset(small_library, tmp_path_factory):
     return out
 
 
+def _tiny_fit(dataset, out, steps: int):
+    """Train the tiny preset on `dataset` for `steps` steps into `out`; returns `out`."""
+    from assets2vec.configs import preset
+    from assets2vec.train import fit
+
+    cfg = preset("tiny")
+    cfg.steps = steps
+    fit(dataset, out, cfg, progress=False, log=lambda m: None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_fit():
+    """`tiny_fit(dataset, out, steps)`: a short fit of the tiny preset, for fixtures that need their own run."""
+    return _tiny_fit
+
+
+@pytest.fixture(scope="session")
+def run(small_dataset, tmp_path_factory):
+    """A 60-step tiny fit of the small dataset, shared by the catalog tests (codes barely trained)."""
+    return _tiny_fit(small_dataset, tmp_path_factory.mktemp("catrun") / "run", 60)
+
+
 @pytest.fixture(scope="session")
 def small_catalog(small_dataset, tmp_path_factory):
     """A catalog built from a 40-step tiny fit of the small dataset (codes barely trained:
     for plumbing, not for accuracy)."""
     from assets2vec.catalog.build import build_catalog
-    from assets2vec.configs import preset
-    from assets2vec.train import fit
 
-    cfg = preset("tiny")
-    cfg.steps = 40
     root = tmp_path_factory.mktemp("smallcat")
-    fit(small_dataset, root / "run", cfg, progress=False, log=lambda m: None)
+    _tiny_fit(small_dataset, root / "run", 40)
     build_catalog(root / "run", root / "cat", progress=False, log=lambda m: None)
     return root / "cat"

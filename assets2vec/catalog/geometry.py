@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from assets2vec.model_components.occupancy import cell_centres
+
 PROFILE_RESOLUTION = 32
 GEOMETRY_DIM = 64
 REFIT_GROWTH = 2.0  # refit the PCA once the catalog holds this many times the assets it was fitted on
@@ -35,10 +37,8 @@ def decode_profiles(model, shape_codes: np.ndarray, resolution: int = PROFILE_RE
     if codes.shape[1] != model.config.shape_dim:
         raise ValueError(f"shape codes have {codes.shape[1]} dimensions; the network takes {model.config.shape_dim}")
     r, h = resolution, model.grid_sampler.half_size
-    axis = (torch.arange(r, dtype=torch.float32) + 0.5) / r * 2 * h - h
-    pts = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
     device = next(model.parameters()).device
-    pts = pts.to(device)
+    pts = cell_centres(r, h, device)
     cell = 2 * h / r
     out = np.zeros((len(codes), 3 * r * r), np.uint8)
     for i in tqdm(range(len(codes)), desc="geometry", unit="asset", disable=not progress):

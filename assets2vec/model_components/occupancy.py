@@ -19,6 +19,13 @@ from nerfstudio.cameras.rays import RayBundle, RaySamples
 from torch import Tensor
 
 
+def cell_centres(resolution: int, half_size: float, device: torch.device | str = "cpu") -> Float[Tensor, "R3 3"]:
+    """Centres of an R^3 grid over [-half_size, half_size]^3, x slowest, then y, then z."""
+    r, h = resolution, half_size
+    axis = (torch.arange(r, device=device, dtype=torch.float32) + 0.5) / r * 2 * h - h
+    return torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+
+
 class OccupancyGridSampler:
     """Args:
     resolution: grid cells per side.
@@ -34,9 +41,7 @@ class OccupancyGridSampler:
         self.half_size = half_size
 
     def cell_centres(self, device: torch.device) -> Float[Tensor, "R3 3"]:
-        r, h = self.resolution, self.half_size
-        axis = (torch.arange(r, device=device, dtype=torch.float32) + 0.5) / r * 2 * h - h
-        return torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+        return cell_centres(self.resolution, self.half_size, device)
 
     @torch.no_grad()
     def grids(

@@ -25,15 +25,6 @@ def quiet(_msg):
     """Log sink for the library calls under test: their messages are not what is checked."""
 
 
-@pytest.fixture(scope="module")
-def run(small_dataset, tmp_path_factory):
-    cfg = preset("tiny")
-    cfg.steps = 60
-    out = tmp_path_factory.mktemp("catrun") / "run"
-    fit(small_dataset, out, cfg, progress=False, log=quiet)
-    return out
-
-
 @pytest.fixture()
 def catalog(run, tmp_path):
     build_catalog(run, tmp_path / "cat", progress=False, log=quiet)

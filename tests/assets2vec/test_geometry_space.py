@@ -11,21 +11,11 @@ from assets2vec.catalog.build import _store_geometry, build_catalog, index_path
 from assets2vec.catalog.geometry import GEOMETRY_DIM, GeometryPCA, decode_profiles
 from assets2vec.catalog.store import CatalogError, Store
 from assets2vec.cli.main import main
-from assets2vec.configs import preset
-from assets2vec.train import fit, load_run
+from assets2vec.train import load_run
 
 
 def quiet(_msg):
     """Log sink for the library calls under test: their messages are not what is checked."""
-
-
-@pytest.fixture(scope="module")
-def run(small_dataset, tmp_path_factory):
-    cfg = preset("tiny")
-    cfg.steps = 60
-    out = tmp_path_factory.mktemp("georun") / "run"
-    fit(small_dataset, out, cfg, progress=False, log=quiet)
-    return out
 
 
 def test_profiles_are_the_max_projected_opacity_of_the_decoded_density(run):

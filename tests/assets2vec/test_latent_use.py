@@ -23,12 +23,8 @@ from render_core.rig import RigConfig
 
 
 @pytest.fixture(scope="module")
-def trained(small_dataset, tmp_path_factory):
-    cfg = preset("tiny")
-    cfg.steps = 150
-    run = tmp_path_factory.mktemp("latent") / "run"
-    fit(small_dataset, run, cfg, progress=False, log=lambda m: None)
-    return run
+def trained(small_dataset, tmp_path_factory, tiny_fit):
+    return tiny_fit(small_dataset, tmp_path_factory.mktemp("latent") / "run", 150)
 
 
 def _same_renderer_setup(run, dataset):
