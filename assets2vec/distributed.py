@@ -2,7 +2,7 @@
 
 Every worker holds the whole model and the whole code tables and draws the same global batch
 (the batcher and the sampler noise come from one seeded generator); worker r trains on its
-contiguous slice of it. Losses are sums over the worker's rays divided by global counts, so the
+contiguous slice of it, and draws (or, streaming, reads) only the assets in that slice. Losses are sums over the worker's rays divided by global counts, so the
 workers' gradients add up to the single-process gradient. The network's gradient is all-reduced
 as one flat buffer; of the code tables only the rows of the batch's assets are all-reduced (every
 worker knows them: the batch is global), never the whole table. The decorrelation penalty

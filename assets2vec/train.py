@@ -276,10 +276,10 @@ def _fit(data, out, config, resume, device, progress, log, on_step, ddp, rank, w
                 for g in optimizer.param_groups:
                     base = config.lr_field if g["name"] == "fields" else config.lr_codes
                     g["lr"] = base * lr_factor(step, horizon, config)
-                idx = batcher.next_indices()  # the global batch: the same on every worker
-                lo, hi = ddp.rows_of(rank, world_size, len(idx))
-                model.batch_rows = (lo, hi, len(idx))
-                batch = batcher.table.select(idx[lo:hi])
+                lo, hi = ddp.rows_of(rank, world_size, batcher.batch_size)
+                model.batch_rows = (lo, hi, batcher.batch_size)
+                # This worker's rows of the global batch (every worker draws the same batch, but only its own rows).
+                batch = batcher.table.select(batcher.next_indices(lo, hi))
                 outputs = model(to_ray_bundle(batch, device))
                 batch = {k: v.to(device) for k, v in batch.items()}
                 counts = ddp.sum_(model.local_counts(outputs, batch).detach())
@@ -300,7 +300,7 @@ def _fit(data, out, config, resume, device, progress, log, on_step, ddp, rank, w
                 loss.backward()
                 if world_size > 1:
                     ddp.reduce_gradients(list(model.field.parameters()), [model.codes.shape, model.codes.texture],
-                                         torch.unique(batcher.table.assets_of(idx)).to(device))
+                                         batcher.batch_assets().to(device))
                 if decorrelation is not None:
                     decorrelation.backward()  # identical on every worker: added once, after the reduction
                 optimizer.step()

@@ -334,8 +334,18 @@ class RayBatcher:
         self._cursors = list(state["cursors"])
         self.generator.set_state(state["generator"])
 
-    def next_indices(self) -> torch.Tensor:
-        return torch.cat([self._take(i, k) for i, k in enumerate(self._sizes)])
+    def next_indices(self, lo: int = 0, hi: int | None = None) -> torch.Tensor:
+        """Rows [lo, hi) of the next batch of exactly `batch_size` table rows (all of it by default)."""
+        sizes = self._sizes
+        if len(sizes) == 2 and min(len(p) for p in self._pools) == 0:  # no covered (or no empty) rays at all
+            sizes = [self.batch_size, 0] if len(self._pools[0]) else [0, self.batch_size]
+        full = torch.cat([self._take(i, k) for i, k in enumerate(sizes) if k])
+        self._batch_assets = torch.unique(self.table.assets_of(full))
+        return full[lo:hi]
+
+    def batch_assets(self) -> torch.Tensor:
+        """Sorted asset indices of the whole last batch (all workers' rows)."""
+        return self._batch_assets
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         while True:
@@ -393,17 +403,39 @@ class AssetBatcher:
                 out.append(a)
         return out
 
-    def next_indices(self) -> torch.Tensor:
-        parts = []
-        for a in self._next_assets():
-            pools = self.table.asset_pools(a, self._split)  # the table keeps them (a streamed one, while cached)
-            sizes = [self._fg_n, self.rays_per_asset - self._fg_n] if len(pools) == 2 else [self.rays_per_asset]
-            if len(pools) == 2 and (len(pools[0]) == 0 or len(pools[1]) == 0):
-                pools, sizes = [torch.cat(pools)], [self.rays_per_asset]
-            for pool, k in zip(pools, sizes):
-                if k:
-                    parts.append(pool[torch.randint(len(pool), (k,), generator=self.generator)])
-        return torch.cat(parts)
+    @property
+    def batch_size(self) -> int:
+        return self.assets_per_batch * self.rays_per_asset
+
+    def next_indices(self, lo: int = 0, hi: int | None = None) -> torch.Tensor:
+        """Rows [lo, hi) of the next batch (all of it by default): `rays_per_asset` rows per asset, asset after asset.
+
+        Each asset's rays come from a generator seeded by one draw of the shared generator, so a
+        data-parallel worker draws (and a streamed table reads) only the assets in its rows, and the
+        workers' slices still join into the batch one process would draw."""
+        hi = self.batch_size if hi is None else hi
+        assets = self._next_assets()
+        self._batch_assets = torch.tensor(sorted(assets), dtype=torch.int64)
+        seeds = torch.randint(0, 2**62, (len(assets),), generator=self.generator).tolist()
+        r, parts = self.rays_per_asset, []
+        for j, (a, seed) in enumerate(zip(assets, seeds)):
+            start = j * r
+            if start + r > lo and start < hi:
+                parts.append(self._draw(a, seed)[max(lo - start, 0) : hi - start])
+        return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.int64)
+
+    def batch_assets(self) -> torch.Tensor:
+        """Sorted asset indices of the whole last batch (all workers' rows)."""
+        return self._batch_assets
+
+    def _draw(self, a: int, seed: int) -> torch.Tensor:
+        """`rays_per_asset` table rows of asset `a`, a `foreground_fraction` share from its covered pixels."""
+        gen = torch.Generator().manual_seed(seed)
+        pools = self.table.asset_pools(a, self._split)  # the table keeps them (a streamed one, while cached)
+        sizes = [self._fg_n, self.rays_per_asset - self._fg_n] if len(pools) == 2 else [self.rays_per_asset]
+        if len(pools) == 2 and (len(pools[0]) == 0 or len(pools[1]) == 0):
+            pools, sizes = [torch.cat(pools)], [self.rays_per_asset]
+        return torch.cat([pool[torch.randint(len(pool), (k,), generator=gen)] for pool, k in zip(pools, sizes) if k])
 
     def state_dict(self) -> dict:
         return {"order": self._order, "cursor": self._cursor, "generator": self.generator.get_state()}

@@ -125,3 +125,23 @@ def test_streamed_table_bad_input(small_dataset):
     with pytest.raises(ValueError, match="at least one asset"):
         StreamedRayTable(ds, cache_assets=0)
 
+
+
+def test_worker_slices_join_into_the_batch_and_read_only_their_assets(small_dataset):
+    """Data-parallel workers draw the same batch; each draws (and a streamed table reads) only its slice's assets."""
+    ds = RenderedDataset(small_dataset)
+    n_assets, per_asset = 4, 50
+    whole = AssetBatcher(build_ray_table(ds, split="train", n_holdout=2), n_assets, per_asset,
+                         torch.Generator().manual_seed(3), foreground_fraction=0.5)
+    tables = [StreamedRayTable(ds, split="train", n_holdout=2, cache_assets=1) for _ in range(2)]
+    workers = [AssetBatcher(t, n_assets, per_asset, torch.Generator().manual_seed(3), foreground_fraction=0.5) for t in tables]
+    bounds = [(0, 90), (90, 200)]  # a slice boundary inside the second asset
+    for _ in range(3):
+        full = whole.next_indices()
+        parts = [w.next_indices(lo, hi) for w, (lo, hi) in zip(workers, bounds)]
+        assert len(full) == whole.batch_size == 200 and torch.equal(torch.cat(parts), full)
+        assert all(torch.equal(w.batch_assets(), whole.batch_assets()) for w in workers)
+        assert len(whole.batch_assets()) == n_assets
+    # Worker 0 read assets 1-2 of each batch, worker 1 assets 2-4 (one cached asset): never the whole batch.
+    for t, per_batch in zip(tables, (2, 3)):
+        assert t.loads <= 3 * per_batch < 3 * n_assets
