@@ -55,6 +55,7 @@ class Catalog:
         self._model = None
         self._run: str | None = None
         self._bank = None  # the run's inversion bank, loaded (or built) by the first image search
+        self._geometry_pca = None  # read by the first query that needs codes in the geometry space
 
     @classmethod
     def open(cls, path: str | os.PathLike, *, use_gpu: bool | None = None, log=None) -> "Catalog":
@@ -172,7 +173,9 @@ class Catalog:
             return self.transform.vectors(space, shape, texture)
         from assets2vec.catalog.geometry import GeometryPCA, decode_profiles
 
-        return GeometryPCA.from_json(self.store.get_meta("geometry_pca")).transform(decode_profiles(self.model()[0], shape))
+        if self._geometry_pca is None:
+            self._geometry_pca = GeometryPCA.from_json(self.store.get_meta("geometry_pca"))
+        return self._geometry_pca.transform(decode_profiles(self.model()[0], shape))
 
     def search_image(self, image: np.ndarray | str | os.PathLike, k: int = 5, space: str = "joint", where: str | None = None,
                      seed: int = 0) -> dict[str, Any]:

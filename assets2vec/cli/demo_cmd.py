@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         p = catalog["photo"]
         print(f"            .venv/bin/assets2vec search {c} --image {p['path']}   # a held-out view of {p['asset']}: "
               f"found {p['nearest']} in {p['seconds']} s")
-        print(f"  tag     : .venv/bin/assets2vec tag {c} --attribute swivel --labels {args.out / 'labels_swivel.csv'} --where family=chair")
+        print(f"  tag     : .venv/bin/assets2vec tag {c} --attribute swivel --labels {args.out / 'labels_swivel.csv'} --space geometry --where family=chair")
         print(f"  gaps    : .venv/bin/assets2vec sparse {c} --previews gaps/ --proposals proposals.json")
         print(f"  python  : from assets2vec import Catalog; cat = Catalog.open('{c}')  (notebooks/02_catalog.ipynb)")
     if scenes is not None:

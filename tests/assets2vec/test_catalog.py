@@ -275,6 +275,10 @@ def test_search_by_image_cli(catalog, small_dataset, tmp_path, capsys):
     assert main(["search", str(catalog), "--image", str(tmp_path / "photo.png"), "-k", "3", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert len(out["results"]) == 3 and out["fit_psnr"] > 10
+    # In the geometry space the fitted shape code is decoded at query time and lands among the stored vectors.
+    assert main(["search", str(catalog), "--image", str(tmp_path / "photo.png"), "-k", "8", "--space", "geometry", "--json"]) == 0
+    geo = json.loads(capsys.readouterr().out)
+    assert geo["space"] == "geometry" and sorted(h["id"] for h in geo["results"]) == sorted(ds.asset_ids)
     (tmp_path / "not.png").write_bytes(b"not an image")
     assert main(["search", str(catalog), "--image", str(tmp_path / "not.png")]) == 2
 
