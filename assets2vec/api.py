@@ -6,9 +6,10 @@
     cat.tag("swivel", {"chair-s0-00000": "yes", ...})
 
 Vectors: "shape" (ds), "texture" (dt) and "joint" (ds + dt) spaces, standardised per
-dimension (see `assets2vec.catalog.spaces`), and "geometry" (64): the shape code's decoded
-geometry (see `assets2vec.catalog.geometry`), best for fine shape attributes. Distances
-are Euclidean in those spaces.
+dimension (see `assets2vec.catalog.spaces`); and two spaces decoded from the codes by the
+network: "geometry" (64, the shape code's decoded geometry, best for fine shape attributes;
+`assets2vec.catalog.geometry`) and "appearance" (216, the colours on the asset's surface,
+best for colour; `assets2vec.catalog.appearance`). Distances are Euclidean in all of them.
 The NeRF (for `render`, `swap`, `search_image` and region previews) loads on first use
 from the run the catalog was built from.
 """
@@ -31,7 +32,7 @@ from assets2vec.catalog.filters import effective_values, filter_rows
 from assets2vec.catalog.index import IndexFileError, LatentIndex, RestrictedIndex, gpu_available
 from assets2vec.catalog.proposals import ParameterProposer
 from assets2vec.catalog.scene_pool import read_weights, scene_pool
-from assets2vec.catalog.spaces import FEATURE_SPACES, SPACES, check_space
+from assets2vec.catalog.spaces import DECODED_SPACES, FEATURE_SPACES, SPACES, check_space
 from assets2vec.catalog.store import CatalogError, Store
 from assets2vec.catalog.tagging import CANDIDATES, AttributeClassifier, uncertainty_order
 from render_core.artifacts import read_header
@@ -82,7 +83,7 @@ class Catalog:
     # -- vectors and indexes ----------------------------------------------------------------------
     @property
     def spaces(self) -> tuple[str, ...]:
-        """The spaces this catalog holds vectors for ("geometry" only when it was built with it)."""
+        """The spaces this catalog holds vectors for (the decoded ones only when it was built with them)."""
         return tuple(s for s in FEATURE_SPACES if s in self._vectors)
 
     def vectors(self, space: str = "joint") -> np.ndarray:
@@ -92,7 +93,7 @@ class Catalog:
     def _feature_space(self, space: str) -> str:
         check_space(space, FEATURE_SPACES)
         if space not in self._vectors:
-            raise CatalogError(f"{self.path}: this catalog has no geometry vectors (built with --no-geometry, or before they "
+            raise CatalogError(f"{self.path}: this catalog has no {space} vectors (built with --no-decoded, or before they "
                                f"existed); rebuild it with 'assets2vec catalog build RUN {self.path}'")
         return space
 
@@ -168,11 +169,14 @@ class Catalog:
         return self.search_vectors(self.code_vectors(space, shape, texture)[0], k, space, where)
 
     def code_vectors(self, space: str, shape: np.ndarray, texture: np.ndarray) -> np.ndarray:
-        """(n, d) vectors of `space` for raw codes shape (n, ds), texture (n, dt); "geometry" decodes them through the NeRF."""
-        if self._feature_space(space) != "geometry":
+        """(n, d) vectors of `space` for raw codes shape (n, ds), texture (n, dt); decoded spaces go through the NeRF."""
+        if self._feature_space(space) not in DECODED_SPACES:
             return self.transform.vectors(space, shape, texture)
+        from assets2vec.catalog.appearance import appearance_vectors, decode_appearance
         from assets2vec.catalog.geometry import GeometryPCA, decode_profiles
 
+        if space == "appearance":
+            return appearance_vectors(decode_appearance(self.model()[0], shape, texture))
         if self._geometry_pca is None:
             self._geometry_pca = GeometryPCA.from_json(self.store.get_meta("geometry_pca"))
         return self._geometry_pca.transform(decode_profiles(self.model()[0], shape))
@@ -233,7 +237,7 @@ class Catalog:
             raise CatalogError(f"no labels for {attribute!r}: pass some with --labels")
         lab_pos = np.array([self._pos[r] for r in tagged if r in self._pos], dtype=np.int64)
         y = np.array([tagged[int(self.rows[p])] for p in lab_pos])
-        clf = AttributeClassifier(candidates=candidates, random_state=seed, standardize=space != "geometry")
+        clf = AttributeClassifier(candidates=candidates, random_state=seed, standardize=space in SPACES)
         clf.fit(self._vectors[space][lab_pos], y)
         scope = self._scope(where)
         proba = clf.predict_proba(self._vectors[space][scope])

@@ -1,8 +1,9 @@
 """Few-shot attribute tagging on the procedural families' ground truth, and disentanglement.
 
 For each attribute (shape: legs, base, armrests, family; texture: colour, pattern, frame),
-each number of labels per class (5, 10, 20) and each space (shape, texture, joint codes, and
-the geometry the shape codes decode to, `catalog.geometry`):
+each number of labels per class (5, 10, 20) and each space (shape, texture, joint codes, the
+geometry the shape codes decode to, `catalog.geometry`, and the colours the codes paint on the
+asset's surface, `catalog.appearance`):
 draw that many labelled assets per class, fit `AttributeClassifier` (model chosen by
 cross-validation, exactly what `assets2vec tag` does), and score it on every other asset
 that has the attribute. Repeated over several seeds. Classes with fewer than
@@ -84,7 +85,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         build_catalog(args.run, Path(tmp) / "cat", progress=False, log=lambda m: None)
         with Catalog.open(Path(tmp) / "cat") as cat:
-            spaces = {s: cat.vectors(s) for s in ("shape", "texture", "joint", "geometry")}
+            spaces = {s: cat.vectors(s) for s in ("shape", "texture", "joint", "geometry", "appearance")}
             truth = {a: cat.values(a) for a in SHAPE_ATTRS + TEXTURE_ATTRS}
             n = len(cat)
             spaces["silhouettes"] = silhouettes(cat, args.run)

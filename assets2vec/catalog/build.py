@@ -1,9 +1,9 @@
 """`build_catalog`: create or update a CATALOG from a trained RUN.
 
 Reads the run's code tables and asset ids, the metadata and thumbnails of each asset from
-the dataset it was trained or embedded from, decodes each new shape code's geometry
-profile through the frozen network (see `catalog.geometry`; skipped with
-`geometry=False`), writes it all in one database transaction, then rewrites the FAISS
+the dataset it was trained or embedded from, decodes each new asset's geometry and
+appearance through the frozen network (`catalog.geometry`, `catalog.appearance`; skipped
+with `decoded=False`), writes it all in one database transaction, then rewrites the FAISS
 indexes. Rebuilding after
 `assets2vec embed` adds only the new assets: old rows, tags and predictions stay. A run
 whose network changed (retrained) replaces every latent, since old and new codes live in
@@ -24,9 +24,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from assets2vec.catalog.appearance import appearance_vectors, decode_appearance
 from assets2vec.catalog.geometry import GeometryPCA, decode_profiles
 from assets2vec.catalog.index import LatentIndex, gpu_available
-from assets2vec.catalog.spaces import SPACES, SpaceTransform
+from assets2vec.catalog.spaces import DECODED_SPACES, SPACES, SpaceTransform
 from assets2vec.catalog.store import DB_NAME, CatalogError, Store
 from assets2vec.checkpoint import load_checkpoint
 from render_core.artifacts import ArtifactError, make_header, read_header, write_header
@@ -79,10 +80,10 @@ def _check_catalog_folder(catalog: Path) -> None:
 
 
 def build_catalog(run: str | os.PathLike, catalog: str | os.PathLike, *, use_gpu: bool | None = None, progress: bool = True,
-                  geometry: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Create or update `catalog` from `run`; returns a summary (added, updated, skipped, geometry, indexes).
+                  decoded: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Create or update `catalog` from `run`; returns a summary (added, updated, skipped, decoded, indexes).
 
-    `geometry`: also decode the geometry profile of every asset that lacks one (the "geometry" space)."""
+    `decoded`: also decode the geometry and appearance of every asset that lacks them (those two spaces)."""
     run, catalog = Path(run), Path(catalog)
     t0 = time.time()
     state = load_checkpoint(run)
@@ -98,7 +99,7 @@ def build_catalog(run: str | os.PathLike, catalog: str | os.PathLike, *, use_gpu
     with build_lock(catalog, log):
         store = Store.open(catalog, create=True)
         try:
-            summary = _update(store, catalog, run, state, ids, shape, texture, digest, checkpoint_name, progress, log, geometry)
+            summary = _update(store, catalog, run, state, ids, shape, texture, digest, checkpoint_name, progress, log, decoded)
             summary["indexes"] = write_indexes(store, catalog, use_gpu=use_gpu)
         finally:
             store.close()
@@ -110,7 +111,7 @@ def build_catalog(run: str | os.PathLike, catalog: str | os.PathLike, *, use_gpu
 
 
 def _update(store: Store, catalog: Path, run: Path, state: dict, ids: list[str], shape: np.ndarray, texture: np.ndarray,
-            digest: str, checkpoint_name: str, progress: bool, log: Callable[[str], None], geometry: bool) -> dict[str, Any]:
+            digest: str, checkpoint_name: str, progress: bool, log: Callable[[str], None], decoded: bool) -> dict[str, Any]:
     old_digest = store.get_meta("network_digest")
     rows_by_id = store.row_map()
     same_network = old_digest == digest
@@ -118,7 +119,7 @@ def _update(store: Store, catalog: Path, run: Path, state: dict, ids: list[str],
         log("catalog: the run's network differs from the one this catalog was built from; re-embedding every asset")
     have_latents = set() if not same_network else {r for r, in store.conn.execute("SELECT asset_row FROM latents")}
     todo = [i for i, a in enumerate(ids) if rows_by_id.get(a) not in have_latents]
-    profiles = _new_profiles(store, run, ids, shape, rows_by_id, same_network, progress) if geometry else {}
+    profiles = _new_profiles(store, run, ids, shape, texture, rows_by_id, same_network, progress) if decoded else {}
     datasets: dict[str, RenderedDataset | str] = {}
     embedded = state.get("embedded", {})
     missing: dict[str, str] = {}
@@ -150,30 +151,42 @@ def _update(store: Store, catalog: Path, run: Path, state: dict, ids: list[str],
         if todo:
             store.put_latents(np.array(new_rows), shape[todo], texture[todo], checkpoint_name)
         if not same_network:
-            store.conn.execute("DELETE FROM geometry")  # decoded by the old network
-        if profiles:
-            row_of = store.row_map()
-            _store_geometry(store, {row_of[ids[i]]: p for i, p in profiles.items()}, same_network, checkpoint_name)
+            store.conn.execute("DELETE FROM decoded")  # decoded by the old network
+        row_of = store.row_map()
+        if profiles.get("geometry"):
+            _store_geometry(store, {row_of[ids[i]]: p for i, p in profiles["geometry"].items()}, same_network, checkpoint_name)
+        if profiles.get("appearance"):
+            rows = np.array([row_of[ids[i]] for i in profiles["appearance"]], dtype=np.int64)
+            prof = np.stack(list(profiles["appearance"].values()))
+            store.put_decoded("appearance", rows, prof, appearance_vectors(prof), checkpoint_name)
         store.set_meta("network_digest", digest)
         store.set_meta("run", str(run.resolve()))
         store.set_meta("checkpoint", checkpoint_name)
         store.set_meta("dims", {"shape": int(shape.shape[1]), "texture": int(texture.shape[1])})
     added = sum(1 for i in todo if ids[i] not in rows_by_id)
     return {"assets": store.count(), "added": added, "updated": len(todo) - added, "skipped_existing": len(ids) - len(todo),
-            "geometry": len(profiles), "missing_metadata": missing}
+            "decoded": {s: len(profiles.get(s, {})) for s in DECODED_SPACES}, "missing_metadata": missing}
 
 
-def _new_profiles(store: Store, run: Path, ids: list[str], shape: np.ndarray, rows_by_id: dict[str, int],
-                  same_network: bool, progress: bool) -> dict[int, np.ndarray]:
-    """{index in `ids`: profile} for every asset without a current geometry profile (decoded outside the transaction)."""
-    have = set(store.geometry("vector")[0].tolist()) if same_network else set()
-    need = [i for i, a in enumerate(ids) if rows_by_id.get(a) not in have]
-    if not need:
+def _new_profiles(store: Store, run: Path, ids: list[str], shape: np.ndarray, texture: np.ndarray, rows_by_id: dict[str, int],
+                  same_network: bool, progress: bool) -> dict[str, dict[int, np.ndarray]]:
+    """{space: {index in `ids`: profile}} for every asset without a current profile (decoded outside the transaction)."""
+    need = {}
+    for space in DECODED_SPACES:
+        have = set(store.decoded(space)[0].tolist()) if same_network else set()
+        need[space] = [i for i, a in enumerate(ids) if rows_by_id.get(a) not in have]
+    if not any(need.values()):
         return {}
     from assets2vec.train import load_run
 
     model, _, _ = load_run(run)
-    return dict(zip(need, decode_profiles(model, shape[need], progress=progress)))
+    out = {}
+    if need["geometry"]:
+        out["geometry"] = dict(zip(need["geometry"], decode_profiles(model, shape[need["geometry"]], progress=progress)))
+    if need["appearance"]:
+        sel = need["appearance"]
+        out["appearance"] = dict(zip(sel, decode_appearance(model, shape[sel], texture[sel], progress=progress)))
+    return out
 
 
 def _store_geometry(store: Store, new: dict[int, np.ndarray], same_network: bool, checkpoint_name: str) -> None:
@@ -183,15 +196,15 @@ def _store_geometry(store: Store, new: dict[int, np.ndarray], same_network: bool
     fresh = np.stack([new[int(r)] for r in rows])
     old = store.get_meta("geometry_pca")
     pca = GeometryPCA.from_json(old) if old is not None and same_network else None
-    old_rows, old_profiles = store.geometry("profile")
+    old_rows, old_profiles = store.decoded("geometry", "profile")
     keep = ~np.isin(old_rows, rows)
     n_total = int(keep.sum()) + len(rows)
     if pca is None or pca.stale(n_total):
         pca = GeometryPCA.fit(np.concatenate([old_profiles[keep], fresh]) if keep.any() else fresh)
         store.set_meta("geometry_pca", pca.to_json())
         if keep.any():
-            store.set_geometry_vectors(old_rows[keep], pca.transform(old_profiles[keep]))
-    store.put_geometry(rows, fresh, pca.transform(fresh), checkpoint_name)
+            store.set_decoded_vectors("geometry", old_rows[keep], pca.transform(old_profiles[keep]))
+    store.put_decoded("geometry", rows, fresh, pca.transform(fresh), checkpoint_name)
 
 
 def _metadata(datasets: dict, source: str, asset_id: str, missing: dict[str, str]):
@@ -219,16 +232,17 @@ def _metadata(datasets: dict, source: str, asset_id: str, missing: dict[str, str
 def load_vectors(store: Store) -> tuple[np.ndarray, dict[str, np.ndarray], SpaceTransform]:
     """(rows (n,), {space: (n, d) vectors}, transform) from the database, in row order.
 
-    The "geometry" space is included only when every asset has its geometry vector."""
+    A decoded space ("geometry", "appearance") is included only when every asset has its vector."""
     rows, shape, texture = store.latents()
     t = store.get_meta("transform")
     if t is None or len(rows) == 0:
         raise CatalogError(f"{store.path.parent}: catalog is empty; build it with 'assets2vec catalog build RUN {store.path.parent}'")
     transform = SpaceTransform.from_json(t)
     vectors = {s: transform.vectors(s, shape, texture) for s in SPACES}
-    g_rows, g = store.geometry("vector")
-    if len(g_rows) == len(rows) and np.array_equal(g_rows, rows):
-        vectors["geometry"] = np.ascontiguousarray(g, dtype=np.float32)
+    for space in DECODED_SPACES:
+        d_rows, d = store.decoded(space)
+        if len(d_rows) == len(rows) and np.array_equal(d_rows, rows):
+            vectors[space] = np.ascontiguousarray(d, dtype=np.float32)
     return rows, vectors, transform
 
 

@@ -30,20 +30,31 @@ REFIT_GROWTH = 2.0  # refit the PCA once the catalog holds this many times the a
 MAX_FIT = 20_000  # profiles the PCA is fitted on at most (a seeded sample beyond that)
 
 
+def check_codes(model, codes: np.ndarray, half: str) -> torch.Tensor:
+    """(n, d) float32 tensor of `half` ("shape" or "texture") codes, checked against the network."""
+    t = torch.as_tensor(np.atleast_2d(np.asarray(codes, np.float32)))
+    want = getattr(model.config, f"{half}_dim")
+    if t.shape[1] != want:
+        raise ValueError(f"{half} codes have {t.shape[1]} dimensions; the network takes {want}")
+    return t
+
+
+def opacity_grid(model, shape_code: torch.Tensor, points: torch.Tensor, cell: float) -> torch.Tensor:
+    """(N,) opacity over one cell of side `cell` at `points` (N, 3), for one shape code (ds,)."""
+    sigma = model.density_at(points, shape_code.expand(len(points), -1)).view(-1).float()
+    return 1.0 - torch.exp(-sigma.clamp(min=0) * cell)
+
+
 @torch.no_grad()
 def decode_profiles(model, shape_codes: np.ndarray, resolution: int = PROFILE_RESOLUTION, progress: bool = False) -> np.ndarray:
     """(n, 3 R^2) uint8 opacity profiles of shape codes (n, ds), decoded by `model` (a `LatentNeRFModel`)."""
-    codes = torch.as_tensor(np.atleast_2d(np.asarray(shape_codes, np.float32)))
-    if codes.shape[1] != model.config.shape_dim:
-        raise ValueError(f"shape codes have {codes.shape[1]} dimensions; the network takes {model.config.shape_dim}")
+    codes = check_codes(model, shape_codes, "shape")
     r, h = resolution, model.grid_sampler.half_size
     device = next(model.parameters()).device
     pts = cell_centres(r, h, device)
-    cell = 2 * h / r
     out = np.zeros((len(codes), 3 * r * r), np.uint8)
     for i in tqdm(range(len(codes)), desc="geometry", unit="asset", disable=not progress):
-        sigma = model.density_at(pts, codes[i].to(device).expand(len(pts), -1)).view(r, r, r).float()
-        opacity = 1.0 - torch.exp(-sigma.clamp(min=0) * cell)
+        opacity = opacity_grid(model, codes[i].to(device), pts, 2 * h / r).view(r, r, r)
         prof = torch.cat([opacity.amax(a).reshape(-1) for a in range(3)])
         out[i] = (prof * 255).round().to(torch.uint8).cpu().numpy()
     return out

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 
 SPACES = ("shape", "texture", "joint")
-# Spaces one can search, tag and map in: the code spaces and the decoded geometry
-# (`catalog.geometry`), which has no inverse to codes and so no sampling or sparse regions.
-FEATURE_SPACES = SPACES + ("geometry",)
+# Spaces decoded from the codes by the frozen network: the shape code's geometry
+# (`catalog.geometry`) and the colours of the asset's surface (`catalog.appearance`). One can
+# search, tag and map in them, but they have no inverse to codes, so no sampling or sparse regions.
+DECODED_SPACES = ("geometry", "appearance")
+FEATURE_SPACES = SPACES + DECODED_SPACES
 
 
 def check_space(space: str, allowed: tuple[str, ...] = SPACES) -> str:

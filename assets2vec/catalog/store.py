@@ -48,10 +48,12 @@ CREATE TABLE IF NOT EXISTS latents (
     asset_row INTEGER PRIMARY KEY REFERENCES assets(row),
     shape BLOB NOT NULL, texture BLOB NOT NULL,   -- float32, little-endian
     checkpoint TEXT NOT NULL);
--- Decoded-geometry profiles (uint8) and their PCA coordinates (float32); see catalog/geometry.py.
-CREATE TABLE IF NOT EXISTS geometry (
-    asset_row INTEGER PRIMARY KEY REFERENCES assets(row),
-    profile BLOB NOT NULL, vector BLOB NOT NULL, checkpoint TEXT NOT NULL);
+-- Spaces decoded from the codes by the frozen network (catalog/geometry.py, catalog/appearance.py):
+-- per space and asset, the raw descriptor (uint8) and the vector searched and tagged (float32).
+CREATE TABLE IF NOT EXISTS decoded (
+    space TEXT NOT NULL, asset_row INTEGER NOT NULL REFERENCES assets(row),
+    profile BLOB NOT NULL, vector BLOB NOT NULL, checkpoint TEXT NOT NULL,
+    PRIMARY KEY (space, asset_row));
 CREATE TABLE IF NOT EXISTS thumbnails (asset_row INTEGER PRIMARY KEY REFERENCES assets(row), png BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS attributes_by_value ON attributes(name, value);
 CREATE INDEX IF NOT EXISTS tags_by_value ON tags(name, value);
@@ -194,27 +196,28 @@ class Store:
         texture = np.stack([np.frombuffer(g[2], dtype="<f4") for g in got]).astype(np.float32)
         return rows, shape, texture
 
-    # -- decoded geometry -------------------------------------------------------------------------
-    def put_geometry(self, rows: np.ndarray, profiles: np.ndarray, vectors: np.ndarray, checkpoint: str) -> None:
+    # -- decoded spaces ---------------------------------------------------------------------------
+    def put_decoded(self, space: str, rows: np.ndarray, profiles: np.ndarray, vectors: np.ndarray, checkpoint: str) -> None:
         self.conn.executemany(
-            "INSERT INTO geometry(asset_row, profile, vector, checkpoint) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT(asset_row) DO UPDATE SET profile=excluded.profile, vector=excluded.vector, checkpoint=excluded.checkpoint",
-            [(int(r), np.ascontiguousarray(p, np.uint8).tobytes(), _blob(v), checkpoint) for r, p, v in zip(rows, profiles, vectors)])
+            "INSERT INTO decoded(space, asset_row, profile, vector, checkpoint) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT(space, asset_row) DO UPDATE SET profile=excluded.profile, vector=excluded.vector, checkpoint=excluded.checkpoint",
+            [(space, int(r), np.ascontiguousarray(p, np.uint8).tobytes(), _blob(v), checkpoint) for r, p, v in zip(rows, profiles, vectors)])
 
-    def set_geometry_vectors(self, rows: np.ndarray, vectors: np.ndarray) -> None:
-        self.conn.executemany("UPDATE geometry SET vector=? WHERE asset_row=?", [(_blob(v), int(r)) for r, v in zip(rows, vectors)])
+    def set_decoded_vectors(self, space: str, rows: np.ndarray, vectors: np.ndarray) -> None:
+        self.conn.executemany("UPDATE decoded SET vector=? WHERE space=? AND asset_row=?",
+                              [(_blob(v), space, int(r)) for r, v in zip(rows, vectors)])
 
-    def geometry(self, what: str = "vector") -> tuple[np.ndarray, np.ndarray]:
-        """(rows (n,), vectors (n, k) float32 or profiles (n, D) uint8), in row order; empty when never computed."""
+    def decoded(self, space: str, what: str = "vector") -> tuple[np.ndarray, np.ndarray]:
+        """(rows (n,), vectors (n, k) float32 or profiles (n, D) uint8) of a decoded space, in row order; empty when never computed."""
         if what not in ("vector", "profile"):
             raise ValueError(f"what must be 'vector' or 'profile', got {what!r}")
         try:
-            got = self.conn.execute(f"SELECT asset_row, {what} FROM geometry ORDER BY asset_row").fetchall()
+            got = self.conn.execute(f"SELECT asset_row, {what} FROM decoded WHERE space=? ORDER BY asset_row", (space,)).fetchall()
         except sqlite3.OperationalError:  # a catalog built before the table existed
             got = []
+        dtype = np.uint8 if what == "profile" else np.dtype("<f4")
         if not got:
-            return np.zeros(0, np.int64), np.zeros((0, 0), np.uint8 if what == "profile" else np.float32)
-        dtype = np.uint8 if what == "profile" else "<f4"
+            return np.zeros(0, np.int64), np.zeros((0, 0), dtype)
         rows = np.array([g[0] for g in got], dtype=np.int64)
         return rows, np.stack([np.frombuffer(g[1], dtype=dtype) for g in got]).astype(np.uint8 if what == "profile" else np.float32)
 

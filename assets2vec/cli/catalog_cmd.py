@@ -17,13 +17,13 @@ def add_parser(sub) -> None:
     b = csub.add_parser(
         "build", help="create or update CATALOG from RUN",
         description="Store RUN's assets (metadata, attributes, thumbnails, latent codes) in CATALOG's SQLite database "
-        "and write FAISS indexes for the shape, texture and joint spaces, and for the geometry space (each shape code's "
-        "density decoded by the network and projected to 64 numbers; best for fine shape attributes such as the number "
-        "of legs). Rerun after 'assets2vec embed' to add only the new assets; tags and predictions are kept.")
+        "and write FAISS indexes for the shape, texture and joint spaces, and for two spaces decoded by the network: geometry (each shape code's "
+        "density as three silhouettes reduced to 64 numbers; best for fine shape attributes such as the number of legs) "
+        "and appearance (a histogram of the colours on the asset's surface; best for colour). Rerun after 'assets2vec embed' to add only the new assets; tags and predictions are kept.")
     b.add_argument("run", type=Path, metavar="RUN", help="trained run folder")
     b.add_argument("catalog", type=Path, metavar="CATALOG", help="catalog folder (created if missing)")
-    b.add_argument("--no-geometry", action="store_true",
-                   help="skip the geometry space (it costs one density pass per new asset, ~26 ms on 2 CPU cores)")
+    b.add_argument("--no-decoded", action="store_true",
+                   help="skip the geometry and appearance spaces (they cost ~90 ms per new asset on 2 CPU cores)")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=run_build)
 
@@ -46,7 +46,7 @@ def add_parser(sub) -> None:
 def run_build(args: argparse.Namespace) -> int:
     from assets2vec.catalog.build import build_catalog
 
-    summary = build_catalog(args.run, args.catalog, progress=not args.quiet, geometry=not args.no_geometry,
+    summary = build_catalog(args.run, args.catalog, progress=not args.quiet, decoded=not args.no_decoded,
                             log=lambda m: print(m, file=sys.stderr))
     print(json.dumps(summary))
     return 0

@@ -11,7 +11,7 @@ from assets2vec.catalog.spaces import FEATURE_SPACES
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
-        "search", help="nearest assets to an asset (--like) or to a photo (--image), in shape, texture, joint or geometry space",
+        "search", help="nearest assets to an asset (--like) or to a photo (--image), in a code space (shape, texture, joint) or a decoded one (geometry, appearance)",
         description="Similarity search in a catalog. --like ID ranks the assets nearest to a catalog asset; "
         "--image PHOTO inverts the photo through the NeRF (camera unknown) and ranks the assets nearest to its "
         "fitted codes. --where filters by attributes, manual tags and predicted tags, e.g. \"family=chair, legs=4|5\".")

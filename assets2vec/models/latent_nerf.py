@@ -155,6 +155,13 @@ class LatentNeRFModel(Model):
         frustums = Frustums(origins=positions, directions=torch.zeros_like(positions), starts=zeros, ends=zeros, pixel_area=zeros)
         return self._field(RaySamples(frustums=frustums, metadata={"shape_code": shape_code}), density_only=True)
 
+    def colour_at(self, positions: Tensor, directions: Tensor, shape_code: Tensor, texture_code: Tensor) -> Tensor:
+        """Colour (N, 3) at points (N, 3) seen along unit `directions` (N, 3), for per-point codes (N, ds), (N, dt)."""
+        zeros = torch.zeros_like(positions[:, :1])
+        frustums = Frustums(origins=positions, directions=directions, starts=zeros, ends=zeros, pixel_area=zeros)
+        samples = RaySamples(frustums=frustums, metadata={"shape_code": shape_code, "texture_code": texture_code})
+        return self._field(samples)[FieldHeadNames.RGB]
+
     def occupancy_grids(self, shape_codes: Tensor) -> Tensor:
         """(U, R, R, R) occupancy of U shape codes, cached while the weights are frozen."""
         out = []

@@ -1,4 +1,4 @@
-"""The geometry space: decoded profiles, the frozen PCA, and the catalog's use of them."""
+"""The decoded spaces: geometry profiles and their frozen PCA, appearance histograms, and the catalog's use of them."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from assets2vec import Catalog
+from assets2vec.catalog.appearance import BINS, appearance_vectors, decode_appearance
 from assets2vec.catalog.build import _store_geometry, build_catalog, index_path
 from assets2vec.catalog.geometry import GEOMETRY_DIM, GeometryPCA, decode_profiles
 from assets2vec.catalog.store import CatalogError, Store
@@ -68,12 +69,12 @@ def test_pca_is_refit_when_the_catalog_doubles(tmp_path):
     with store.write():
         _store_geometry(store, {4: profiles[4]}, True, "ck")  # 5 < 2 x 4: same PCA
     assert GeometryPCA.from_json(store.get_meta("geometry_pca")).n_fit == 4
-    rows, v = store.geometry()
+    rows, v = store.decoded("geometry")
     np.testing.assert_allclose(v, first.transform(profiles[:5]), rtol=1e-6)
     with store.write():
         _store_geometry(store, {r: profiles[r] for r in range(5, 8)}, True, "ck")  # 8 >= 2 x 4: refit, old vectors redone
     refit = GeometryPCA.from_json(store.get_meta("geometry_pca"))
-    rows, v = store.geometry()
+    rows, v = store.decoded("geometry")
     assert refit.n_fit == 8 and list(rows) == list(range(8))
     np.testing.assert_allclose(v, refit.transform(profiles), rtol=1e-5, atol=1e-6)
     store.close()
@@ -81,9 +82,10 @@ def test_pca_is_refit_when_the_catalog_doubles(tmp_path):
 
 def test_catalog_searches_tags_and_maps_in_geometry_space(run, tmp_path, capsys):
     s = build_catalog(run, tmp_path / "cat", progress=False, log=quiet)
-    assert s["geometry"] == 8 and index_path(tmp_path / "cat", "geometry").is_file()
+    assert s["decoded"] == {"geometry": 8, "appearance": 8}
+    assert index_path(tmp_path / "cat", "geometry").is_file() and index_path(tmp_path / "cat", "appearance").is_file()
     with Catalog.open(tmp_path / "cat") as cat:
-        assert cat.spaces == ("shape", "texture", "joint", "geometry")
+        assert cat.spaces == ("shape", "texture", "joint", "geometry", "appearance")
         assert cat.vectors("geometry").shape == (8, GEOMETRY_DIM)
         a = cat.ids[3]
         # An asset's own codes, decoded again at query time, land on its stored vector.
@@ -103,17 +105,57 @@ def test_catalog_searches_tags_and_maps_in_geometry_space(run, tmp_path, capsys)
     assert '"geometry": "flat"' in capsys.readouterr().out
 
 
-def test_no_geometry_build_is_a_clear_error_and_a_later_build_fills_it_in(run, tmp_path):
+def test_appearance_is_the_opacity_weighted_colour_histogram_of_the_surface(run):
+    model, _, _ = load_run(run)
+    shape, texture = (c.detach().numpy() for c in model.codes(torch.arange(3)))
+    prof = decode_appearance(model, shape, texture, resolution=8)
+    assert prof.shape == (3, BINS ** 3) and prof.dtype == np.uint8
+    # Square roots of a normalised histogram: unit rows, up to the uint8 rounding.
+    np.testing.assert_allclose((appearance_vectors(prof) ** 2).sum(1), 1.0, atol=0.05)
+    # The same histogram by hand for asset 1, from the network's own density and colour.
+    h = model.grid_sampler.half_size
+    axis = (torch.arange(8) + 0.5) / 8 * 2 * h - h
+    pts = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
+    s1, t1 = torch.as_tensor(shape[1]), torch.as_tensor(texture[1])
+    with torch.no_grad():
+        op = 1 - torch.exp(-model.density_at(pts, s1.expand(len(pts), -1)).view(-1).clamp(min=0) * 2 * h / 8)
+        keep = op >= min(0.5, 0.5 * float(op.max()))
+        d = torch.nn.functional.normalize(torch.tensor([0.0, 0.3, 1.0]), dim=0).expand(int(keep.sum()), 3)
+        rgb = model.colour_at(pts[keep], d, s1.expand(len(d), -1), t1.expand(len(d), -1)).clamp(0, 1).numpy()
+    hist, _ = np.histogramdd(rgb, bins=(BINS,) * 3, range=((0, 1),) * 3, weights=op[keep].numpy())
+    np.testing.assert_allclose(prof[1] / 255.0, np.sqrt(hist.ravel() / hist.sum()), atol=1 / 255 + 1e-6)
+    # Another texture on the same shape paints other colours; the same codes paint the same.
+    swapped = decode_appearance(model, shape[[1]], texture[[2]], resolution=8)
+    assert not np.array_equal(swapped[0], prof[1]) or np.array_equal(texture[1], texture[2])
+    np.testing.assert_array_equal(decode_appearance(model, shape[[1]], texture[[1]], resolution=8)[0], prof[1])
+    with pytest.raises(ValueError, match="2 shape codes but 1 texture codes"):
+        decode_appearance(model, shape[:2], texture[:1])
+
+
+def test_catalog_tags_colour_in_appearance_space(run, tmp_path):
+    build_catalog(run, tmp_path / "cat", progress=False, log=quiet)
+    with Catalog.open(tmp_path / "cat") as cat:
+        assert cat.vectors("appearance").shape == (8, BINS ** 3)
+        a = cat.ids[5]
+        sc, tc = cat.codes([a])
+        hit = cat.search_codes(sc[0], tc[0], k=1, space="appearance")[0]
+        assert hit["id"] == a and hit["distance"] < 1e-3
+        fam = dict(zip(cat.ids, cat.values("family")))
+        rep = cat.tag("is_sofa", {i: "yes" if fam[i] == "sofa" else "no" for i in cat.ids[:6]}, space="appearance")
+        assert rep["space"] == "appearance" and len(cat.predict("is_sofa")) == 8
+
+
+def test_no_decoded_build_is_a_clear_error_and_a_later_build_fills_it_in(run, tmp_path):
     cat_dir = tmp_path / "cat"
-    s = build_catalog(run, cat_dir, progress=False, geometry=False, log=quiet)
-    assert s["geometry"] == 0 and not index_path(cat_dir, "geometry").exists()
+    s = build_catalog(run, cat_dir, progress=False, decoded=False, log=quiet)
+    assert s["decoded"] == {"geometry": 0, "appearance": 0} and not index_path(cat_dir, "geometry").exists()
     with Catalog.open(cat_dir) as cat:
-        assert "geometry" not in cat.spaces
+        assert cat.spaces == ("shape", "texture", "joint")
         with pytest.raises(CatalogError, match="no geometry vectors.*catalog build"):
             cat.similar(cat.ids[0], space="geometry")
     s = build_catalog(run, cat_dir, progress=False, log=quiet)
-    assert (s["added"], s["geometry"]) == (0, 8)
+    assert (s["added"], s["decoded"]) == (0, {"geometry": 8, "appearance": 8})
     with Catalog.open(cat_dir) as cat:
         assert cat.vectors("geometry").shape == (8, GEOMETRY_DIM)
     s = build_catalog(run, cat_dir, progress=False, log=quiet)  # nothing new: nothing decoded
-    assert s["geometry"] == 0
+    assert s["decoded"] == {"geometry": 0, "appearance": 0}
