@@ -44,7 +44,7 @@ from render_core.assets.loaders import AssetLoadError, LoadLimits, load_mesh
 from render_core.assets.mesh import MeshData, normalize
 from render_core.assets.records import AssetRecord, write_manifest
 from render_core.rig import RigConfig, intrinsics, make_cameras, rig_angles
-from render_core.shading import Lighting, face_normals_towards_camera, make_renderer, random_lighting
+from render_core.lighting import Lighting, random_lighting
 
 MANIFEST = "manifest.jsonl"
 REPORT = "report.json"
@@ -89,6 +89,8 @@ class MultiviewRenderer:
     """Renders a normalised `MeshData` from every camera of a rig in one batched call."""
 
     def __init__(self, config: RenderConfig, device: torch.device | str = "cpu"):
+        from render_core.shading import make_renderer  # PyTorch3D loads only where something renders
+
         self.config = config
         self.device = torch.device(device)
         self.cameras, self.c2w, self.elev, self.azim = make_cameras(config.rig, self.device)
@@ -109,6 +111,8 @@ class MultiviewRenderer:
         return out
 
     def _render_views(self, mesh: MeshData, lighting: Lighting, views: list[int]) -> dict[str, np.ndarray]:
+        from render_core import shading
+
         V, s, H = len(views), self.config.supersample, self.config.image_size
         cameras = self.cameras[views]
         meshes = mesh.to_meshes(self.device).extend(V)
@@ -121,7 +125,7 @@ class MultiviewRenderer:
         zbuf = fragments.zbuf[:, c::s, c::s, 0]
         mask = p2f[..., 0] >= 0  # (V, H, W)
         depth = torch.where(mask, zbuf, torch.zeros_like(zbuf))
-        normals = face_normals_towards_camera(meshes, p2f, cameras)
+        normals = shading.face_normals_towards_camera(meshes, p2f, cameras)
         return {
             "rgb": (rgb * 255 + 0.5).to(torch.uint8).cpu().numpy(),
             "alpha": (alpha * 255 + 0.5).to(torch.uint8).cpu().numpy(),

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import torch
 
@@ -55,7 +57,23 @@ def _fit(script, data, out, spy_dir, workers):
     if workers > 1:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={workers}"] + cmd[1:]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
-    assert r.returncode == 0, r.stderr[-3000:]
+    if workers > 1 and r.returncode != 0 and "SIGABRT" in r.stderr:
+        # Twice in fresh-clone CI (never in hundreds of local runs) one worker aborted in native code
+        # ("terminate called without an active exception") while still importing: PIL was loaded and
+        # PyTorch3D's extension, the next one, was not. Training no longer loads that extension at all;
+        # should an abort still happen, keep the evidence and run once more. The retry must then pass
+        # every check below.
+        (out.parent / f"{out.name}-aborted-stderr.txt").write_text(r.stderr)
+        warnings.warn(f"a torchrun worker aborted; retrying once. Its stderr:\n{_native_stacks(r.stderr)}")
+        shutil.rmtree(out, ignore_errors=True)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, _native_stacks(r.stderr)
+
+
+def _native_stacks(stderr: str) -> str:
+    """The faulthandler dump (every thread's Python stack) if there is one, else the tail."""
+    start = stderr.find("Fatal Python error")
+    return stderr[start : start + 6000] if start >= 0 else stderr[-3000:]
 
 
 def test_two_workers_match_one_process_and_reduce_only_batch_rows(small_dataset, tmp_path):
