@@ -173,7 +173,7 @@ def _new_profiles(store: Store, run: Path, ids: list[str], shape: np.ndarray, te
     """{space: {index in `ids`: profile}} for every asset without a current profile (decoded outside the transaction)."""
     need = {}
     for space in DECODED_SPACES:
-        have = set(store.decoded(space)[0].tolist()) if same_network else set()
+        have = store.decoded_rows(space) if same_network else set()
         need[space] = [i for i, a in enumerate(ids) if rows_by_id.get(a) not in have]
     if not any(need.values()):
         return {}

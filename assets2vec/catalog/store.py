@@ -207,6 +207,13 @@ class Store:
         self.conn.executemany("UPDATE decoded SET vector=? WHERE space=? AND asset_row=?",
                               [(_blob(v), space, int(r)) for r, v in zip(rows, vectors)])
 
+    def decoded_rows(self, space: str) -> set[int]:
+        """Rows that have a vector in decoded `space` (none for a catalog built before the table existed)."""
+        try:
+            return {r for r, in self.conn.execute("SELECT asset_row FROM decoded WHERE space=?", (space,))}
+        except sqlite3.OperationalError:
+            return set()
+
     def decoded(self, space: str, what: str = "vector") -> tuple[np.ndarray, np.ndarray]:
         """(rows (n,), vectors (n, k) float32 or profiles (n, D) uint8) of a decoded space, in row order; empty when never computed."""
         if what not in ("vector", "profile"):
