@@ -205,7 +205,7 @@ class Catalog:
 
             self._bank = run_bank(self._run, model, rig, size)
         r = invert(model, [img], K, rig=rig, config=InversionConfig(seed=seed), bank=self._bank)
-        s, t = r.shape_code.numpy(), r.texture_code.numpy()
+        s, t = r.shape_code.cpu().numpy(), r.texture_code.cpu().numpy()
         return {"neighbours": self.search_codes(s, t, k, space, where), "shape_code": s, "texture_code": t,
                 "fit_psnr": round(float(r.score), 2), "camera_index": r.camera_index, "seconds": round(r.seconds, 2),
                 "render": _render(model, r.c2w, K, size, r.shape_code, r.texture_code)}

@@ -95,7 +95,7 @@ class CodeBank:
             for c in range(0, N, per):
                 n = min(per, N - c)
                 bundle = RayBundle(origins=origins[k].repeat(n, 1), directions=directions[k].repeat(n, 1),
-                                   pixel_area=torch.ones(n * G, 1),
+                                   pixel_area=torch.ones(n * G, 1, device=origins.device),
                                    metadata={"shape_code": shape[c:c + n].repeat_interleave(G, 0),
                                              "texture_code": texture[c:c + n].repeat_interleave(G, 0)})
                 out = model.render_uniform(bundle, num_samples)

@@ -354,4 +354,4 @@ def nearest_codes(model: LatentNeRFModel, shape: torch.Tensor, texture: torch.Te
         table, query = table / std, query / std
     d = torch.linalg.norm(table - query, dim=1)
     order = torch.argsort(d)[:k]
-    return d[order].numpy(), order.numpy()
+    return d[order].cpu().numpy(), order.cpu().numpy()

@@ -59,7 +59,7 @@ def interpolation(model: LatentNeRFModel, a: int, b: int, rig: RigConfig, size: 
 
 def principal_components(codes: torch.Tensor, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean (d,), components (n, d) and their standard deviations (n,) of a code table."""
-    x = codes.detach().numpy().astype(np.float64)
+    x = codes.detach().cpu().numpy().astype(np.float64)
     n = min(n, x.shape[0], x.shape[1])
     pca = PCA(n_components=n, svd_solver="full").fit(x)
     return pca.mean_, pca.components_, np.sqrt(pca.explained_variance_)

@@ -75,7 +75,8 @@ class MultiAssetDataManager(DataManager):
         super().__init__()
         self.train_table = build_ray_table(self.dataset, self.asset_ids, "train", config.n_holdout, config.seed)
         self.eval_table = build_ray_table(self.dataset, self.asset_ids, "heldout", config.n_holdout, config.seed)
-        gen = torch.Generator().manual_seed(config.seed)
+        # Each of ns-train's GPUs (--machine.num-devices) must draw its own rays, or they all train on the same ones.
+        gen = torch.Generator().manual_seed(config.seed + local_rank)
         per_asset = max(1, config.rays_per_batch // config.assets_per_batch)
         self.train_batcher = AssetBatcher(self.train_table, config.assets_per_batch, per_asset, gen, config.foreground_fraction)
         self.eval_batcher = AssetBatcher(self.eval_table, config.assets_per_batch, per_asset, torch.Generator().manual_seed(config.seed + 1), config.foreground_fraction)

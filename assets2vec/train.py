@@ -160,7 +160,11 @@ def fit(
     data, out = Path(data), Path(out)
     device = torch.device(device)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        visible = torch.cuda.device_count()
+        if visible == 0:
+            raise RuntimeError("--device cuda, but this process sees no CUDA device")
+        # A scheduler that gives each process only its own GPU (CUDA_VISIBLE_DEVICES) shows it as cuda:0.
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % visible)
         torch.cuda.set_device(device)
     rank, world_size = ddp.init_from_env(device)
     try:
@@ -217,6 +221,8 @@ def _fit(data, out, config, resume, device, progress, log, on_step, ddp, rank, w
         optimizer.load_state_dict(state["optimizer"])
         batcher.load_state_dict(state["batcher"])
         torch.set_rng_state(state["torch_rng"])
+        if device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)  # nerfstudio's stratified jitter draws on the GPU
         step, horizon, elapsed_before = int(state["step"]), int(state["horizon"]), float(state["train_seconds"])
         log(f"fit: resuming {out} at step {step} of {horizon}")
     elif main:
@@ -238,6 +244,7 @@ def _fit(data, out, config, resume, device, progress, log, on_step, ddp, rank, w
         return {
             "config": config.to_json(), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
             "batcher": batcher.state_dict(), "torch_rng": torch.get_rng_state(), "asset_ids": asset_ids,
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
             "step": step, "horizon": horizon, "train_seconds": elapsed_before + (time.time() - t_loop),
             "dataset": str(data.resolve()), "history": history,
         }

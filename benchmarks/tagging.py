@@ -19,6 +19,11 @@ disentanglement check uses balanced accuracy against that chance.
 A reference column, "silhouettes", classifies the ground-truth alpha masks of every
 training view (PCA to 64 numbers, as the geometry space does): what the same few-shot
 classifiers reach from perfect multi-view silhouettes, which real assets do not come with.
+`--silhouettes DATASET` takes them from another rendering of the same library instead (e.g.
+one at 128²), to see whether resolution is what limits that reference.
+
+`errors` in the output lists, for the geometry space at the largest label count, which
+(family, true, predicted) mistakes the held-out assets get, summed over the seeds.
 
 Writes benchmarks/results/tagging.json; prints one JSON line last.
 """
@@ -31,6 +36,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +53,8 @@ SHAPE_ATTRS = ("legs", "base", "armrests", "family")
 TEXTURE_ATTRS = ("colour", "pattern", "frame")
 
 
-def run_cell(X: np.ndarray, y: np.ndarray, per_class: int, seed: int, standardize: bool = True) -> dict | None:
+def run_cell(X: np.ndarray, y: np.ndarray, per_class: int, seed: int, standardize: bool = True,
+             family: np.ndarray | None = None) -> dict | None:
     rng = np.random.default_rng(seed)
     classes, counts = np.unique(y, return_counts=True)
     kept = classes[counts >= per_class + 5]
@@ -59,17 +66,20 @@ def run_cell(X: np.ndarray, y: np.ndarray, per_class: int, seed: int, standardiz
         warnings.simplefilter("ignore")
         clf = AttributeClassifier(random_state=seed, standardize=standardize).fit(X[train], y[train])
         pred = clf.predict(X[test])
+    wrong = np.flatnonzero(pred != y[test])
+    errors = Counter((str(family[test[i]]) if family is not None else "", str(y[test[i]]), str(pred[i])) for i in wrong)
     return {"accuracy": accuracy_score(y[test], pred), "balanced_accuracy": balanced_accuracy_score(y[test], pred),
             "chance": 1.0 / len(kept), "classes": len(kept), "dropped": sorted(set(classes) - set(kept)),
-            "model": clf.model_name_, "test": int(len(test))}
+            "model": clf.model_name_, "test": int(len(test)), "errors": errors}
 
 
-def silhouettes(cat: Catalog, run: Path) -> np.ndarray:
-    """(n, 64) PCA coordinates of every asset's ground-truth alpha over all its rendered views."""
+def silhouettes(cat: Catalog, run: Path, dataset: Path | None = None) -> np.ndarray:
+    """(n, 64) PCA coordinates of every asset's ground-truth alpha over all its rendered views
+    (the run's training dataset, or `dataset`, another rendering of the same assets)."""
     from assets2vec.checkpoint import load_checkpoint
     from render_core.dataset import RenderedDataset
 
-    ds = RenderedDataset(load_checkpoint(run)["dataset"])
+    ds = RenderedDataset(dataset if dataset is not None else load_checkpoint(run)["dataset"])
     alpha = np.stack([(ds.load(i).alpha.reshape(-1) * 255).round().astype(np.uint8) for i in cat.ids])
     return GeometryPCA.fit(alpha).transform(alpha)
 
@@ -79,6 +89,8 @@ def main() -> None:
     ap.add_argument("run", type=Path, help="trained run (its catalog is built in a temporary folder)")
     ap.add_argument("--labels", default="5,10,20", help="labels per class")
     ap.add_argument("--repeats", type=int, default=3, help="seeds per cell")
+    ap.add_argument("--silhouettes", type=Path, default=None, metavar="DATASET",
+                    help="take the reference silhouettes from this rendering of the same assets (default: the run's dataset)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     t0 = time.time()
@@ -87,17 +99,24 @@ def main() -> None:
         with Catalog.open(Path(tmp) / "cat") as cat:
             spaces = {s: cat.vectors(s) for s in ("shape", "texture", "joint", "geometry", "appearance")}
             truth = {a: cat.values(a) for a in SHAPE_ATTRS + TEXTURE_ATTRS}
+            family = np.array([str(v) for v in cat.values("family")])
             n = len(cat)
-            spaces["silhouettes"] = silhouettes(cat, args.run)
+            spaces["silhouettes"] = silhouettes(cat, args.run, args.silhouettes)
+    top = max(int(x) for x in args.labels.split(","))
+    errors = {}
     table = []
     for attr in SHAPE_ATTRS + TEXTURE_ATTRS:
         has = np.array([v is not None for v in truth[attr]])
         y = np.array([str(v) for v in truth[attr]])[has]
         for per_class in [int(x) for x in args.labels.split(",")]:
             for space, X in spaces.items():
-                cells = [c for c in (run_cell(X[has], y, per_class, s, space in ("shape", "texture", "joint")) for s in range(args.repeats)) if c]
+                cells = [c for c in (run_cell(X[has], y, per_class, s, space in ("shape", "texture", "joint"), family[has])
+                                     for s in range(args.repeats)) if c]
                 if not cells:
                     continue
+                if space == "geometry" and per_class == top and attr in SHAPE_ATTRS:
+                    summed = sum((c["errors"] for c in cells), Counter())
+                    errors[attr] = [{"family": f, "true": t, "predicted": p, "count": k} for (f, t, p), k in summed.most_common()]
                 row = {"attribute": attr, "kind": "shape" if attr in SHAPE_ATTRS else "texture", "labels_per_class": per_class,
                        "space": space, "assets": int(has.sum()), "classes": cells[0]["classes"], "dropped": cells[0]["dropped"],
                        "chance": round(cells[0]["chance"], 4),
@@ -112,7 +131,6 @@ def main() -> None:
     def cell(attr, per_class, space):
         return next((r for r in table if r["attribute"] == attr and r["labels_per_class"] == per_class and r["space"] == space), None)
 
-    top = max(int(x) for x in args.labels.split(","))
     shape_ok = {space: {a: cell(a, top, space)["accuracy"] >= 0.95 for a in SHAPE_ATTRS if cell(a, top, space)}
                 for space in ("shape", "geometry")}
     leak = {}
@@ -123,7 +141,8 @@ def main() -> None:
                 leak[f"{a} from {other}"] = {"space": other, "balanced_accuracy": c["balanced_accuracy"], "chance": c["chance"],
                                              "within_10_points": c["balanced_accuracy"] - c["chance"] <= 0.10}
     res = {"run": str(args.run), "assets": n, "repeats": args.repeats, "seconds": round(time.time() - t0, 1), "table": table,
-           "targets": {"shape_attributes_95_from_shape_codes": shape_ok, "cross_space_within_10_points_of_chance": leak}}
+           "targets": {"shape_attributes_95_from_shape_codes": shape_ok, "cross_space_within_10_points_of_chance": leak},
+           "errors": {"space": "geometry", "labels_per_class": top, "repeats": args.repeats, "by_attribute": errors}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2) + "\n")
     print(json.dumps(res))

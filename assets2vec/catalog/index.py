@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,22 @@ SUBSET_EXACT_LIMIT = 30_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 64
+# FAISS's GPU k-selection handles k up to 2048 (GPU_MAX_SELECTION_K); larger k is answered on the CPU.
+GPU_MAX_K = 2048
+
+# One FAISS GPU resource object per process: each reserves its own scratch memory on the device
+# the model shares, and GPU indexes are not thread-safe even for search (Streamlit serves each
+# session in its own thread), so their searches are serialised.
+_GPU_RESOURCES = None
+_GPU_LOCK = threading.Lock()
+
+
+def _gpu_resources():
+    global _GPU_RESOURCES
+    with _GPU_LOCK:
+        if _GPU_RESOURCES is None:
+            _GPU_RESOURCES = faiss.StandardGpuResources()
+        return _GPU_RESOURCES
 
 
 class IndexFileError(ValueError):
@@ -76,6 +93,8 @@ class LatentIndex:
         self.vectors = np.zeros((0, self.dim), np.float32)
         self.index: faiss.Index | None = None
         self.built_kind: str | None = None
+        self.on_gpu = False
+        self._cpu_index: faiss.Index | None = None  # the CPU twin of a GPU index: for k > GPU_MAX_K and for writing
 
     @property
     def ntotal(self) -> int:
@@ -103,10 +122,9 @@ class LatentIndex:
 
     def _maybe_gpu(self, index):
         # FAISS runs flat indexes on the GPU; HNSW stays on the CPU (FAISS has no GPU HNSW).
-        if self.use_gpu and isinstance(index, faiss.IndexFlatL2) and gpu_available():
-            self._gpu_res = faiss.StandardGpuResources()
-            return faiss.index_cpu_to_gpu(self._gpu_res, 0, index)
-        return index
+        self.on_gpu = bool(self.use_gpu and isinstance(index, faiss.IndexFlatL2) and gpu_available())
+        self._cpu_index = index if self.on_gpu else None
+        return faiss.index_cpu_to_gpu(_gpu_resources(), 0, index) if self.on_gpu else index
 
     def search(self, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(D, I), each (nq, k): squared L2 distances and positions, nearest first, -1 padded."""
@@ -115,7 +133,14 @@ class LatentIndex:
         x = _check_queries(x, self.dim)
         if self.ntotal == 0:
             return _pad(np.zeros((len(x), 0), np.float32), np.zeros((len(x), 0), np.int64), k)
-        D, I = self.index.search(x, min(k, self.ntotal))
+        kk = min(k, self.ntotal)
+        if not self.on_gpu:
+            D, I = self.index.search(x, kk)
+        elif kk > GPU_MAX_K:
+            D, I = self._cpu_index.search(x, kk)
+        else:
+            with _GPU_LOCK:
+                D, I = self.index.search(x, kk)
         return _pad(D, I, k)
 
     def restrict(self, positions: np.ndarray) -> "RestrictedIndex":
@@ -129,7 +154,7 @@ class LatentIndex:
     def write(self, path: str | Path) -> None:
         """Write `path` (FAISS bytes) and `path.json` (sidecar) atomically."""
         path = Path(path)
-        cpu = faiss.index_gpu_to_cpu(self.index) if self.use_gpu and gpu_available() and self.built_kind == "flat" else self.index
+        cpu = self._cpu_index if self.on_gpu else self.index
         data = faiss.serialize_index(cpu).tobytes()
         atomic_write_bytes(path, data)
         atomic_write_json(path.with_suffix(path.suffix + ".json"), {

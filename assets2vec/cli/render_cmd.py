@@ -48,6 +48,13 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _worker_device(device: str, i: int) -> str:
+    """Worker i's device: plain "cuda" spreads the workers over every visible GPU, round robin."""
+    if device == "cuda" and torch.cuda.device_count() > 1:
+        return f"cuda:{i % torch.cuda.device_count()}"
+    return device
+
+
 def _run_workers(args: argparse.Namespace, library, device: str) -> dict:
     """One `render --shard i/N` process per worker into OUT.shards/, a joint progress bar, then merge."""
     import os
@@ -70,7 +77,7 @@ def _run_workers(args: argparse.Namespace, library, device: str) -> dict:
         base += ["--manifest", str(args.manifest)]
     # Split the cores between workers: oversubscribed threads slow everyone down.
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // n))}
-    procs = [subprocess.Popen(base[:5] + [str(d), "--shard", f"{i}/{n}"] + base[5:], env=env,
+    procs = [subprocess.Popen(base[:5] + [str(d), "--shard", f"{i}/{n}"] + base[5:-1] + [_worker_device(device, i)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i, d in enumerate(dirs)]
     bar = tqdm(total=len(library.records), desc=f"render x{n}", unit="asset", disable=args.quiet)
     try:

@@ -222,6 +222,44 @@ def test_index_files_detect_stale_vectors(tmp_path):
         LatentIndex.read(tmp_path / "i.faiss", X + 1)
 
 
+def test_gpu_flat_index_routing_with_a_stand_in_gpu(tmp_path, monkeypatch):
+    """No GPU here: a stand-in for FAISS's GPU flat index (which refuses k > 2048, as the real one
+    does) checks what the catalog sends to it, what goes to the CPU twin, and what is written."""
+    import faiss
+
+    from assets2vec.catalog import index as index_mod
+
+    class StandInGpuFlat:
+        def __init__(self, cpu):
+            self.cpu, self.calls = cpu, []
+
+        def search(self, x, k):
+            if k > 2048:
+                raise RuntimeError("GPU index only supports k <= 2048")
+            self.calls.append(k)
+            return self.cpu.search(x, k)
+
+    made = []
+    monkeypatch.setattr(index_mod, "gpu_available", lambda: True)
+    monkeypatch.setattr(index_mod, "_GPU_RESOURCES", None)
+    monkeypatch.setattr(faiss, "StandardGpuResources", lambda: made.append(1) or object(), raising=False)
+    monkeypatch.setattr(faiss, "index_cpu_to_gpu", lambda res, dev, cpu: StandInGpuFlat(cpu), raising=False)
+    X = np.random.default_rng(0).normal(size=(3000, 8)).astype(np.float32)
+    idx = index_mod.LatentIndex(8, "flat", use_gpu=True)
+    idx.add(X)
+    other = index_mod.LatentIndex(8, "flat", use_gpu=True)
+    other.add(X[:10])
+    assert idx.on_gpu and len(made) == 1  # one GPU resource object per process
+    _, I_small = idx.search(X[:3], 5)
+    _, I_big = idx.search(X[:3], 2500)  # beyond the GPU's k: answered by the CPU twin
+    assert idx.index.calls == [5]
+    assert list(I_small[:, 0]) == [0, 1, 2] and I_big.shape == (3, 2500) and list(I_big[:, 0]) == [0, 1, 2]
+    idx.write(tmp_path / "g.faiss")  # writes the CPU twin, readable anywhere
+    monkeypatch.setattr(index_mod, "gpu_available", lambda: False)
+    back = index_mod.LatentIndex.read(tmp_path / "g.faiss", X, use_gpu=True)
+    assert not back.on_gpu and back.search(X[:3], 5)[1].tolist() == I_small.tolist()
+
+
 def test_sparse_regions_find_a_known_hole():
     from assets2vec.catalog.density import sample_in_region, sparse_regions
 

@@ -106,3 +106,13 @@ def test_console_script_demo(tmp_path):
     # A held-out view was searched with, which left the run's inversion bank behind.
     assert (tmp_path / "demo" / "photo.png").is_file() and "--image" in res.stdout and " found " in res.stdout
     assert list((tmp_path / "demo" / "run" / "inversion_bank").glob("*.npz"))
+
+
+def test_render_workers_spread_over_the_visible_gpus(monkeypatch):
+    from assets2vec.cli.render_cmd import _worker_device
+
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 2)
+    assert [_worker_device("cuda", i) for i in range(3)] == ["cuda:0", "cuda:1", "cuda:0"]
+    assert _worker_device("cuda:1", 0) == "cuda:1" and _worker_device("cpu", 1) == "cpu"
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 1)
+    assert _worker_device("cuda", 1) == "cuda"
