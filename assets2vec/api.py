@@ -173,10 +173,13 @@ class Catalog:
         if self._feature_space(space) not in DECODED_SPACES:
             return self.transform.vectors(space, shape, texture)
         from assets2vec.catalog.appearance import appearance_vectors, decode_appearance
-        from assets2vec.catalog.geometry import GeometryPCA, decode_profiles
+        from assets2vec.catalog.geometry import PROFILE_KIND, GeometryPCA, decode_profiles
 
         if space == "appearance":
             return appearance_vectors(decode_appearance(self.model()[0], shape, texture))
+        if self.store.get_meta("geometry_profile") != PROFILE_KIND:
+            raise CatalogError(f"{self.path}: this catalog's geometry space was decoded by an older assets2vec; "
+                               f"run 'assets2vec catalog build RUN {self.path}' to decode it again")
         if self._geometry_pca is None:
             self._geometry_pca = GeometryPCA.from_json(self.store.get_meta("geometry_pca"))
         return self._geometry_pca.transform(decode_profiles(self.model()[0], shape))

@@ -22,6 +22,12 @@ classifiers reach from perfect multi-view silhouettes, which real assets do not 
 `--silhouettes DATASET` takes them from another rendering of the same library instead (e.g.
 one at 128²), to see whether resolution is what limits that reference.
 
+A second reference, "mesh", runs each asset's own mesh through the geometry space's
+recipe (surface points voxelised on the same grid, cropped to the object's box, projected,
+PCA): what the geometry space would give if the network decoded every asset perfectly.
+The gap between "geometry" and "mesh" is what better training would buy; the gap
+between "mesh" and 100 % is the descriptor and the few labels.
+
 `errors` in the output lists, for the geometry space at the largest label count, which
 (family, true, predicted) mistakes the held-out assets get, summed over the seeds.
 
@@ -84,11 +90,43 @@ def silhouettes(cat: Catalog, run: Path, dataset: Path | None = None) -> np.ndar
     return GeometryPCA.fit(alpha).transform(alpha)
 
 
+def mesh_profiles(cat: Catalog, run: Path) -> np.ndarray:
+    """(n, 64) PCA coordinates of each asset's mesh put through the geometry space's profiles: surface
+    points (80,000 per asset, seeded) marked on the same grid over the same scene box, then `box_profile`."""
+    import torch
+    import trimesh
+
+    from assets2vec.catalog.geometry import PROFILE_RESOLUTION, box_profile
+    from render_core.assets.library import open_library
+    from render_core.assets.loaders import load_mesh
+    from render_core.assets.mesh import normalize
+    from render_core.dataset import RenderedDataset
+
+    from assets2vec.train import load_run
+
+    model, _, state = load_run(run)
+    half = model.grid_sampler.half_size
+    ds = RenderedDataset(state["dataset"])
+    lib = open_library(ds.header["source_library"])
+    by_id = {r.id: r for r in lib.records}
+    r = PROFILE_RESOLUTION
+    out = []
+    for asset_id in cat.ids:
+        mesh, _ = normalize(load_mesh(lib.path_of(by_id[asset_id])), ds.config.up_axis)
+        pts, _ = trimesh.sample.sample_surface(trimesh.Trimesh(mesh.verts, mesh.faces, process=False), 80_000, seed=0)
+        idx = np.clip(((pts + half) / (2 * half) * r).astype(int), 0, r - 1)
+        grid = torch.zeros(r, r, r)
+        grid[idx[:, 0], idx[:, 1], idx[:, 2]] = 1.0
+        out.append((box_profile(grid) * 255).round().to(torch.uint8).numpy())
+    out = np.stack(out)
+    return GeometryPCA.fit(out).transform(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path, help="trained run (its catalog is built in a temporary folder)")
     ap.add_argument("--labels", default="5,10,20", help="labels per class")
-    ap.add_argument("--repeats", type=int, default=3, help="seeds per cell")
+    ap.add_argument("--repeats", type=int, default=10, help="seeds per cell (the armrest test set is ~40 chairs, so 3 seeds swing a cell by +-5 points)")
     ap.add_argument("--silhouettes", type=Path, default=None, metavar="DATASET",
                     help="take the reference silhouettes from this rendering of the same assets (default: the run's dataset)")
     ap.add_argument("--out", type=Path, default=RESULTS)
@@ -102,6 +140,7 @@ def main() -> None:
             family = np.array([str(v) for v in cat.values("family")])
             n = len(cat)
             spaces["silhouettes"] = silhouettes(cat, args.run, args.silhouettes)
+            spaces["mesh"] = mesh_profiles(cat, args.run)
     top = max(int(x) for x in args.labels.split(","))
     errors = {}
     table = []

@@ -21,16 +21,17 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from assets2vec.catalog.geometry import PROFILE_RESOLUTION, check_codes, opacity_grid
+from assets2vec.catalog.geometry import check_codes, opacity_grid
 from assets2vec.model_components.occupancy import cell_centres
 
+RESOLUTION = 32  # grid whose occupied cells are coloured
 BINS = 6  # per RGB channel: 216 bins
 MAX_POINTS = 3000
 VIEW_DIRECTION = (0.0, 0.3, 1.0)  # slightly from above, as the rig mostly looks
 
 
 @torch.no_grad()
-def decode_appearance(model, shape_codes: np.ndarray, texture_codes: np.ndarray, resolution: int = PROFILE_RESOLUTION,
+def decode_appearance(model, shape_codes: np.ndarray, texture_codes: np.ndarray, resolution: int = RESOLUTION,
                       bins: int = BINS, progress: bool = False) -> np.ndarray:
     """(n, bins^3) uint8 square-root colour histograms of assets with codes shape (n, ds), texture (n, dt)."""
     shape = check_codes(model, shape_codes, "shape")

@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from assets2vec.catalog.appearance import appearance_vectors, decode_appearance
-from assets2vec.catalog.geometry import GeometryPCA, decode_profiles
+from assets2vec.catalog.geometry import PROFILE_KIND, GeometryPCA, decode_profiles
 from assets2vec.catalog.index import LatentIndex, gpu_available
 from assets2vec.catalog.spaces import DECODED_SPACES, SPACES, SpaceTransform
 from assets2vec.catalog.store import DB_NAME, CatalogError, Store
@@ -172,8 +172,9 @@ def _new_profiles(store: Store, run: Path, ids: list[str], shape: np.ndarray, te
                   same_network: bool, progress: bool) -> dict[str, dict[int, np.ndarray]]:
     """{space: {index in `ids`: profile}} for every asset without a current profile (decoded outside the transaction)."""
     need = {}
+    current = {"geometry": store.get_meta("geometry_profile") == PROFILE_KIND, "appearance": True}
     for space in DECODED_SPACES:
-        have = store.decoded_rows(space) if same_network else set()
+        have = store.decoded_rows(space) if same_network and current[space] else set()
         need[space] = [i for i, a in enumerate(ids) if rows_by_id.get(a) not in have]
     if not any(need.values()):
         return {}
@@ -191,11 +192,15 @@ def _new_profiles(store: Store, run: Path, ids: list[str], shape: np.ndarray, te
 
 def _store_geometry(store: Store, new: dict[int, np.ndarray], same_network: bool, checkpoint_name: str) -> None:
     """Write new profiles and their vectors; refit the PCA (and every stored vector) when there is none yet,
-    the network changed, or the catalog has grown `REFIT_GROWTH` times since the fit."""
+    the network or the kind of profile changed, or the catalog has grown `REFIT_GROWTH` times since the fit."""
     rows = np.array(sorted(new), dtype=np.int64)
     fresh = np.stack([new[int(r)] for r in rows])
+    same_kind = store.get_meta("geometry_profile") == PROFILE_KIND
+    if not same_kind:  # profiles of an older kind cannot share a PCA with these
+        store.drop_decoded("geometry")
+        store.set_meta("geometry_profile", PROFILE_KIND)
     old = store.get_meta("geometry_pca")
-    pca = GeometryPCA.from_json(old) if old is not None and same_network else None
+    pca = GeometryPCA.from_json(old) if old is not None and same_network and same_kind else None
     old_rows, old_profiles = store.decoded("geometry", "profile")
     keep = ~np.isin(old_rows, rows)
     n_total = int(keep.sum()) + len(rows)

@@ -3,14 +3,24 @@
 A shape code is a point in a space the network learned; fine parts (how many legs, how
 thick an armrest) are in the geometry it decodes to but are not laid out linearly in the
 code. Here each shape code's density is decoded by the frozen network on an R^3 grid over
-the object's box, turned into per-cell opacity, and max-projected along the three axes:
-three R x R silhouettes ("profiles", stored as uint8). A PCA fitted over the catalog's
-profiles maps them to `GEOMETRY_DIM` coordinates, unwhitened so that the many
-low-variance components do not drown the few that carry the shape.
+the scene box and turned into per-cell opacity. The grid is then cropped to the object's
+own box (per axis, the cells whose opacity reaches `BOX_OPACITY` somewhere in their
+slice), resampled to S^3 and max-projected along the three axes: three S x S silhouettes
+("profiles", stored as uint8). A PCA fitted over the catalog's profiles maps them to
+`GEOMETRY_DIM` coordinates, unwhitened so that the many low-variance components do not
+drown the few that carry the shape.
+
+Why the crop: assets are scaled so that their longest side is 1, so the same part sits at
+different places in the scene box (a sofa's feet are low in a long sofa's box, higher in a
+short one's). Stretched to its own box, "the bottom tenth of the object" is the same cells
+for every asset, which is what a few-shot linear classifier can use. Measured on the
+400-asset benchmark run (10 seeds, 20 labels per class): legs 80.3 -> 88.6 %, armrests
+77.8 -> 85.3 %, base 92.1 -> 94.2 %, family 99.2 -> 97.9 %. The aspect ratio the crop
+drops is still in the shape space.
 
 Nothing but the shape code goes in (density never reads the texture code), so this space
 is as free of texture as the shape space. Cost: one density pass of R^3 points per asset
-(about 26 ms at R = 32 on 2 CPU cores).
+(about 26 ms at R = 32 and 85 ms at R = 48 on 2 CPU cores).
 """
 
 from __future__ import annotations
@@ -20,11 +30,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from assets2vec.model_components.occupancy import cell_centres
 
-PROFILE_RESOLUTION = 32
+PROFILE_RESOLUTION = 48  # decoding grid: a sofa's 0.11 m feet are about 2 cells here, 1.6 at 32
+PROFILE_SIZE = 24  # side of the object-box grid that is projected (32 measured no better)
+BOX_OPACITY = 0.5  # a slice belongs to the object's box when one of its cells is at least this opaque
+PROFILE_KIND = f"box{PROFILE_SIZE}@{PROFILE_RESOLUTION}"  # stored with a catalog: other profiles are decoded again
 GEOMETRY_DIM = 64
 REFIT_GROWTH = 2.0  # refit the PCA once the catalog holds this many times the assets it was fitted on
 MAX_FIT = 20_000  # profiles the PCA is fitted on at most (a seeded sample beyond that)
@@ -45,18 +59,37 @@ def opacity_grid(model, shape_code: torch.Tensor, points: torch.Tensor, cell: fl
     return 1.0 - torch.exp(-sigma.clamp(min=0) * cell)
 
 
+def object_box(opacity: torch.Tensor, threshold: float = BOX_OPACITY) -> tuple[slice, slice, slice]:
+    """Per axis of an (R, R, R) opacity grid, the slices from the first to the last one holding a cell at
+    least `threshold` opaque (the whole axis when none does: an empty decode keeps the scene box)."""
+    box = []
+    for a in range(3):
+        hit = torch.nonzero(opacity.amax(dim=[b for b in range(3) if b != a]) >= threshold).view(-1)
+        box.append(slice(int(hit[0]), int(hit[-1]) + 1) if len(hit) else slice(0, opacity.shape[a]))
+    return tuple(box)
+
+
+def box_profile(opacity: torch.Tensor, size: int = PROFILE_SIZE, threshold: float = BOX_OPACITY) -> torch.Tensor:
+    """(3 size^2,) max-projections along x, y and z of an (R, R, R) opacity grid cropped to `object_box`
+    and trilinearly resampled to size^3; values in [0, 1]."""
+    crop = opacity[object_box(opacity, threshold)].float()[None, None]
+    cube = F.interpolate(crop, size=(size, size, size), mode="trilinear", align_corners=False)[0, 0]
+    return torch.cat([cube.amax(a).reshape(-1) for a in range(3)])
+
+
 @torch.no_grad()
-def decode_profiles(model, shape_codes: np.ndarray, resolution: int = PROFILE_RESOLUTION, progress: bool = False) -> np.ndarray:
-    """(n, 3 R^2) uint8 opacity profiles of shape codes (n, ds), decoded by `model` (a `LatentNeRFModel`)."""
+def decode_profiles(model, shape_codes: np.ndarray, resolution: int = PROFILE_RESOLUTION, size: int = PROFILE_SIZE,
+                    progress: bool = False) -> np.ndarray:
+    """(n, 3 size^2) uint8 object-box profiles of shape codes (n, ds), decoded by `model` (a `LatentNeRFModel`)
+    on a resolution^3 grid."""
     codes = check_codes(model, shape_codes, "shape")
     r, h = resolution, model.grid_sampler.half_size
     device = next(model.parameters()).device
     pts = cell_centres(r, h, device)
-    out = np.zeros((len(codes), 3 * r * r), np.uint8)
+    out = np.zeros((len(codes), 3 * size * size), np.uint8)
     for i in tqdm(range(len(codes)), desc="geometry", unit="asset", disable=not progress):
         opacity = opacity_grid(model, codes[i].to(device), pts, 2 * h / r).view(r, r, r)
-        prof = torch.cat([opacity.amax(a).reshape(-1) for a in range(3)])
-        out[i] = (prof * 255).round().to(torch.uint8).cpu().numpy()
+        out[i] = (box_profile(opacity, size) * 255).round().clamp(0, 255).to(torch.uint8).cpu().numpy()
     return out
 
 

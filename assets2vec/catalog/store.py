@@ -207,6 +207,9 @@ class Store:
         self.conn.executemany("UPDATE decoded SET vector=? WHERE space=? AND asset_row=?",
                               [(_blob(v), space, int(r)) for r, v in zip(rows, vectors)])
 
+    def drop_decoded(self, space: str) -> None:
+        self.conn.execute("DELETE FROM decoded WHERE space=?", (space,))
+
     def decoded_rows(self, space: str) -> set[int]:
         """Rows that have a vector in decoded `space` (none for a catalog built before the table existed)."""
         try:

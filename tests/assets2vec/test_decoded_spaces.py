@@ -9,7 +9,7 @@ import torch
 from assets2vec import Catalog
 from assets2vec.catalog.appearance import BINS, appearance_vectors, decode_appearance
 from assets2vec.catalog.build import _store_geometry, build_catalog, index_path
-from assets2vec.catalog.geometry import GEOMETRY_DIM, GeometryPCA, decode_profiles
+from assets2vec.catalog.geometry import BOX_OPACITY, GEOMETRY_DIM, GeometryPCA, box_profile, decode_profiles, object_box
 from assets2vec.catalog.store import CatalogError, Store
 from assets2vec.cli.main import main
 from assets2vec.train import load_run
@@ -19,23 +19,52 @@ def quiet(_msg):
     """Log sink for the library calls under test: their messages are not what is checked."""
 
 
-def test_profiles_are_the_max_projected_opacity_of_the_decoded_density(run):
+def test_profiles_are_the_max_projected_opacity_of_the_decoded_density_in_its_own_box(run):
     model, _, _ = load_run(run)
     shape, _ = model.codes(torch.arange(2))
-    r = 8
-    prof = decode_profiles(model, shape.detach().numpy(), resolution=r)
-    assert prof.shape == (2, 3 * r * r) and prof.dtype == np.uint8
+    r, s = 12, 6
+    prof = decode_profiles(model, shape.detach().numpy(), resolution=r, size=s)
+    assert prof.shape == (2, 3 * s * s) and prof.dtype == np.uint8
     # The same numbers computed by hand for the second code, along the vertical (y) axis.
     h = model.grid_sampler.half_size
     axis = (torch.arange(r) + 0.5) / r * 2 * h - h
     pts = torch.stack(torch.meshgrid(axis, axis, axis, indexing="ij"), -1).reshape(-1, 3)
     with torch.no_grad():
         sigma = model.density_at(pts, shape[1].detach().expand(len(pts), -1)).view(r, r, r)
-    top = (1 - torch.exp(-sigma.clamp(min=0) * 2 * h / r)).amax(1).reshape(-1).numpy()
-    np.testing.assert_allclose(prof[1, r * r:2 * r * r] / 255.0, top, atol=1 / 255 + 1e-6)
+    opacity = (1 - torch.exp(-sigma.clamp(min=0) * 2 * h / r)).numpy()
+    box = []
+    for a in range(3):
+        hit = np.flatnonzero(opacity.max(axis=tuple(b for b in range(3) if b != a)) >= BOX_OPACITY)
+        box.append(slice(hit[0], hit[-1] + 1) if len(hit) else slice(0, r))
+    cube = torch.nn.functional.interpolate(torch.from_numpy(np.ascontiguousarray(opacity[tuple(box)]))[None, None],
+                                           size=(s, s, s), mode="trilinear", align_corners=False)[0, 0]
+    np.testing.assert_allclose(prof[1, s * s:2 * s * s] / 255.0, cube.amax(1).reshape(-1).numpy(), atol=1 / 255 + 1e-6)
     assert not np.array_equal(prof[0], prof[1])
     with pytest.raises(ValueError, match="dimensions; the network takes"):
         decode_profiles(model, np.zeros((1, shape.shape[1] + 1), np.float32))
+
+
+def test_box_profiles_do_not_depend_on_where_or_how_big_the_object_is():
+    # A seat slab on one corner leg, filling a cube of side 4k, placed at two spots and two scales in a 32^3 box.
+    def grid(offset, k):
+        g = torch.zeros(32, 32, 32)
+        o = offset
+        g[o:o + 4 * k, o + 2 * k:o + 4 * k, o:o + 4 * k] = 1.0  # seat
+        g[o:o + k, o:o + 2 * k, o:o + k] = 1.0  # leg under one corner
+        return g
+
+    small, moved, big = (box_profile(grid(o, k), size=8) for o, k in ((2, 2), (20, 2), (5, 4)))
+    assert small.shape == (3 * 8 * 8,)
+    torch.testing.assert_close(small, moved)
+    torch.testing.assert_close(small, big)
+    # Seen from the side, the bottom row is the leg and then open floor.
+    side = small[:64].view(8, 8)  # projected along x: (y, z)
+    assert side[0, :2].min() == 1 and side[0, 2:].max() == 0  # bottom row: the leg, then open floor
+    # A faint floater does not stretch the box; an empty decode keeps the whole scene box.
+    g = grid(5, 4)
+    g[0, 0, 0] = BOX_OPACITY / 2
+    assert object_box(g) == (slice(5, 21),) * 3
+    assert object_box(torch.zeros(4, 4, 4)) == (slice(0, 4),) * 3
 
 
 def test_pca_keeps_its_dimension_scale_and_is_deterministic():
@@ -159,3 +188,24 @@ def test_no_decoded_build_is_a_clear_error_and_a_later_build_fills_it_in(run, tm
         assert cat.vectors("geometry").shape == (8, GEOMETRY_DIM)
     s = build_catalog(run, cat_dir, progress=False, log=quiet)  # nothing new: nothing decoded
     assert s["decoded"] == {"geometry": 0, "appearance": 0}
+
+
+def test_geometry_decoded_by_an_older_kind_of_profile_is_refused_at_query_time_and_redone_by_the_next_build(run, tmp_path):
+    cat_dir = tmp_path / "cat"
+    build_catalog(run, cat_dir, progress=False, log=quiet)
+    store = Store.open(cat_dir)
+    with store.write():  # what a catalog built before object-box profiles holds: no kind, other vectors
+        store.conn.execute("DELETE FROM meta WHERE key=?", ("geometry_profile",))
+        rows, vec = store.decoded("geometry")
+        store.set_decoded_vectors("geometry", rows, vec + 1.0)
+    store.close()
+    with Catalog.open(cat_dir) as cat:
+        shape, texture = cat.codes(cat.ids[:1])
+        with pytest.raises(CatalogError, match="older assets2vec.*catalog build"):
+            cat.search_codes(shape[0], texture[0], space="geometry")
+    s = build_catalog(run, cat_dir, progress=False, log=quiet)
+    assert s["decoded"] == {"geometry": 8, "appearance": 0}
+    with Catalog.open(cat_dir) as cat:
+        shape, texture = cat.codes(cat.ids[:1])
+        hit = cat.search_codes(shape[0], texture[0], k=1, space="geometry")[0]
+        assert hit["id"] == cat.ids[0] and hit["distance"] < 1e-3
