@@ -97,12 +97,11 @@ def mesh_profiles(cat: Catalog, run: Path) -> np.ndarray:
     import trimesh
 
     from assets2vec.catalog.geometry import PROFILE_RESOLUTION, box_profile
+    from assets2vec.train import load_run
     from render_core.assets.library import open_library
     from render_core.assets.loaders import load_mesh
     from render_core.assets.mesh import normalize
     from render_core.dataset import RenderedDataset
-
-    from assets2vec.train import load_run
 
     model, _, state = load_run(run)
     half = model.grid_sampler.half_size
