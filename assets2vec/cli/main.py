@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from render_core import __version__
@@ -68,5 +69,26 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def exit_worker(code: int) -> None:
+    """Leave a torchrun worker whose work is done and on disk without running native teardown.
+
+    Now and then (a handful of times in hundreds of 2-worker runs, under CPU load) a gloo worker
+    aborted after its last Python line: "terminate called without an active exception", SIGABRT,
+    faulthandler showing the main thread with no Python frame, so in C++ static destruction.
+    torchrun then kills the other worker and reports the run failed although its checkpoint was
+    written. Nothing is left to flush or close by then: `fit` closes its writers and waits at a
+    barrier for rank 0's checkpoint before it returns.
+    """
+    import logging
+
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        exit_worker(status)
+    sys.exit(status)
