@@ -57,7 +57,6 @@ def test_box_profiles_do_not_depend_on_where_or_how_big_the_object_is():
     assert small.shape == (3 * 8 * 8,)
     torch.testing.assert_close(small, moved)
     torch.testing.assert_close(small, big)
-    # Seen from the side, the bottom row is the leg and then open floor.
     side = small[:64].view(8, 8)  # projected along x: (y, z)
     assert side[0, :2].min() == 1 and side[0, 2:].max() == 0  # bottom row: the leg, then open floor
     # A faint floater does not stretch the box; an empty decode keeps the whole scene box.
