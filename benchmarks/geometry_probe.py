@@ -1,0 +1,162 @@
+"""Probe: would another geometry descriptor or another classifier reach 95 % on the fine shape attributes?
+
+Decodes every shape code of RUN on the geometry space's 48³ grid once, then scores, with
+20 labels per class over `--repeats` seeds exactly as `benchmarks/tagging.py` does:
+- descriptors of the same object-box cube: the three max-projections (what the product
+  stores), plus banded projections (each axis cut in two, each half projected), mean
+  projections (thickness), and the projections under a square root or binarised at 0.2;
+- classifiers on the product's descriptor, one at a time instead of chosen by
+  cross-validation: shrinkage LDA, random forests, extra trees, RBF SVMs and logistic
+  regressions with larger C, and label spreading over a k-NN graph of all assets
+  (transductive: the unlabelled assets shape the graph);
+- legs within one family (sofas: feet or plinth), to see whether knowing the family would help.
+
+    .venv/bin/python benchmarks/geometry_probe.py benchmarks/runs/fit400      # ~4 min
+
+Prints a table; writes benchmarks/results/geometry_probe.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score
+from sklearn.semi_supervised import LabelSpreading
+from sklearn.svm import SVC
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from assets2vec import Catalog  # noqa: E402
+from assets2vec.catalog.build import build_catalog  # noqa: E402
+from assets2vec.catalog.geometry import PROFILE_RESOLUTION, PROFILE_SIZE, GeometryPCA, object_box, opacity_grid  # noqa: E402
+from assets2vec.model_components.occupancy import cell_centres  # noqa: E402
+from assets2vec.train import load_run  # noqa: E402
+from benchmarks.tagging import run_cell  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results" / "geometry_probe.json"
+ATTRS = ("legs", "base", "armrests", "family")
+
+
+def object_cubes(run: Path, shape: np.ndarray) -> list[torch.Tensor]:
+    """Each shape code's opacity, cropped to its object box and resampled to PROFILE_SIZE³ (the product's cube)."""
+    model, _, _ = load_run(run)
+    r, h = PROFILE_RESOLUTION, model.grid_sampler.half_size
+    pts = cell_centres(r, h, "cpu")
+    out = []
+    with torch.no_grad():
+        for code in torch.as_tensor(shape):
+            op = opacity_grid(model, code, pts, 2 * h / r).view(r, r, r)
+            crop = op[object_box(op)][None, None]
+            out.append(F.interpolate(crop, size=(PROFILE_SIZE,) * 3, mode="trilinear", align_corners=False)[0, 0])
+    return out
+
+
+def projections(c: torch.Tensor, halves: bool = False, reduce: str = "amax") -> torch.Tensor:
+    parts = [getattr(c, reduce)(a).reshape(-1) for a in range(3)]
+    if halves:
+        s = c.shape[0] // 2
+        for a in range(3):
+            for sl in (slice(0, s), slice(s, None)):
+                idx = [slice(None)] * 3
+                idx[a] = sl
+                parts.append(c[tuple(idx)].amax(a).reshape(-1))
+    return torch.cat(parts)
+
+
+DESCRIPTORS = {
+    "max-projections (product)": lambda c: projections(c),
+    "+ banded halves": lambda c: projections(c, halves=True),
+    "+ mean projections": lambda c: torch.cat([projections(c), projections(c, reduce="mean")]),
+    "square root": lambda c: projections(c) ** 0.5,
+    "binarised at 0.2": lambda c: (projections(c) >= 0.2).float(),
+}
+
+CLASSIFIERS = {
+    "shrinkage LDA": lambda s: LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto"),
+    "random forest (500)": lambda s: RandomForestClassifier(500, random_state=s),
+    "extra trees (500)": lambda s: ExtraTreesClassifier(500, random_state=s),
+    "RBF SVM, C=100": lambda s: SVC(C=100),
+    "logistic, C=100": lambda s: LogisticRegression(C=100, max_iter=5000),
+}
+
+
+def split(y: np.ndarray, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The same draw as `tagging.run_cell`: train and test rows and the classes kept."""
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(y, return_counts=True)
+    kept = classes[counts >= per_class + 5]
+    train = np.concatenate([rng.choice(np.flatnonzero(y == c), per_class, replace=False) for c in kept])
+    return train, np.setdiff1d(np.flatnonzero(np.isin(y, kept)), train), kept
+
+
+def one_classifier(make, X: np.ndarray, y: np.ndarray, per_class: int, seed: int) -> float:
+    train, test, _ = split(y, per_class, seed)
+    return accuracy_score(y[test], make(seed).fit(X[train], y[train]).predict(X[test]))
+
+
+def label_spreading(X: np.ndarray, y: np.ndarray, per_class: int, seed: int, k: int = 10) -> float:
+    train, test, kept = split(y, per_class, seed)
+    labels = np.full(len(y), -1)
+    labels[train] = np.searchsorted(kept, y[train])
+    model = LabelSpreading(kernel="knn", n_neighbors=k, alpha=0.2, max_iter=200).fit(X, labels)
+    return accuracy_score(y[test], kept[model.transduction_[test]])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run", type=Path)
+    ap.add_argument("--labels", type=int, default=20, help="labels per class")
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args()
+    t0 = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        build_catalog(args.run, Path(tmp) / "cat", progress=False, log=lambda m: None, decoded=False)
+        with Catalog.open(Path(tmp) / "cat") as cat:
+            shape, _ = cat.codes(cat.ids)
+            truth = {a: np.array([str(v) for v in cat.values(a)]) for a in ATTRS}
+    cubes = object_cubes(args.run, shape)
+    n, seeds = args.labels, range(args.repeats)
+    rows = []
+
+    def score(kind, name, X, fn, attrs=ATTRS, mask=None):
+        acc = {}
+        for a in attrs:
+            has = truth[a] != "None" if mask is None else mask
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                acc[a] = round(100 * float(np.mean([fn(X[has], truth[a][has], n, s) for s in seeds])), 1)
+        rows.append({"kind": kind, "name": name, **acc})
+        print(f"{kind:10s} {name:28s} " + "  ".join(f"{a} {v:5.1f}" for a, v in acc.items()), file=sys.stderr, flush=True)
+
+    product = None
+    for name, fn in DESCRIPTORS.items():
+        P = np.stack([(fn(c) * 255).round().numpy().astype(np.uint8) for c in cubes])
+        X = GeometryPCA.fit(P).transform(P)
+        product = X if product is None else product
+        score("descriptor", name, X, lambda X, y, k, s: run_cell(X, y, k, s, standardize=False)["accuracy"])
+    for name, make in CLASSIFIERS.items():
+        score("classifier", name, product, lambda X, y, k, s, make=make: one_classifier(make, X, y, k, s))
+    score("classifier", "label spreading (k-NN 10)", product, label_spreading)
+    sofas = truth["family"] == "sofa"
+    score("one family", "sofas: legs (feet or plinth)", product,
+          lambda X, y, k, s: run_cell(X, y, k, s, standardize=False)["accuracy"], attrs=("legs",), mask=sofas)
+    res = {"run": str(args.run), "labels_per_class": n, "repeats": args.repeats, "seconds": round(time.time() - t0, 1), "rows": rows}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(res, indent=2) + "\n")
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()
