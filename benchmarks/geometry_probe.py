@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -39,7 +38,7 @@ from sklearn.svm import SVC
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from assets2vec import Catalog  # noqa: E402
 from assets2vec.catalog.build import build_catalog  # noqa: E402
-from assets2vec.catalog.geometry import PROFILE_RESOLUTION, PROFILE_SIZE, GeometryPCA, object_box, opacity_grid  # noqa: E402
+from assets2vec.catalog.geometry import PROFILE_RESOLUTION, GeometryPCA, box_cube, opacity_grid  # noqa: E402
 from assets2vec.model_components.occupancy import cell_centres  # noqa: E402
 from assets2vec.train import load_run  # noqa: E402
 from benchmarks.tagging import run_cell  # noqa: E402
@@ -49,16 +48,14 @@ ATTRS = ("legs", "base", "armrests", "family")
 
 
 def object_cubes(run: Path, shape: np.ndarray) -> list[torch.Tensor]:
-    """Each shape code's opacity, cropped to its object box and resampled to PROFILE_SIZE³ (the product's cube)."""
+    """Each shape code's `box_cube`: what the product projects into its profiles."""
     model, _, _ = load_run(run)
     r, h = PROFILE_RESOLUTION, model.grid_sampler.half_size
     pts = cell_centres(r, h, "cpu")
     out = []
     with torch.no_grad():
         for code in torch.as_tensor(shape):
-            op = opacity_grid(model, code, pts, 2 * h / r).view(r, r, r)
-            crop = op[object_box(op)][None, None]
-            out.append(F.interpolate(crop, size=(PROFILE_SIZE,) * 3, mode="trilinear", align_corners=False)[0, 0])
+            out.append(box_cube(opacity_grid(model, code, pts, 2 * h / r).view(r, r, r)))
     return out
 
 

@@ -69,11 +69,15 @@ def object_box(opacity: torch.Tensor, threshold: float = BOX_OPACITY) -> tuple[s
     return tuple(box)
 
 
-def box_profile(opacity: torch.Tensor, size: int = PROFILE_SIZE, threshold: float = BOX_OPACITY) -> torch.Tensor:
-    """(3 size^2,) max-projections along x, y and z of an (R, R, R) opacity grid cropped to `object_box`
-    and trilinearly resampled to size^3; values in [0, 1]."""
+def box_cube(opacity: torch.Tensor, size: int = PROFILE_SIZE, threshold: float = BOX_OPACITY) -> torch.Tensor:
+    """(size, size, size) an (R, R, R) opacity grid cropped to `object_box` and trilinearly resampled."""
     crop = opacity[object_box(opacity, threshold)].float()[None, None]
-    cube = F.interpolate(crop, size=(size, size, size), mode="trilinear", align_corners=False)[0, 0]
+    return F.interpolate(crop, size=(size, size, size), mode="trilinear", align_corners=False)[0, 0]
+
+
+def box_profile(opacity: torch.Tensor, size: int = PROFILE_SIZE, threshold: float = BOX_OPACITY) -> torch.Tensor:
+    """(3 size^2,) max-projections along x, y and z of `box_cube`; values in [0, 1]."""
+    cube = box_cube(opacity, size, threshold)
     return torch.cat([cube.amax(a).reshape(-1) for a in range(3)])
 
 
