@@ -9,7 +9,8 @@ Decodes every shape code of RUN on the geometry space's 48³ grid once, then sco
   cross-validation: shrinkage LDA, random forests, extra trees, RBF SVMs and logistic
   regressions with larger C, and label spreading over a k-NN graph of all assets
   (transductive: the unlabelled assets shape the graph);
-- legs within one family (sofas: feet or plinth), to see whether knowing the family would help.
+- legs within one family (sofas: feet or plinth), to see whether knowing the family would help;
+- how often the product's legs classifier is wrong about a sofa, by its number of seats.
 
     .venv/bin/python benchmarks/geometry_probe.py benchmarks/runs/fit400      # ~4 min
 
@@ -39,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from assets2vec import Catalog  # noqa: E402
 from assets2vec.catalog.build import build_catalog  # noqa: E402
 from assets2vec.catalog.geometry import PROFILE_RESOLUTION, GeometryPCA, box_cube, opacity_grid  # noqa: E402
+from assets2vec.catalog.tagging import AttributeClassifier  # noqa: E402
 from assets2vec.model_components.occupancy import cell_centres  # noqa: E402
 from assets2vec.train import load_run  # noqa: E402
 from benchmarks.tagging import run_cell  # noqa: E402
@@ -110,6 +112,24 @@ def label_spreading(X: np.ndarray, y: np.ndarray, per_class: int, seed: int, k: 
     return accuracy_score(y[test], kept[model.transduction_[test]])
 
 
+def sofa_legs_by_seats(X: np.ndarray, truth: dict, per_class: int, seeds) -> list[dict]:
+    """The product's legs classifier (all families, as the benchmark draws it): how often a sofa's legs are
+    wrong, by its number of seats (a longer sofa is lower once normalised, so its feet are a thinner gap)."""
+    y, family, seats = truth["legs"], truth["family"], truth["seats"]
+    tested: dict = {}
+    for s in seeds:
+        train, test, _ = split(y, per_class, s)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pred = AttributeClassifier(random_state=s, standardize=False).fit(X[train], y[train]).predict(X[test])
+        for i, p in zip(test, pred):
+            if family[i] == "sofa":
+                cell = tested.setdefault((y[i], seats[i]), [0, 0])
+                cell[0] += 1
+                cell[1] += int(p != y[i])
+    return [{"legs": k[0], "seats": k[1], "tested": v[0], "wrong": v[1]} for k, v in sorted(tested.items())]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path)
@@ -122,7 +142,7 @@ def main() -> None:
         build_catalog(args.run, Path(tmp) / "cat", progress=False, log=lambda m: None, decoded=False)
         with Catalog.open(Path(tmp) / "cat") as cat:
             shape, _ = cat.codes(cat.ids)
-            truth = {a: np.array([str(v) for v in cat.values(a)]) for a in ATTRS}
+            truth = {a: np.array([str(v) for v in cat.values(a)]) for a in ATTRS + ("seats",)}
     cubes = object_cubes(args.run, shape)
     n, seeds = args.labels, range(args.repeats)
     rows = []
@@ -149,7 +169,10 @@ def main() -> None:
     sofas = truth["family"] == "sofa"
     score("one family", "sofas: legs (feet or plinth)", product,
           lambda X, y, k, s: run_cell(X, y, k, s, standardize=False)["accuracy"], attrs=("legs",), mask=sofas)
-    res = {"run": str(args.run), "labels_per_class": n, "repeats": args.repeats, "seconds": round(time.time() - t0, 1), "rows": rows}
+    by_seats = sofa_legs_by_seats(product, truth, n, seeds)
+    print(f"sofa legs by seats: {by_seats}", file=sys.stderr)
+    res = {"run": str(args.run), "labels_per_class": n, "repeats": args.repeats, "seconds": round(time.time() - t0, 1), "rows": rows,
+           "sofa_legs_by_seats": by_seats}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2) + "\n")
     print(json.dumps(res))
