@@ -43,7 +43,7 @@ from assets2vec.catalog.geometry import PROFILE_RESOLUTION, GeometryPCA, box_cub
 from assets2vec.catalog.tagging import AttributeClassifier  # noqa: E402
 from assets2vec.model_components.occupancy import cell_centres  # noqa: E402
 from assets2vec.train import load_run  # noqa: E402
-from benchmarks.tagging import run_cell  # noqa: E402
+from benchmarks.tagging import draw, run_cell  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "geometry_probe.json"
 ATTRS = ("legs", "base", "armrests", "family")
@@ -90,22 +90,13 @@ CLASSIFIERS = {
 }
 
 
-def split(y: np.ndarray, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The same draw as `tagging.run_cell`: train and test rows and the classes kept."""
-    rng = np.random.default_rng(seed)
-    classes, counts = np.unique(y, return_counts=True)
-    kept = classes[counts >= per_class + 5]
-    train = np.concatenate([rng.choice(np.flatnonzero(y == c), per_class, replace=False) for c in kept])
-    return train, np.setdiff1d(np.flatnonzero(np.isin(y, kept)), train), kept
-
-
 def one_classifier(make, X: np.ndarray, y: np.ndarray, per_class: int, seed: int) -> float:
-    train, test, _ = split(y, per_class, seed)
+    train, test, _ = draw(y, per_class, seed)
     return accuracy_score(y[test], make(seed).fit(X[train], y[train]).predict(X[test]))
 
 
 def label_spreading(X: np.ndarray, y: np.ndarray, per_class: int, seed: int, k: int = 10) -> float:
-    train, test, kept = split(y, per_class, seed)
+    train, test, kept = draw(y, per_class, seed)
     labels = np.full(len(y), -1)
     labels[train] = np.searchsorted(kept, y[train])
     model = LabelSpreading(kernel="knn", n_neighbors=k, alpha=0.2, max_iter=200).fit(X, labels)
@@ -118,7 +109,7 @@ def sofa_legs_by_seats(X: np.ndarray, truth: dict, per_class: int, seeds) -> lis
     y, family, seats = truth["legs"], truth["family"], truth["seats"]
     tested: dict = {}
     for s in seeds:
-        train, test, _ = split(y, per_class, s)
+        train, test, _ = draw(y, per_class, s)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             pred = AttributeClassifier(random_state=s, standardize=False).fit(X[train], y[train]).predict(X[test])

@@ -59,15 +59,24 @@ SHAPE_ATTRS = ("legs", "base", "armrests", "family")
 TEXTURE_ATTRS = ("colour", "pattern", "frame")
 
 
-def run_cell(X: np.ndarray, y: np.ndarray, per_class: int, seed: int, standardize: bool = True,
-             family: np.ndarray | None = None) -> dict | None:
+def draw(y: np.ndarray, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Seeded `per_class` training rows of each class with at least per_class + 5 assets, the test rows
+    (every other asset of those classes), and those classes."""
     rng = np.random.default_rng(seed)
     classes, counts = np.unique(y, return_counts=True)
     kept = classes[counts >= per_class + 5]
+    if len(kept) == 0:
+        return np.zeros(0, int), np.zeros(0, int), kept
+    train = np.concatenate([rng.choice(np.flatnonzero(y == c), per_class, replace=False) for c in kept])
+    return train, np.setdiff1d(np.flatnonzero(np.isin(y, kept)), train), kept
+
+
+def run_cell(X: np.ndarray, y: np.ndarray, per_class: int, seed: int, standardize: bool = True,
+             family: np.ndarray | None = None) -> dict | None:
+    train, test, kept = draw(y, per_class, seed)
     if len(kept) < 2:
         return None
-    train = np.concatenate([rng.choice(np.flatnonzero(y == c), per_class, replace=False) for c in kept])
-    test = np.setdiff1d(np.flatnonzero(np.isin(y, kept)), train)
+    classes = np.unique(y)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         clf = AttributeClassifier(random_state=seed, standardize=standardize).fit(X[train], y[train])
