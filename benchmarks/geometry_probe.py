@@ -12,7 +12,7 @@ Decodes every shape code of RUN on the geometry space's 48³ grid once, then sco
 - legs within one family (sofas: feet or plinth), to see whether knowing the family would help;
 - how often the product's legs classifier is wrong about a sofa, by its number of seats.
 
-    .venv/bin/python benchmarks/geometry_probe.py benchmarks/runs/fit400      # ~4 min
+    .venv/bin/python benchmarks/geometry_probe.py benchmarks/runs/fit400      # 7-8 min here, beside a training run
 
 Prints a table; writes benchmarks/results/geometry_probe.json.
 """
