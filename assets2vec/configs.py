@@ -39,6 +39,9 @@ class FitConfig:
     """distinct assets per batch (batch_size / assets_per_batch rays each); None: rays mixed over all assets"""
     foreground_fraction: float | None = 0.5
     """share of each batch drawn from rays that hit an asset (None: uniform over all rays)"""
+    edge_fraction: float | None = None
+    """share of each batch drawn from the empty rays within 2 pixels of the asset, which keep thin
+    gaps (under a sofa, between legs) empty; None: no such share (needs assets_per_batch)"""
     ray_table: str = "auto"
     """training rays: "memory" (one table, 46 bytes per ray), "stream" (read from the dataset asset by
     asset when a batch needs them, the last `ray_cache_assets` kept; needs assets_per_batch) or

@@ -206,8 +206,12 @@ def _fit(data, out, config, resume, device, progress, log, on_step, ddp, rank, w
     optimizer = build_optimizer(config, model)
     generator = torch.Generator().manual_seed(config.seed)
     if config.assets_per_batch:
-        batcher = AssetBatcher(table, config.assets_per_batch, max(1, config.batch_size // config.assets_per_batch), generator, config.foreground_fraction)
+        batcher = AssetBatcher(table, config.assets_per_batch, max(1, config.batch_size // config.assets_per_batch), generator,
+                               config.foreground_fraction, config.edge_fraction)
     else:
+        if config.edge_fraction:
+            raise ValueError(f"edge rays are drawn per asset: preset {config.preset!r} mixes rays over all assets "
+                             "(assets_per_batch None); leave edge_fraction unset")
         batcher = RayBatcher(table, config.batch_size, generator, config.foreground_fraction)
     model.generator = generator
     if world_size > 1 and config.model.train_sampler != "surface":

@@ -59,7 +59,7 @@ class RenderedDataset:
 
     @property
     def n_views(self) -> int:
-        return self.config.rig.n_views
+        return self.config.rig.total_views
 
     def __getitem__(self, i: int) -> AssetViews:
         return self.load(self.records[i].id)

@@ -93,28 +93,34 @@ class MultiviewRenderer:
 
         self.config = config
         self.device = torch.device(device)
-        self.cameras, self.c2w, self.elev, self.azim = make_cameras(config.rig, self.device)
+        self.cameras, self.c2w, self.elev, self.azim = make_cameras(config.rig, self.device)  # the fixed rings
         self.K = intrinsics(config.rig.fov_deg, config.image_size)
         self.renderer = make_renderer(self.cameras, config.image_size * config.supersample, self.device)
 
     # Rendered samples per chunk of views: bounds peak memory (fragments, shading) at large sizes.
     max_samples_per_chunk = 6_000_000
 
+    def cameras_for(self, mesh: MeshData):
+        """(cameras, c2w, elev, azim) for this mesh: the fixed rings, then the floor ring at its lowest y."""
+        if not self.config.rig.floor_views:
+            return self.cameras, self.c2w, self.elev, self.azim
+        return make_cameras(self.config.rig, self.device, floor=float(mesh.verts[:, 1].min()))
+
     @torch.no_grad()
     def render(self, mesh: MeshData, lighting: Lighting = Lighting()) -> dict[str, np.ndarray]:
-        V = len(self.elev)
+        cameras, c2w, elev, azim = self.cameras_for(mesh)
+        V = len(elev)
         per_view = (self.config.image_size * self.config.supersample) ** 2
         step = max(1, self.max_samples_per_chunk // per_view)
-        chunks = [self._render_views(mesh, lighting, list(range(i, min(i + step, V)))) for i in range(0, V, step)]
+        chunks = [self._render_views(mesh, lighting, cameras[list(range(i, min(i + step, V)))]) for i in range(0, V, step)]
         out = {k: np.concatenate([c[k] for c in chunks]) for k in ("rgb", "alpha", "mask", "depth", "normals")}
-        out.update(c2w=self.c2w.numpy().astype(np.float32), intrinsics=self.K, elevation=self.elev, azimuth=self.azim)
+        out.update(c2w=c2w.numpy().astype(np.float32), intrinsics=self.K, elevation=elev, azimuth=azim)
         return out
 
-    def _render_views(self, mesh: MeshData, lighting: Lighting, views: list[int]) -> dict[str, np.ndarray]:
+    def _render_views(self, mesh: MeshData, lighting: Lighting, cameras) -> dict[str, np.ndarray]:
         from render_core import shading
 
-        V, s, H = len(views), self.config.supersample, self.config.image_size
-        cameras = self.cameras[views]
+        V, s, H = len(cameras), self.config.supersample, self.config.image_size
         meshes = mesh.to_meshes(self.device).extend(V)
         images, fragments = self.renderer(meshes, cameras=cameras, lights=lighting.lights(self.device))
         hit = fragments.pix_to_face[..., :1] >= 0  # (V, sH, sW, 1)

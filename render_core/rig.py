@@ -1,4 +1,11 @@
-"""Camera rigs: rings of views at fixed elevations, looking at the origin.
+"""Camera rigs: rings of views at fixed elevations, looking at the origin, and an optional
+ring at each asset's own floor height.
+
+Why a floor ring: a long sofa on short feet, normalised to the unit box, is low and deep.
+A camera of a fixed low ring (-10 deg) looks up at it, so every ray under the body meets the
+underside before it comes out at the back, and the sofa has the silhouette of one standing on
+a plinth. A camera whose centre sits just above the asset's floor sees the gap edge-on: its
+rays at that height are horizontal and pass under the body (BENCHMARKS.md, "Why the sofas fail").
 
 Stored camera convention (what DATASET files hold and the NeRF reads):
 - `c2w` (V, 4, 4): camera-to-world in the OpenGL / nerfstudio convention: the
@@ -29,6 +36,13 @@ class RigConfig:
     distance: float = 2.6  # a unit-box asset (bounding sphere r = 0.87) fits a 40 deg view at 2.6
     fov_deg: float = 40.0
     azimuth_offset: float = 0.0  # degrees added to every azimuth
+    # Extra views after the fixed rings, at the asset's floor + floor_lift (units of the unit box).
+    floor_views: int = 0
+    floor_lift: float = 0.02
+
+    @property
+    def total_views(self) -> int:
+        return self.n_views + self.floor_views
 
     def __post_init__(self):
         if self.n_views < 1:
@@ -41,6 +55,10 @@ class RigConfig:
             raise ValueError(f"field of view must be in (0, 170) degrees, got {self.fov_deg}")
         if self.distance <= 0.9:
             raise ValueError(f"camera distance must exceed 0.9 (the unit asset's bounding sphere), got {self.distance}")
+        if self.floor_views < 0:
+            raise ValueError(f"floor views must be 0 or more, got {self.floor_views}")
+        if not 0.0 <= self.floor_lift < 0.5:
+            raise ValueError(f"floor lift must be in [0, 0.5) (units of the unit box), got {self.floor_lift}")
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -52,9 +70,16 @@ class RigConfig:
         return cls(**{**d, "elevations": tuple(d["elevations"])})
 
 
-def rig_angles(cfg: RigConfig) -> tuple[np.ndarray, np.ndarray]:
+def floor_elevation(cfg: RigConfig, floor: float) -> float:
+    """Elevation (degrees) that puts a camera at height `floor + floor_lift` on the rig's sphere.
+    `floor` is the normalised asset's lowest y (-0.5 for an asset whose height is its longest side)."""
+    return math.degrees(math.asin(float(np.clip((floor + cfg.floor_lift) / cfg.distance, -0.99, 0.99))))
+
+
+def rig_angles(cfg: RigConfig, floor: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(elevation, azimuth) in degrees, each (V,). Views are spread over the rings as evenly as
-    possible, and each ring is rotated by a fraction of the azimuth step so rings interleave."""
+    possible, and each ring is rotated by a fraction of the azimuth step so rings interleave.
+    The floor ring depends on the asset: it comes last, and only when `floor` is given."""
     rings = len(cfg.elevations)
     per_ring = [cfg.n_views // rings + (1 if r < cfg.n_views % rings else 0) for r in range(rings)]
     elev, azim = [], []
@@ -65,6 +90,12 @@ def rig_angles(cfg: RigConfig) -> tuple[np.ndarray, np.ndarray]:
         for k in range(n):
             elev.append(e)
             azim.append((cfg.azimuth_offset + k * step + r * step / rings) % 360.0)
+    if cfg.floor_views and floor is not None:
+        # An even count holds the front (0) and the back (180): they see through the gap along its shortest path.
+        e = floor_elevation(cfg, floor)
+        for k in range(cfg.floor_views):
+            elev.append(e)
+            azim.append((cfg.azimuth_offset + k * 360.0 / cfg.floor_views) % 360.0)
     return np.asarray(elev, dtype=np.float32), np.asarray(azim, dtype=np.float32)
 
 
@@ -93,11 +124,12 @@ def intrinsics(fov_deg: float, size: int) -> np.ndarray:
     return np.array([[f, 0, size / 2.0], [0, f, size / 2.0], [0, 0, 1]], dtype=np.float32)
 
 
-def make_cameras(cfg: RigConfig, device: torch.device | str = "cpu"):
-    """PyTorch3D `FoVPerspectiveCameras` for the rig plus the stored (c2w, elev, azim)."""
+def make_cameras(cfg: RigConfig, device: torch.device | str = "cpu", floor: float | None = None):
+    """PyTorch3D `FoVPerspectiveCameras` for the rig plus the stored (c2w, elev, azim).
+    With `floor` (the normalised asset's lowest y) the floor ring is included."""
     from pytorch3d.renderer import FoVPerspectiveCameras
 
-    elev, azim = rig_angles(cfg)
+    elev, azim = rig_angles(cfg, floor)
     R, T = look_at_rt(elev, azim, cfg.distance)
     # znear well inside the camera-asset gap, so no face is ever clipped.
     cams = FoVPerspectiveCameras(R=R, T=T, fov=cfg.fov_deg, znear=0.1, zfar=cfg.distance + 2.0, device=device)

@@ -37,6 +37,8 @@ def add_parser(sub) -> None:
     p.add_argument("--ray-table", choices=("auto", "memory", "stream"), help="training rays held in memory (46 bytes "
                    "per ray) or streamed from the dataset asset by asset with a bounded cache (for libraries too large "
                    "for memory; trains identically); auto streams above 4 GB (default: auto)")
+    p.add_argument("--edge-fraction", type=float, help="share of each batch drawn from the empty pixels within 2 px "
+                   "of the asset, so thin gaps (under a sofa, between legs) are kept empty (default: the preset's, none)")
     p.add_argument("--ray-cache-assets", type=int, help="with streamed rays: assets kept decoded (default: 64)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--workers", type=int, default=1, help="data-parallel processes on this machine (torchrun "
@@ -70,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     config = preset(args.preset)
     config.seed = args.seed
     for flag, attr in (("steps", "steps"), ("max_minutes", "max_minutes"), ("batch_size", "batch_size"), ("max_assets", "max_assets"), ("holdout", "n_holdout"),
-                       ("ray_table", "ray_table"), ("ray_cache_assets", "ray_cache_assets")):
+                       ("ray_table", "ray_table"), ("ray_cache_assets", "ray_cache_assets"), ("edge_fraction", "edge_fraction")):
         value = getattr(args, flag)
         if value is not None:
             setattr(config, attr, value)

@@ -31,6 +31,10 @@ def add_parser(sub) -> None:
     p.add_argument("--views", type=int, default=18, help="views per asset, spread over the elevation rings (default: 18)")
     p.add_argument("--size", type=int, default=64, help="image size in pixels, square (default: 64; 64-256 typical)")
     p.add_argument("--elevations", type=_floats, default=(-10.0, 20.0, 50.0), help="ring elevations in degrees (default: -10,20,50)")
+    p.add_argument("--floor-views", type=int, default=0, help="extra views on a ring at each asset's own floor "
+                   "height, which see through the gap under long, low furniture (default: 0)")
+    p.add_argument("--floor-lift", type=float, default=0.02, help="height of the floor ring above the asset's lowest "
+                   "point, in units of the normalised asset's longest side (default: 0.02)")
     p.add_argument("--distance", type=float, default=2.6, help="camera distance; assets are normalised to a unit box (default: 2.6)")
     p.add_argument("--fov", type=float, default=40.0, help="vertical field of view in degrees (default: 40)")
     p.add_argument("--lighting", choices=("fixed", "random"), default="fixed", help="fixed studio light, or one random light per asset drawn from --seed (default: fixed)")
@@ -71,6 +75,7 @@ def _run_workers(args: argparse.Namespace, library, device: str) -> dict:
     dirs = [root / f"{i}-of-{n}" for i in range(n)]
     base = [sys.executable, "-m", "assets2vec.cli.main", "render", str(args.assets), "--quiet",
             "--views", str(args.views), "--size", str(args.size), "--elevations=" + ",".join(map(str, args.elevations)),  # "=": a negative value must not read as an option
+            "--floor-views", str(args.floor_views), "--floor-lift", str(args.floor_lift),
             "--distance", str(args.distance), "--fov", str(args.fov), "--lighting", args.lighting, "--seed", str(args.seed),
             "--up-axis", args.up_axis, "--max-faces", str(args.max_faces), "--device", device]
     if args.manifest:
@@ -114,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--device cuda was asked for, but no CUDA device is available here (use --device cpu)")
     config = RenderConfig(
         image_size=args.size,
-        rig=RigConfig(n_views=args.views, elevations=args.elevations, distance=args.distance, fov_deg=args.fov),
+        rig=RigConfig(n_views=args.views, elevations=args.elevations, distance=args.distance, fov_deg=args.fov,
+                      floor_views=args.floor_views, floor_lift=args.floor_lift),
         lighting=args.lighting,
         seed=args.seed,
         up_axis=args.up_axis,

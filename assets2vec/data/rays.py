@@ -43,12 +43,24 @@ def _select(parts: dict[str, torch.Tensor], idx: torch.Tensor) -> dict[str, torc
     }
 
 
-def _pools(rows: torch.Tensor, alpha: torch.Tensor, split_foreground: bool) -> list[torch.Tensor]:
-    """An asset's rows to draw from: all of them, or [covered, empty]."""
+EDGE_RADIUS = 2  # pixels: how near a covered pixel an empty one must be to count as an edge ray
+
+
+def _pools(rows: torch.Tensor, alpha: torch.Tensor, split_foreground: bool, size: int | None = None) -> list[torch.Tensor]:
+    """An asset's rows to draw from: all of them, or [covered, empty], or with `size` (the image
+    side; rows are whole views of it) [covered, empty near the object, empty far from it].
+
+    Why the near-empty pool: thin gaps (under a sofa, between chair legs) are a few background
+    pixels against tens of thousands elsewhere, so a uniform draw of empty rays almost never asks
+    the network to keep them empty."""
     if not split_foreground:
         return [rows]
     fg = alpha > 0
-    return [rows[fg], rows[~fg]]
+    if size is None:
+        return [rows[fg], rows[~fg]]
+    k = 2 * EDGE_RADIUS + 1
+    near = torch.nn.functional.max_pool2d(fg.view(-1, 1, size, size).float(), k, stride=1, padding=EDGE_RADIUS).view(-1) > 0
+    return [rows[fg], rows[near & ~fg], rows[~near]]
 
 
 @dataclass
@@ -81,13 +93,14 @@ class RayTable:
         """Asset rows that have at least one ray."""
         return torch.nonzero(self._asset_counts).squeeze(1)
 
-    def asset_pools(self, a: int, split_foreground: bool) -> list[torch.Tensor]:
-        """Table rows of asset `a`: all, or [covered, empty] with `split_foreground`."""
-        key = (a, split_foreground)
+    def asset_pools(self, a: int, split_foreground: bool, edges: bool = False) -> list[torch.Tensor]:
+        """Table rows of asset `a`: all, or [covered, empty] with `split_foreground`, or
+        [covered, empty near the object, empty far] with `edges` too."""
+        key = (a, split_foreground, edges)
         if key not in self._pool_cache:
             start = int(self._asset_counts[:a].sum())
-            rows = torch.arange(start, start + int(self._asset_counts[a]))  # the table is asset-major
-            self._pool_cache[key] = _pools(rows, self.alpha[rows], split_foreground)
+            rows = torch.arange(start, start + int(self._asset_counts[a]))  # the table is asset-major, view by view
+            self._pool_cache[key] = _pools(rows, self.alpha[rows], split_foreground, self.image_size if edges else None)
         return self._pool_cache[key]
 
     @cached_property
@@ -95,7 +108,7 @@ class RayTable:
         return torch.bincount(self.asset_index, minlength=len(self.asset_ids))
 
     @cached_property
-    def _pool_cache(self) -> dict[tuple[int, bool], list[torch.Tensor]]:
+    def _pool_cache(self) -> dict[tuple[int, bool, bool], list[torch.Tensor]]:
         return {}
 
 
@@ -231,7 +244,7 @@ class StreamedRayTable:
         self.views_per_asset = counts.pop()
         self.rays_per_asset = self.views_per_asset * self.image_size**2
         self.cache_assets = cache_assets
-        self._cache: OrderedDict[int, tuple[dict[str, torch.Tensor], dict[bool, list[torch.Tensor]]]] = OrderedDict()
+        self._cache: OrderedDict[int, tuple[dict[str, torch.Tensor], dict[tuple[bool, bool], list[torch.Tensor]]]] = OrderedDict()
         self._view_rays = _ViewRays()
         self.loads = 0  # assets read from disk so far
 
@@ -256,12 +269,13 @@ class StreamedRayTable:
     def present_assets(self) -> torch.Tensor:
         return torch.arange(len(self.asset_ids))
 
-    def asset_pools(self, a: int, split_foreground: bool) -> list[torch.Tensor]:
+    def asset_pools(self, a: int, split_foreground: bool, edges: bool = False) -> list[torch.Tensor]:
         parts, pools = self._entry(a)
-        if split_foreground not in pools:
+        if (split_foreground, edges) not in pools:
             start = a * self.rays_per_asset
-            pools[split_foreground] = _pools(torch.arange(start, start + self.rays_per_asset), parts["alpha"], split_foreground)
-        return pools[split_foreground]
+            pools[split_foreground, edges] = _pools(torch.arange(start, start + self.rays_per_asset), parts["alpha"],
+                                                    split_foreground, self.image_size if edges else None)
+        return pools[split_foreground, edges]
 
     def select(self, idx: torch.Tensor) -> dict[str, torch.Tensor]:
         """The same batch `RayTable.select` returns for these rows."""
@@ -377,10 +391,16 @@ class AssetBatcher:
     """
 
     def __init__(self, table: RayTable | StreamedRayTable, assets_per_batch: int, rays_per_asset: int, generator: torch.Generator,
-                 foreground_fraction: float | None = None):
+                 foreground_fraction: float | None = None, edge_fraction: float | None = None):
         if assets_per_batch < 1 or rays_per_asset < 1:
             raise ValueError(f"batch shape must be positive, got {assets_per_batch} assets x {rays_per_asset} rays")
         _check_fraction(foreground_fraction)
+        if edge_fraction is not None:
+            if foreground_fraction is None:
+                raise ValueError("an edge fraction needs a foreground fraction (edge rays are the empty rays near the object)")
+            if not 0.0 <= edge_fraction <= 1.0 - foreground_fraction:
+                raise ValueError(f"edge fraction must be in [0, 1 - foreground fraction = {1 - foreground_fraction:g}], got {edge_fraction}")
+        self._edge_n = int(round(rays_per_asset * edge_fraction)) if edge_fraction else 0
         self.table = table
         self.generator = generator
         self.rays_per_asset = rays_per_asset
@@ -429,11 +449,17 @@ class AssetBatcher:
         return self._batch_assets
 
     def _draw(self, a: int, seed: int) -> torch.Tensor:
-        """`rays_per_asset` table rows of asset `a`, a `foreground_fraction` share from its covered pixels."""
+        """`rays_per_asset` table rows of asset `a`, a `foreground_fraction` share from its covered
+        pixels and an `edge_fraction` share from the empty pixels near them."""
         gen = torch.Generator().manual_seed(seed)
-        pools = self.table.asset_pools(a, self._split)  # the table keeps them (a streamed one, while cached)
-        sizes = [self._fg_n, self.rays_per_asset - self._fg_n] if len(pools) == 2 else [self.rays_per_asset]
-        if len(pools) == 2 and (len(pools[0]) == 0 or len(pools[1]) == 0):
+        pools = self.table.asset_pools(a, self._split, self._edge_n > 0)  # the table keeps them (a streamed one, while cached)
+        if len(pools) == 3:
+            sizes = [self._fg_n, self._edge_n, self.rays_per_asset - self._fg_n - self._edge_n]
+            if len(pools[1]) == 0:  # nothing near the object is empty: the edge share goes to the far pool
+                pools, sizes = [pools[0], pools[2]], [sizes[0], sizes[1] + sizes[2]]
+        else:
+            sizes = [self._fg_n, self.rays_per_asset - self._fg_n] if len(pools) == 2 else [self.rays_per_asset]
+        if len(pools) >= 2 and any(len(p) == 0 for p in pools):
             pools, sizes = [torch.cat(pools)], [self.rays_per_asset]
         return torch.cat([pool[torch.randint(len(pool), (k,), generator=gen)] for pool, k in zip(pools, sizes) if k])
 

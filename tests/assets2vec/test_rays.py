@@ -106,10 +106,10 @@ def test_streamed_table_gives_the_in_memory_batches(small_dataset):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert torch.equal(memory.assets_of(idx), streamed.assets_of(idx))
     assert len(streamed._cache) <= 2 and streamed.loads >= len(ds)
-    for split in (False, True):
-        assert all(torch.equal(x, y) for x, y in zip(memory.asset_pools(3, split), streamed.asset_pools(3, split)))
+    for split, edges in ((False, False), (True, False), (True, True)):
+        assert all(torch.equal(x, y) for x, y in zip(memory.asset_pools(3, split, edges), streamed.asset_pools(3, split, edges)))
     # The batcher draws the same batches from either table.
-    batchers = [AssetBatcher(t, 3, 100, torch.Generator().manual_seed(0), foreground_fraction=0.5) for t in (memory, streamed)]
+    batchers = [AssetBatcher(t, 3, 100, torch.Generator().manual_seed(0), foreground_fraction=0.5, edge_fraction=0.25) for t in (memory, streamed)]
     for _ in range(5):
         i, j = (bt.next_indices() for bt in batchers)
         assert torch.equal(i, j)
@@ -145,3 +145,34 @@ def test_worker_slices_join_into_the_batch_and_read_only_their_assets(small_data
     # Worker 0 read assets 1-2 of each batch, worker 1 assets 2-4 (one cached asset): never the whole batch.
     for t, per_batch in zip(tables, (2, 3)):
         assert t.loads <= 3 * per_batch < 3 * n_assets
+
+
+def test_edge_pool_is_the_empty_pixels_near_the_object(small_dataset):
+    """Edge rays: empty, and within EDGE_RADIUS pixels of a covered one; the batch takes its share from them."""
+    from assets2vec.data.rays import EDGE_RADIUS
+
+    ds = RenderedDataset(small_dataset)
+    table = build_ray_table(ds, split="train", n_holdout=2)
+    covered, near, far = table.asset_pools(1, True, True)
+    rows = torch.cat([covered, near, far]).sort().values
+    assert torch.equal(rows, torch.cat(table.asset_pools(1, False)))  # a partition of the asset's rays
+    assert (table.alpha[covered] > 0).all() and (table.alpha[near] == 0).all() and (table.alpha[far] == 0).all()
+    assert 0 < len(near) < len(far)
+    S = ds.image_size
+    start = int(rows[0])
+    fg = (table.alpha[rows] > 0).view(-1, S, S).numpy()
+    for r, expect in ((near, True), (far, False)):
+        local = (r - start).numpy()
+        v, i, j = local // (S * S), (local // S) % S, local % S
+        for vv, ii, jj in list(zip(v, i, j))[:200]:
+            window = fg[vv, max(ii - EDGE_RADIUS, 0): ii + EDGE_RADIUS + 1, max(jj - EDGE_RADIUS, 0): jj + EDGE_RADIUS + 1]
+            assert window.any() == expect
+    batcher = AssetBatcher(table, 1, 400, torch.Generator().manual_seed(0), foreground_fraction=0.5, edge_fraction=0.25)
+    idx = batcher.next_indices()
+    a = int(batcher.batch_assets()[0])
+    _, near_a, _ = table.asset_pools(a, True, True)
+    assert int(torch.isin(idx, near_a).sum()) == 100
+    with pytest.raises(ValueError, match="edge fraction must be in"):
+        AssetBatcher(table, 1, 400, torch.Generator(), foreground_fraction=0.5, edge_fraction=0.6)
+    with pytest.raises(ValueError, match="needs a foreground fraction"):
+        AssetBatcher(table, 1, 400, torch.Generator(), edge_fraction=0.2)

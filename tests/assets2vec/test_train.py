@@ -107,6 +107,22 @@ def test_streamed_rays_train_exactly_like_in_memory_rays(small_dataset, tmp_path
         fit(small_dataset, tmp_path / "cn", codenerf, progress=False, log=lambda m: None)
 
 
+def test_edge_rays_change_the_batches_and_zero_is_off(small_dataset, tmp_path):
+    """--edge-fraction 0 trains exactly like no edge share (the numbers measured before it reproduce);
+    a share changes the run, identically for in-memory and streamed rays."""
+    for name, overrides in (("none", {}), ("zero", {"edge_fraction": 0.0}), ("edge", {"edge_fraction": 0.25}),
+                            ("edge_stream", {"edge_fraction": 0.25, "ray_table": "stream", "ray_cache_assets": 2})):
+        fit(small_dataset, tmp_path / name, tiny(steps=4, **overrides), progress=False, log=lambda m: None)
+    none, zero, edge, streamed = (load_checkpoint(tmp_path / n)["model"] for n in ("none", "zero", "edge", "edge_stream"))
+    assert all(torch.equal(none[k], zero[k]) for k in none)
+    assert not all(torch.equal(none[k], edge[k]) for k in none)
+    assert all(torch.equal(edge[k], streamed[k]) for k in edge)
+    codenerf = preset("codenerf")
+    codenerf.steps, codenerf.edge_fraction = 1, 0.25
+    with pytest.raises(ValueError, match="edge rays are drawn per asset"):
+        fit(small_dataset, tmp_path / "cn", codenerf, progress=False, log=lambda m: None)
+
+
 @pytest.mark.parametrize("name", PRESETS)
 def test_each_preset_trains_a_few_steps(name, small_dataset, tmp_path):
     cfg = preset(name)

@@ -276,3 +276,37 @@ def test_dataset_files_are_byte_identical_across_runs(small_library, tmp_path):
     render_library(open_library(small_library), tmp_path / "b", cfg, progress=False)
     for p in sorted((tmp_path / "a" / "assets").glob("*.npz")):
         assert p.read_bytes() == (tmp_path / "b" / "assets" / p.name).read_bytes()
+
+
+def test_floor_ring_sees_through_the_gap_under_a_low_body():
+    """A long, low body on four short legs and the same body down to the floor (a plinth): from
+    the floor ring the pixel under the middle of the body is background for the legs, covered for
+    the plinth, while every fixed-ring view covers it (from -10 deg, with the body's underside)."""
+    from render_core.assets.mesh import MeshData
+    from render_core.multiview import MultiviewRenderer
+
+    def mesh(legs: bool):
+        gap = 0.04 if legs else 0.0
+        parts = [trimesh.creation.box(extents=(1.0, 0.25 - gap, 0.45), transform=trimesh.transformations.translation_matrix((0, gap / 2, 0)))]
+        if legs:
+            for x in (-0.46, 0.46):
+                for z in (-0.2, 0.2):
+                    parts.append(trimesh.creation.box(extents=(0.03, gap, 0.03), transform=trimesh.transformations.translation_matrix((x, -0.125 + gap / 2, z))))
+        tm = trimesh.util.concatenate(parts)
+        return normalize(MeshData(np.asarray(tm.vertices, np.float32), np.asarray(tm.faces, np.int64)))[0]
+
+    cfg = RenderConfig(image_size=64, rig=RigConfig(n_views=6, elevations=(-10.0, 30.0), floor_views=2))
+    renderer = MultiviewRenderer(cfg)
+    legged, plinth = renderer.render(mesh(True)), renderer.render(mesh(False))
+    assert legged["mask"].shape[0] == 8
+    for out in (legged, plinth):
+        np.testing.assert_allclose(out["c2w"][6:, 1, 3], -0.125 + 0.02, atol=1e-4)
+    np.testing.assert_allclose(legged["c2w"][:6], plinth["c2w"][:6])
+    gap_centre = np.array([[0.0, -0.125 + 0.02, 0.0]])
+    for v in range(8):
+        uv, _ = project(gap_centre, legged["c2w"][v], legged["intrinsics"])
+        c, r = np.floor(uv[0]).astype(int)
+        if v < 6:  # the fixed rings see the body (its underside, from -10 deg) where the gap is
+            assert legged["mask"][v, r, c] == 1
+        else:  # the floor ring's front and back views look through it
+            assert legged["mask"][v, r, c] == 0 and plinth["mask"][v, r, c] == 1

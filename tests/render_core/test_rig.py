@@ -73,3 +73,21 @@ def test_unproject_inverts_project():
 def test_bad_rig_config(bad):
     with pytest.raises(ValueError):
         RigConfig(**bad)
+
+
+def test_floor_ring_sits_at_the_assets_floor():
+    cfg = RigConfig(n_views=6, elevations=(20.0,), floor_views=4, floor_lift=0.02)
+    assert cfg.total_views == 10
+    assert len(rig_angles(cfg)[0]) == 6  # without a floor the ring is left out: it belongs to an asset
+    for floor in (-0.5, -0.13):
+        _, c2w, elev, azim = make_cameras(cfg, floor=floor)
+        centres = c2w.numpy()[:, :3, 3]
+        assert len(elev) == 10
+        np.testing.assert_allclose(centres[6:, 1], floor + 0.02, atol=1e-5)
+        np.testing.assert_allclose(np.linalg.norm(centres, axis=1), 2.6, atol=1e-5)
+        np.testing.assert_allclose(np.sort(azim[6:]), [0.0, 90.0, 180.0, 270.0], atol=1e-4)
+        np.testing.assert_allclose(centres[:6, 1], 2.6 * np.sin(np.radians(20.0)), atol=1e-5)
+    with pytest.raises(ValueError, match="floor views"):
+        RigConfig(floor_views=-1)
+    with pytest.raises(ValueError, match="floor lift"):
+        RigConfig(floor_lift=0.6)
