@@ -42,6 +42,8 @@ class MultiAssetDataManagerConfig(DataManagerConfig):
     """distinct assets per training batch"""
     foreground_fraction: float = 0.5
     """share of rays that hit the asset"""
+    edge_fraction: Optional[float] = None
+    """share of rays from the empty pixels within 2 px of the asset (keeps thin gaps empty); None: none"""
     n_holdout: int = 2
     """views per asset held out for evaluation"""
     seed: int = 0
@@ -78,7 +80,8 @@ class MultiAssetDataManager(DataManager):
         # Each of ns-train's GPUs (--machine.num-devices) must draw its own rays, or they all train on the same ones.
         gen = torch.Generator().manual_seed(config.seed + local_rank)
         per_asset = max(1, config.rays_per_batch // config.assets_per_batch)
-        self.train_batcher = AssetBatcher(self.train_table, config.assets_per_batch, per_asset, gen, config.foreground_fraction)
+        self.train_batcher = AssetBatcher(self.train_table, config.assets_per_batch, per_asset, gen, config.foreground_fraction,
+                                          config.edge_fraction)
         self.eval_batcher = AssetBatcher(self.eval_table, config.assets_per_batch, per_asset, torch.Generator().manual_seed(config.seed + 1), config.foreground_fraction)
 
     def _next(self, batcher: AssetBatcher) -> Tuple[RayBundle, Dict]:
