@@ -2,9 +2,11 @@
 
 Decodes every shape code of RUN on the geometry space's 48³ grid once, then scores, with
 20 labels per class over `--repeats` seeds exactly as `benchmarks/tagging.py` does:
-- descriptors of the same object-box cube: the three max-projections (what the product
-  stores), plus banded projections (each axis cut in two, each half projected), mean
-  projections (thickness), and the projections under a square root or binarised at 0.2;
+- descriptors of the same object-box cube: the product's (the three max-projections at 32²,
+  described by their pixels and HOG), the pixels alone at 24² (the product before HOG) and at
+  32², and at 24² banded projections (each axis cut in two, each half projected), mean
+  projections (thickness), and the projections under a square root or binarised at 0.2, each
+  through a PCA of its pixels;
 - classifiers on the product's descriptor, one at a time instead of chosen by
   cross-validation: shrinkage LDA, random forests, extra trees, RBF SVMs and logistic
   regressions with larger C, and label spreading over a k-NN graph of all assets
@@ -49,16 +51,13 @@ RESULTS = Path(__file__).resolve().parent / "results" / "geometry_probe.json"
 ATTRS = ("legs", "base", "armrests", "family")
 
 
-def object_cubes(run: Path, shape: np.ndarray) -> list[torch.Tensor]:
-    """Each shape code's `box_cube`: what the product projects into its profiles."""
+def opacity_grids(run: Path, shape: np.ndarray) -> list[torch.Tensor]:
+    """Each shape code's opacity on the geometry space's 48³ grid, decoded once for every descriptor."""
     model, _, _ = load_run(run)
     r, h = PROFILE_RESOLUTION, model.grid_sampler.half_size
     pts = cell_centres(r, h, "cpu")
-    out = []
     with torch.no_grad():
-        for code in torch.as_tensor(shape):
-            out.append(box_cube(opacity_grid(model, code, pts, 2 * h / r).view(r, r, r)))
-    return out
+        return [opacity_grid(model, code, pts, 2 * h / r).view(r, r, r) for code in torch.as_tensor(shape)]
 
 
 def projections(c: torch.Tensor, halves: bool = False, reduce: str = "amax") -> torch.Tensor:
@@ -73,12 +72,28 @@ def projections(c: torch.Tensor, halves: bool = False, reduce: str = "amax") -> 
     return torch.cat(parts)
 
 
+def pixel_pca(P: np.ndarray, dim: int = 64) -> np.ndarray:
+    """What the geometry space did before HOG: the profile's pixels, centred, top `dim` principal
+    directions, one scale making the mean squared norm 1."""
+    x = P.astype(np.float32) / 255.0
+    xc = x - x.mean(0)
+    y = xc @ np.linalg.svd(xc, full_matrices=False)[2][:dim].T
+    return y / np.sqrt((y ** 2).sum(1).mean())
+
+
+def product(P: np.ndarray) -> np.ndarray:
+    return GeometryPCA.fit(P).transform(P)
+
+
+# name: (descriptor of the opacity grid, in [0, 1], and how it becomes a vector)
 DESCRIPTORS = {
-    "max-projections (product)": lambda c: projections(c),
-    "+ banded halves": lambda c: projections(c, halves=True),
-    "+ mean projections": lambda c: torch.cat([projections(c), projections(c, reduce="mean")]),
-    "square root": lambda c: projections(c) ** 0.5,
-    "binarised at 0.2": lambda c: (projections(c) >= 0.2).float(),
+    "product: pixels + HOG, 32²": (lambda g: projections(box_cube(g)), product),
+    "before: pixels, 24²": (lambda g: projections(box_cube(g, 24)), pixel_pca),
+    "pixels, 32²": (lambda g: projections(box_cube(g)), pixel_pca),
+    "pixels 24² + banded halves": (lambda g: projections(box_cube(g, 24), halves=True), pixel_pca),
+    "pixels 24² + mean projections": (lambda g: torch.cat([projections(box_cube(g, 24)), projections(box_cube(g, 24), reduce="mean")]), pixel_pca),
+    "pixels 24², square root": (lambda g: projections(box_cube(g, 24)) ** 0.5, pixel_pca),
+    "pixels 24², binarised at 0.2": (lambda g: (projections(box_cube(g, 24)) >= 0.2).float(), pixel_pca),
 }
 
 CLASSIFIERS = {
@@ -134,7 +149,7 @@ def main() -> None:
         with Catalog.open(Path(tmp) / "cat") as cat:
             shape, _ = cat.codes(cat.ids)
             truth = {a: np.array([str(v) for v in cat.values(a)]) for a in ATTRS + ("seats",)}
-    cubes = object_cubes(args.run, shape)
+    grids = opacity_grids(args.run, shape)
     n, seeds = args.labels, range(args.repeats)
     rows = []
 
@@ -148,19 +163,19 @@ def main() -> None:
         rows.append({"kind": kind, "name": name, **acc})
         print(f"{kind:10s} {name:28s} " + "  ".join(f"{a} {v:5.1f}" for a, v in acc.items()), file=sys.stderr, flush=True)
 
-    product = None
-    for name, fn in DESCRIPTORS.items():
-        P = np.stack([(fn(c) * 255).round().numpy().astype(np.uint8) for c in cubes])
-        X = GeometryPCA.fit(P).transform(P)
-        product = X if product is None else product
+    ours = None
+    for name, (fn, vectors) in DESCRIPTORS.items():
+        P = np.stack([(fn(g) * 255).round().clamp(0, 255).numpy().astype(np.uint8) for g in grids])
+        X = vectors(P)
+        ours = X if ours is None else ours
         score("descriptor", name, X, lambda X, y, k, s: run_cell(X, y, k, s, standardize=False)["accuracy"])
     for name, make in CLASSIFIERS.items():
-        score("classifier", name, product, lambda X, y, k, s, make=make: one_classifier(make, X, y, k, s))
-    score("classifier", "label spreading (k-NN 10)", product, label_spreading)
+        score("classifier", name, ours, lambda X, y, k, s, make=make: one_classifier(make, X, y, k, s))
+    score("classifier", "label spreading (k-NN 10)", ours, label_spreading)
     sofas = truth["family"] == "sofa"
-    score("one family", "sofas: legs (feet or plinth)", product,
+    score("one family", "sofas: legs (feet or plinth)", ours,
           lambda X, y, k, s: run_cell(X, y, k, s, standardize=False)["accuracy"], attrs=("legs",), mask=sofas)
-    by_seats = sofa_legs_by_seats(product, truth, n, seeds)
+    by_seats = sofa_legs_by_seats(ours, truth, n, seeds)
     print(f"sofa legs by seats: {by_seats}", file=sys.stderr)
     res = {"run": str(args.run), "labels_per_class": n, "repeats": args.repeats, "seconds": round(time.time() - t0, 1), "rows": rows,
            "sofa_legs_by_seats": by_seats}
