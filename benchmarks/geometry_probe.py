@@ -15,6 +15,11 @@ Decodes every shape code of RUN on the geometry space's 48³ grid once, then sco
 - how often the product's legs classifier is wrong about a sofa, by its number of seats.
 
     .venv/bin/python benchmarks/geometry_probe.py benchmarks/runs/fit400      # 7-8 min here, beside a training run
+    .venv/bin/python benchmarks/geometry_probe.py benchmarks/runs/fit400 --meshes --out benchmarks/results/geometry_probe_meshes.json
+
+`--meshes` puts each asset's own mesh (surface points marked on the same grid, as the tagging
+benchmark's mesh reference) through the same descriptors: what each would give if the network
+decoded perfectly, which is how the product's descriptor was chosen.
 
 Prints a table; writes benchmarks/results/geometry_probe.json.
 """
@@ -45,7 +50,7 @@ from assets2vec.catalog.geometry import PROFILE_RESOLUTION, GeometryPCA, box_cub
 from assets2vec.catalog.tagging import AttributeClassifier  # noqa: E402
 from assets2vec.model_components.occupancy import cell_centres  # noqa: E402
 from assets2vec.train import load_run  # noqa: E402
-from benchmarks.tagging import draw, run_cell  # noqa: E402
+from benchmarks.tagging import draw, mesh_grids, pixel_pca, run_cell  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "geometry_probe.json"
 ATTRS = ("legs", "base", "armrests", "family")
@@ -70,15 +75,6 @@ def projections(c: torch.Tensor, halves: bool = False, reduce: str = "amax") -> 
                 idx[a] = sl
                 parts.append(c[tuple(idx)].amax(a).reshape(-1))
     return torch.cat(parts)
-
-
-def pixel_pca(P: np.ndarray, dim: int = 64) -> np.ndarray:
-    """What the geometry space did before HOG: the profile's pixels, centred, top `dim` principal
-    directions, one scale making the mean squared norm 1."""
-    x = P.astype(np.float32) / 255.0
-    xc = x - x.mean(0)
-    y = xc @ np.linalg.svd(xc, full_matrices=False)[2][:dim].T
-    return y / np.sqrt((y ** 2).sum(1).mean())
 
 
 def product(P: np.ndarray) -> np.ndarray:
@@ -141,6 +137,8 @@ def main() -> None:
     ap.add_argument("run", type=Path)
     ap.add_argument("--labels", type=int, default=20, help="labels per class")
     ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--meshes", action="store_true",
+                    help="describe each asset's own mesh (marked on the same grid) instead of what its code decodes to")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     t0 = time.time()
@@ -149,7 +147,7 @@ def main() -> None:
         with Catalog.open(Path(tmp) / "cat") as cat:
             shape, _ = cat.codes(cat.ids)
             truth = {a: np.array([str(v) for v in cat.values(a)]) for a in ATTRS + ("seats",)}
-    grids = opacity_grids(args.run, shape)
+            grids = mesh_grids(cat, args.run) if args.meshes else opacity_grids(args.run, shape)
     n, seeds = args.labels, range(args.repeats)
     rows = []
 
@@ -177,7 +175,7 @@ def main() -> None:
           lambda X, y, k, s: run_cell(X, y, k, s, standardize=False)["accuracy"], attrs=("legs",), mask=sofas)
     by_seats = sofa_legs_by_seats(ours, truth, n, seeds)
     print(f"sofa legs by seats: {by_seats}", file=sys.stderr)
-    res = {"run": str(args.run), "labels_per_class": n, "repeats": args.repeats, "seconds": round(time.time() - t0, 1), "rows": rows,
+    res = {"run": str(args.run), "source": "meshes" if args.meshes else "decoded", "labels_per_class": n, "repeats": args.repeats, "seconds": round(time.time() - t0, 1), "rows": rows,
            "sofa_legs_by_seats": by_seats}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2) + "\n")

@@ -17,14 +17,14 @@ disentanglement check uses balanced accuracy against that chance.
     .venv/bin/python benchmarks/tagging.py benchmarks/runs/fit400
 
 A reference column, "silhouettes", classifies the ground-truth alpha masks of every
-training view (PCA to 64 numbers, as the geometry space does): what the same few-shot
+training view (a PCA of their pixels to 64 numbers): what the same few-shot
 classifiers reach from perfect multi-view silhouettes, which real assets do not come with.
 `--silhouettes DATASET` takes them from another rendering of the same library instead (e.g.
 one at 128²), to see whether resolution is what limits that reference.
 
 A second reference, "mesh", runs each asset's own mesh through the geometry space's
 recipe (surface points voxelised on the same grid, cropped to the object's box, projected,
-PCA): what the geometry space would give if the network decoded every asset perfectly.
+described by pixels and HOG, PCA): what the geometry space would give if the network decoded every asset perfectly.
 The gap between "geometry" and "mesh" is what better training would buy; the gap
 between "mesh" and 100 % is the descriptor and the few labels.
 
@@ -88,6 +88,15 @@ def run_cell(X: np.ndarray, y: np.ndarray, per_class: int, seed: int, standardiz
             "model": clf.model_name_, "test": int(len(test)), "errors": errors}
 
 
+def pixel_pca(P: np.ndarray, dim: int = 64) -> np.ndarray:
+    """(n, dim) coordinates of uint8 images P (n, D): centred, the top `dim` principal directions, one scale
+    making the mean squared norm 1 (the geometry space's PCA on pixels alone, as it was before HOG)."""
+    x = P.astype(np.float32) / 255.0
+    xc = x - x.mean(0)
+    y = xc @ np.linalg.svd(xc, full_matrices=False)[2][:dim].T
+    return y / np.sqrt((y ** 2).sum(1).mean())
+
+
 def silhouettes(cat: Catalog, run: Path, dataset: Path | None = None) -> np.ndarray:
     """(n, 64) PCA coordinates of every asset's ground-truth alpha over all its rendered views
     (the run's training dataset, or `dataset`, another rendering of the same assets)."""
@@ -96,16 +105,16 @@ def silhouettes(cat: Catalog, run: Path, dataset: Path | None = None) -> np.ndar
 
     ds = RenderedDataset(dataset if dataset is not None else load_checkpoint(run)["dataset"])
     alpha = np.stack([(ds.load(i).alpha.reshape(-1) * 255).round().astype(np.uint8) for i in cat.ids])
-    return GeometryPCA.fit(alpha).transform(alpha)
+    return pixel_pca(alpha)
 
 
-def mesh_profiles(cat: Catalog, run: Path) -> np.ndarray:
-    """(n, 64) PCA coordinates of each asset's mesh put through the geometry space's profiles: surface
-    points (80,000 per asset, seeded) marked on the same grid over the same scene box, then `box_profile`."""
+def mesh_grids(cat: Catalog, run: Path) -> list:
+    """Each asset's mesh marked on the geometry space's decoding grid over the same scene box: (R, R, R)
+    tensors, 1 in every cell holding one of 80,000 surface points (seeded)."""
     import torch
     import trimesh
 
-    from assets2vec.catalog.geometry import PROFILE_RESOLUTION, box_profile
+    from assets2vec.catalog.geometry import PROFILE_RESOLUTION
     from assets2vec.train import load_run
     from render_core.assets.library import open_library
     from render_core.assets.loaders import load_mesh
@@ -125,8 +134,18 @@ def mesh_profiles(cat: Catalog, run: Path) -> np.ndarray:
         idx = np.clip(((pts + half) / (2 * half) * r).astype(int), 0, r - 1)
         grid = torch.zeros(r, r, r)
         grid[idx[:, 0], idx[:, 1], idx[:, 2]] = 1.0
-        out.append((box_profile(grid) * 255).round().to(torch.uint8).numpy())
-    out = np.stack(out)
+        out.append(grid)
+    return out
+
+
+def mesh_profiles(cat: Catalog, run: Path) -> np.ndarray:
+    """(n, 64) geometry-space coordinates of each asset's mesh (`mesh_grids`) put through `box_profile` and
+    `GeometryPCA`: the geometry space of a network that decoded every asset perfectly."""
+    import torch
+
+    from assets2vec.catalog.geometry import box_profile
+
+    out = np.stack([(box_profile(g) * 255).round().to(torch.uint8).numpy() for g in mesh_grids(cat, run)])
     return GeometryPCA.fit(out).transform(out)
 
 
