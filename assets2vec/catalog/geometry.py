@@ -145,9 +145,9 @@ class GeometryPCA:
     part_scales: tuple[float, float]  # pixels, HOG: so that neither part outweighs the other by its size
 
     @staticmethod
-    def _descriptors(profiles: np.ndarray, part_scales: tuple[float, float]) -> np.ndarray:
-        pixels, hogs = profile_parts(profiles)
-        return np.concatenate([pixels * part_scales[0], hogs * part_scales[1]], axis=1)
+    def _join(parts: tuple[np.ndarray, np.ndarray], part_scales: tuple[float, float]) -> np.ndarray:
+        """(n, D) descriptors: the `profile_parts`, each times its scale, side by side."""
+        return np.concatenate([p * w for p, w in zip(parts, part_scales)], axis=1)
 
     @classmethod
     def fit(cls, profiles: np.ndarray, dim: int = GEOMETRY_DIM, seed: int = 0) -> "GeometryPCA":
@@ -160,7 +160,7 @@ class GeometryPCA:
         parts = profile_parts(profiles)
         norms = [float(np.linalg.norm(p, axis=1).mean()) for p in parts]
         part_scales = tuple(1.0 / n if n > 0 else 1.0 for n in norms)
-        x = np.concatenate([p * w for p, w in zip(parts, part_scales)], axis=1)
+        x = cls._join(parts, part_scales)
         mean = x.mean(0)
         xc = x - mean
         k = max(1, min(dim, len(x) - 1 if len(x) > 1 else 1, x.shape[1]))
@@ -176,7 +176,7 @@ class GeometryPCA:
     def transform(self, profiles: np.ndarray) -> np.ndarray:
         profiles = np.atleast_2d(np.asarray(profiles))
         try:
-            x = self._descriptors(profiles, self.part_scales)
+            x = self._join(profile_parts(profiles), self.part_scales)
         except ValueError:  # not three square silhouettes at all
             x = None
         if x is None or x.shape[1] != len(self.mean):
