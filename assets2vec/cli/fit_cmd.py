@@ -39,6 +39,9 @@ def add_parser(sub) -> None:
                    "for memory; trains identically); auto streams above 4 GB (default: auto)")
     p.add_argument("--edge-fraction", type=float, help="share of each batch drawn from the empty pixels within 2 px "
                    "of the asset, so thin gaps (under a sofa, between legs) are kept empty (default: the preset's, none)")
+    p.add_argument("--texture-rays", choices=("all", "covered"), help="pixels whose colour reaches the texture codes: "
+                   "all, or only those wholly on the asset, so the codes cannot learn to paint over wrong density at "
+                   "the silhouette, which is shape (default: the preset's)")
     p.add_argument("--ray-cache-assets", type=int, help="with streamed rays: assets kept decoded (default: 64)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--workers", type=int, default=1, help="data-parallel processes on this machine (torchrun "
@@ -80,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
         config.model.shape_dim = args.shape_dim
     if args.texture_dim is not None:
         config.model.texture_dim = args.texture_dim
+    if args.texture_rays is not None:
+        config.model.texture_rays = args.texture_rays
     if args.views:
         config.views = parse_views(args.views)
     for name, value in (("--steps", config.steps), ("--batch-size", config.batch_size), ("--ray-cache-assets", config.ray_cache_assets), ("--shape-dim", config.model.shape_dim), ("--texture-dim", config.model.texture_dim)):

@@ -368,7 +368,8 @@ class RayBatcher:
 
 def to_ray_bundle(batch: dict[str, torch.Tensor], device: torch.device | str = "cpu") -> RayBundle:
     """A nerfstudio `RayBundle` whose metadata carries, per ray (B, 1): the asset index, the
-    distance to the surface (0: the pixel centre misses) and whether the pixel is empty."""
+    distance to the surface (0: the pixel centre misses), whether the pixel is empty and whether it is
+    wholly on the asset (covered)."""
     return RayBundle(
         origins=batch["origins"].to(device),
         directions=batch["directions"].to(device),
@@ -377,6 +378,7 @@ def to_ray_bundle(batch: dict[str, torch.Tensor], device: torch.device | str = "
             "asset_index": batch["asset_index"].view(-1, 1).to(device),
             "surface_t": batch["surface_t"].view(-1, 1).to(device),
             "empty": (batch["alpha"] == 0).view(-1, 1).to(device),
+            "covered": ((batch["surface_t"] > 0) & (batch["alpha"] > 0.99)).view(-1, 1).to(device),
         },
     )
 

@@ -62,6 +62,11 @@ class LatentNeRFModelConfig(ModelConfig):
     """weight of the squared cross-correlation between shape and texture code dimensions over all
     assets: without it an auto-decoder's texture codes also learn the family (measured: 0.66
     balanced accuracy from texture codes alone, chance 0.25), which breaks texture-only search"""
+    texture_rays: Literal["all", "covered"] = "all"
+    """rays whose colour loss reaches the texture codes: all, or only pixels wholly on the asset. Empty
+    and edge pixels are white wherever the density is right; a texture code trained on them learns to
+    paint white the density a code gets wrong there, i.e. learns the shape (the network's colour weights
+    still learn from every ray)"""
     scene_half_size: float = 0.55
     """half side of the box rays are clipped to; normalised objects fill [-0.5, 0.5]^3"""
     train_sampler: Literal["surface", "stratified"] = "surface"
@@ -202,6 +207,10 @@ class LatentNeRFModel(Model):
         self._attach_codes(ray_bundle)
         outputs: Dict[str, Tensor] = {}
         free, field_outputs = None, None
+        texture = ray_bundle.metadata["texture_code"]
+        if self.training and self.config.texture_rays == "covered":
+            md = ray_bundle.metadata
+            md["texture_code"] = torch.where(md["covered"], texture, texture.detach())
         if self.training and self.config.train_sampler == "surface":
             md = ray_bundle.metadata
             ray_samples, free = self.surface_sampler.generate_ray_samples(ray_bundle, md["surface_t"], md["empty"], self.generator,
@@ -229,7 +238,7 @@ class LatentNeRFModel(Model):
             outputs["free_count"] = free.sum().float()
         if self.training:
             md = ray_bundle.metadata
-            outputs["code_norm_sum"] = (md["shape_code"].square().sum(-1) + md["texture_code"].square().sum(-1)).sum()
+            outputs["code_norm_sum"] = (md["shape_code"].square().sum(-1) + texture.square().sum(-1)).sum()
         return outputs
 
     def render_uniform(self, ray_bundle: RayBundle, num_samples: int, num_fine: int = 0) -> Dict[str, Tensor]:

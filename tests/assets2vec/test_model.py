@@ -72,3 +72,37 @@ def test_decorrelation_loss_is_part_of_training_loss():
     assert loss["decorrelation_loss"] > 0
     loss["decorrelation_loss"].backward()
     assert model.codes.texture.weight.grad.abs().sum() > 0
+
+
+def _two_asset_batch(n):
+    """Asset 0: every pixel wholly on the asset; asset 1: every pixel empty (white)."""
+    o = _bundle(n, torch.zeros(n, 1), torch.zeros(n, 1)).origins
+    on = torch.arange(n) < n // 2
+    return {
+        "origins": o, "directions": -o / o.norm(dim=-1, keepdim=True), "pixel_area": torch.ones(n, 1),
+        "asset_index": (~on).long(), "surface_t": torch.where(on, 2.3, 0.0), "alpha": on.float(),
+        "rgb": torch.where(on[:, None], 0.3, 1.0).expand(n, 3).contiguous(),
+    }
+
+
+def test_covered_texture_rays_keep_empty_pixels_from_training_texture_codes():
+    from assets2vec.data.rays import to_ray_bundle
+
+    grads = {}
+    for mode in ("all", "covered"):
+        config = preset("fast")
+        config.model.texture_rays, config.model.code_reg, config.model.code_decorrelation = mode, 0.0, 0.0
+        torch.manual_seed(0)
+        model = build_model(config, 2)
+        model.train()
+        model.generator = torch.Generator().manual_seed(0)
+        batch = _two_asset_batch(64)
+        outputs = model(to_ray_bundle(batch))
+        model.get_loss_dict(outputs, batch)["rgb_loss"].backward()
+        grads[mode] = model.codes.texture.weight.grad.clone()
+        # The colour network still learns from the empty pixels.
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.field.parameters()), mode
+    assert grads["all"][1].abs().sum() > 0  # white background pulls on the empty asset's texture code ...
+    assert torch.count_nonzero(grads["covered"][1]) == 0  # ... unless only covered pixels reach it
+    assert grads["covered"][0].abs().sum() > 0
+    assert torch.allclose(grads["covered"][0], grads["all"][0])

@@ -144,6 +144,11 @@ def test_cli_fit_and_resume(small_dataset, tmp_path, capsys):
     assert main(["fit", str(small_dataset), "--out", str(out), "--preset", "tiny", "--quiet"]) == 2
     assert "--resume" in capsys.readouterr().err
     assert latest_checkpoint(out).read_bytes() == before
+    assert json.loads((out / "artifact.json").read_text())["config"]["model"]["texture_rays"] == "all"
+    covered = tmp_path / "covered"
+    assert main(["fit", str(small_dataset), "--out", str(covered), "--preset", "tiny", "--steps", "2", "--quiet", "--texture-rays", "covered"]) == 0
+    capsys.readouterr()
+    assert json.loads((covered / "artifact.json").read_text())["config"]["model"]["texture_rays"] == "covered"
 
 
 def test_bad_dataset_paths(tmp_path, capsys):
