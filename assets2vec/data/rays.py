@@ -366,6 +366,12 @@ class RayBatcher:
             yield self.table.select(self.next_indices())
 
 
+def covered_pixels(batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(B,) pixels wholly on the asset: the centre hits the surface and coverage is full. Depth is
+    supervised, and with `texture_rays="covered"` texture codes trained, only there."""
+    return (batch["surface_t"] > 0) & (batch["alpha"] > 0.99)
+
+
 def to_ray_bundle(batch: dict[str, torch.Tensor], device: torch.device | str = "cpu") -> RayBundle:
     """A nerfstudio `RayBundle` whose metadata carries, per ray (B, 1): the asset index, the
     distance to the surface (0: the pixel centre misses), whether the pixel is empty and whether it is
@@ -378,7 +384,7 @@ def to_ray_bundle(batch: dict[str, torch.Tensor], device: torch.device | str = "
             "asset_index": batch["asset_index"].view(-1, 1).to(device),
             "surface_t": batch["surface_t"].view(-1, 1).to(device),
             "empty": (batch["alpha"] == 0).view(-1, 1).to(device),
-            "covered": ((batch["surface_t"] > 0) & (batch["alpha"] > 0.99)).view(-1, 1).to(device),
+            "covered": covered_pixels(batch).view(-1, 1).to(device),
         },
     )
 

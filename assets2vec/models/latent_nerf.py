@@ -31,6 +31,7 @@ from nerfstudio.utils import colors
 from torch import Tensor
 from torch.nn import Parameter
 
+from assets2vec.data.rays import covered_pixels
 from assets2vec.field_components.codes import LatentCodes, cross_correlation
 from assets2vec.fields.codenerf_field import CodeNeRFField, CodeNeRFFieldConfig
 from assets2vec.fields.triplane_field import TriplaneFieldConfig, TriplaneLatentField
@@ -270,7 +271,7 @@ class LatentNeRFModel(Model):
         Data-parallel workers sum these across workers and set `loss_counts`, so every loss is a
         sum over this worker's rays divided by the global count, and the workers' gradients add
         up to the single-process gradient."""
-        covered = ((batch["surface_t"] > 0) & (batch["alpha"] > 0.99)).sum().float()
+        covered = covered_pixels(batch).sum().float()
         free = outputs.get("free_count", torch.zeros((), device=covered.device))
         return torch.stack([torch.tensor(float(len(batch["rgb"])), device=covered.device), covered, free.float()])
 
@@ -292,7 +293,7 @@ class LatentNeRFModel(Model):
         if c.train_sampler == "surface":
             alpha = batch["alpha"].view(-1, 1)
             loss["alpha_loss"] = c.alpha_loss_mult * ((outputs["accumulation"] - alpha) ** 2).sum() / n
-            covered = (batch["surface_t"] > 0) & (batch["alpha"] > 0.99)
+            covered = covered_pixels(batch)
             if n_cov > 0:
                 err = (outputs["depth"][:, 0] - batch["surface_t"]).abs()
                 loss["depth_loss"] = c.depth_loss_mult * err[covered].sum() / n_cov
