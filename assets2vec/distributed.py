@@ -5,8 +5,8 @@ Every worker holds the whole model and the whole code tables and draws the same 
 contiguous slice of it, and draws (or, streaming, reads) only the assets in that slice. Losses are sums over the worker's rays divided by global counts, so the
 workers' gradients add up to the single-process gradient. The network's gradient is all-reduced
 as one flat buffer; of the code tables only the rows of the batch's assets are all-reduced (every
-worker knows them: the batch is global), never the whole table. The decorrelation penalty
-depends on the whole table but on no batch, so each worker adds its identical gradient after the
+worker knows them: the batch is global), never the whole table. The code-table penalties (decorrelation,
+independence) depend on the whole table but on no batch, so each worker adds its identical gradient after the
 reduction. Every worker then takes the same optimizer step, and codes stay replicated.
 """
 

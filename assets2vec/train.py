@@ -296,13 +296,11 @@ def _fit(data, out, config, resume, device, progress, log, on_step, ddp, rank, w
                 counts = ddp.sum_(model.local_counts(outputs, batch).detach())
                 model.loss_counts = {"rays": counts[0], "covered": counts[1], "free": counts[2]}
                 losses = model.get_loss_dict(outputs, batch)
-                decorrelation = losses.pop("decorrelation_loss", None)
+                table = {k: losses.pop(k) for k in model.TABLE_LOSSES if k in losses}
                 loss = sum(losses.values())
                 # Every term summed over workers (one all-reduce): logs and PSNR describe the global batch.
-                names = list(losses) + (["decorrelation_loss"] if decorrelation is not None else [])
-                terms = [losses[k].detach().float() for k in losses]
-                if decorrelation is not None:
-                    terms.append(decorrelation.detach().float() / world_size)
+                names = list(losses) + list(table)
+                terms = [losses[k].detach().float() for k in losses] + [v.detach().float() / world_size for v in table.values()]
                 reduced = dict(zip(names, ddp.sum_(torch.stack(terms)).tolist()))
                 loss_value = float(sum(reduced.values()))
                 if not math.isfinite(loss_value):
@@ -312,8 +310,8 @@ def _fit(data, out, config, resume, device, progress, log, on_step, ddp, rank, w
                 if world_size > 1:
                     ddp.reduce_gradients(list(model.field.parameters()), [model.codes.shape, model.codes.texture],
                                          batcher.batch_assets().to(device))
-                if decorrelation is not None:
-                    decorrelation.backward()  # identical on every worker: added once, after the reduction
+                if table:
+                    sum(table.values()).backward()  # identical on every worker: added once, after the reduction
                 optimizer.step()
                 step += 1
                 psnr = -10.0 * math.log10(max(reduced["rgb_loss"] / max(model.config.rgb_loss_mult, 1e-12), 1e-10))  # batch MSE

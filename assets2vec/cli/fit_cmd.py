@@ -42,6 +42,9 @@ def add_parser(sub) -> None:
     p.add_argument("--texture-rays", choices=("all", "covered"), help="pixels whose colour reaches the texture codes: "
                    "all, or only those wholly on the asset, so the codes cannot learn to paint over wrong density at "
                    "the silhouette, which is shape (default: the preset's)")
+    p.add_argument("--code-independence", type=float, metavar="WEIGHT", help="weight of a kernel (non-linear) "
+                   "dependence penalty between texture and shape codes, so texture codes carry no shape an RBF "
+                   "classifier can read; the linear decorrelation penalty stays on (default: the preset's, 0: off)")
     p.add_argument("--ray-cache-assets", type=int, help="with streamed rays: assets kept decoded (default: 64)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--workers", type=int, default=1, help="data-parallel processes on this machine (torchrun "
@@ -85,6 +88,10 @@ def run(args: argparse.Namespace) -> int:
         config.model.texture_dim = args.texture_dim
     if args.texture_rays is not None:
         config.model.texture_rays = args.texture_rays
+    if args.code_independence is not None:
+        if not args.code_independence >= 0:
+            raise ValueError(f"--code-independence must be zero or positive, got {args.code_independence}")
+        config.model.code_independence = args.code_independence
     if args.views:
         config.views = parse_views(args.views)
     for name, value in (("--steps", config.steps), ("--batch-size", config.batch_size), ("--ray-cache-assets", config.ray_cache_assets), ("--shape-dim", config.model.shape_dim), ("--texture-dim", config.model.texture_dim)):

@@ -74,6 +74,65 @@ def test_decorrelation_loss_is_part_of_training_loss():
     assert model.codes.texture.weight.grad.abs().sum() > 0
 
 
+
+def test_kernel_dependence_sees_a_non_linear_link_the_correlation_misses():
+    from assets2vec.field_components.codes import cross_correlation, kernel_dependence
+
+    g = torch.Generator().manual_seed(0)
+    s = torch.randn(300, 4, generator=g)
+    linked = torch.cos(2 * s) + 0.3 * torch.randn(300, 4, generator=g)  # uncorrelated (even in s), not independent
+    free = torch.randn(300, 4, generator=g)
+    assert cross_correlation(s, linked).abs().max() < 0.25
+    assert kernel_dependence(s, linked) > 0.08 and abs(float(kernel_dependence(s, free))) < 0.01  # debiased: ~0 when free
+    assert kernel_dependence(s, s) > 0.99
+    assert abs(float(kernel_dependence(s, 5 * s + 1)) - 1) < 1e-4  # columns are standardised
+
+
+def test_independence_penalty_on_texture_codes_alone_hides_the_family_from_an_rbf_classifier():
+    from sklearn.model_selection import cross_val_score
+    from sklearn.svm import SVC
+
+    from assets2vec.field_components.codes import kernel_dependence
+
+    g = torch.Generator().manual_seed(0)
+    family = torch.arange(200) % 4
+    shape = torch.nn.functional.one_hot(family, 4).float() * 3 + 0.3 * torch.randn(200, 4, generator=g)
+    # Texture codes that mark the family in other dimensions, as a leaking run's do.
+    texture = torch.nn.functional.one_hot((family + 1) % 4, 4).float() * 2 + 0.5 * torch.randn(200, 4, generator=g)
+    texture = texture.requires_grad_(True)
+
+    def read(t):
+        return cross_val_score(SVC(), t.detach().numpy(), family.numpy(), cv=5).mean()
+
+    before = read(texture)
+    opt = torch.optim.Adam([texture], lr=0.05)
+    for _ in range(150):
+        opt.zero_grad()
+        kernel_dependence(shape, texture).backward()
+        opt.step()
+    assert before > 0.9 and read(texture) < 0.4, (before, read(texture))
+
+
+def test_independence_loss_moves_only_texture_codes_and_subsamples_deterministically():
+    config = preset("fast")
+    config.model.code_decorrelation, config.model.code_independence, config.model.independence_assets = 0.0, 0.1, 4
+    model = build_model(config, 6)
+    outputs = {"rgb": torch.zeros(4, 3), "code_norm_sum": torch.tensor(4.0), "accumulation": torch.zeros(4, 1),
+               "depth": torch.zeros(4, 1)}
+    batch = {"rgb": torch.zeros(4, 3), "alpha": torch.zeros(4), "surface_t": torch.zeros(4)}
+    values = []
+    for _ in range(2):
+        model.generator = torch.Generator().manual_seed(3)
+        model.codes.zero_grad()
+        loss = model.get_loss_dict(outputs, batch)
+        assert "decorrelation_loss" not in loss and set(model.TABLE_LOSSES) & set(loss) == {"independence_loss"}
+        loss["independence_loss"].backward()
+        values.append(loss["independence_loss"].item())
+        assert model.codes.shape.weight.grad is None or torch.count_nonzero(model.codes.shape.weight.grad) == 0
+        # 4 of the 6 rows are drawn: the other two get no gradient.
+        assert (model.codes.texture.weight.grad.abs().sum(1) > 0).sum() == 4
+    assert values[0] == values[1]
+
 def _two_asset_batch(n):
     """Asset 0: every pixel wholly on the asset; asset 1: every pixel empty (white)."""
     o = _bundle(n, torch.zeros(n, 1), torch.zeros(n, 1)).origins

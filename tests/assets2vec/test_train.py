@@ -146,9 +146,13 @@ def test_cli_fit_and_resume(small_dataset, tmp_path, capsys):
     assert latest_checkpoint(out).read_bytes() == before
     assert json.loads((out / "artifact.json").read_text())["config"]["model"]["texture_rays"] == "all"
     covered = tmp_path / "covered"
-    assert main(["fit", str(small_dataset), "--out", str(covered), "--preset", "tiny", "--steps", "2", "--quiet", "--texture-rays", "covered"]) == 0
+    assert main(["fit", str(small_dataset), "--out", str(covered), "--preset", "tiny", "--steps", "2", "--quiet", "--texture-rays", "covered",
+                 "--code-independence", "0.5"]) == 0
     capsys.readouterr()
-    assert json.loads((covered / "artifact.json").read_text())["config"]["model"]["texture_rays"] == "covered"
+    model = json.loads((covered / "artifact.json").read_text())["config"]["model"]
+    assert model["texture_rays"] == "covered" and model["code_independence"] == 0.5
+    assert main(["fit", str(small_dataset), "--out", str(tmp_path / "neg"), "--preset", "tiny", "--quiet", "--code-independence", "-1"]) == 2
+    assert "--code-independence must be zero or positive" in capsys.readouterr().err
 
 
 def test_bad_dataset_paths(tmp_path, capsys):
