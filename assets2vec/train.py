@@ -289,6 +289,7 @@ def _fit(data, out, config, resume, device, progress, log, on_step, ddp, rank, w
                     g["lr"] = base * lr_factor(step, horizon, config)
                 lo, hi = ddp.rows_of(rank, world_size, batcher.batch_size)
                 model.batch_rows = (lo, hi, batcher.batch_size)
+                model.train_step = step
                 # This worker's rows of the global batch (every worker draws the same batch, but only its own rows).
                 batch = batcher.table.select(batcher.next_indices(lo, hi))
                 outputs = model(to_ray_bundle(batch, device))

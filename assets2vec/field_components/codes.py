@@ -56,34 +56,3 @@ def cross_correlation(a: Float[Tensor, "n da"], b: Float[Tensor, "n db"]) -> Flo
     return a.T @ b / a.shape[0]
 
 
-
-def kernel_dependence(a: Float[Tensor, "n da"], b: Float[Tensor, "n db"]) -> Float[Tensor, ""]:
-    """Debiased centred kernel alignment (CKA, Kornblith et al. 2019) of Gaussian kernels on the
-    rows of `a` and `b`: the normalised Hilbert-Schmidt independence criterion (HSIC, Gretton et
-    al. 2005), with HSIC's unbiased estimator (Song et al. 2012).
-
-    About 0 when the rows of `a` and `b` are independent; 1 when one determines the other up to
-    a rotation and scale. Unlike `cross_correlation` it also sees non-linear links (b = cos a, a
-    cluster of `a` that `b` marks), which is how an RBF classifier reads one half from the other.
-    The unbiased estimator matters here: the plain one gives 0.19 for independent 32-d codes of
-    400 assets, from the kernels' diagonals alone. Columns are standardised first, as the catalog
-    does before search and tagging; each kernel's width is its median squared distance (held
-    constant, as the median heuristic is).
-    """
-    n = a.shape[0]
-    if n < 4:
-        raise ValueError(f"kernel dependence needs at least 4 rows, got {n}")
-    off = ~torch.eye(n, dtype=torch.bool, device=a.device)
-
-    def gram(x: Tensor) -> Tensor:
-        x = x - x.mean(0)
-        x = x / x.square().mean(0).add(1e-8).sqrt()
-        d2 = torch.cdist(x, x).square()
-        return torch.exp(-d2 / d2.detach()[off].median().clamp(min=1e-8)) * off  # zero diagonal
-
-    def hsic(k: Tensor, l: Tensor) -> Tensor:
-        kl1 = k @ l.sum(1)
-        return ((k * l).sum() + k.sum() * l.sum() / ((n - 1) * (n - 2)) - 2 * kl1.sum() / (n - 2)) / (n * (n - 3))
-
-    ka, kb = gram(a.float()), gram(b.float())
-    return hsic(ka, kb) / (hsic(ka, ka) * hsic(kb, kb)).clamp(min=1e-20).sqrt()

@@ -32,7 +32,8 @@ from torch import Tensor
 from torch.nn import Parameter
 
 from assets2vec.data.rays import covered_pixels
-from assets2vec.field_components.codes import LatentCodes, cross_correlation, kernel_dependence
+from assets2vec.field_components.codes import LatentCodes, cross_correlation
+from assets2vec.field_components.dependence import ShapeClusters, cluster_dependence
 from assets2vec.fields.codenerf_field import CodeNeRFField, CodeNeRFFieldConfig
 from assets2vec.fields.triplane_field import TriplaneFieldConfig, TriplaneLatentField
 from assets2vec.model_components.occupancy import OccupancyGridSampler
@@ -64,12 +65,16 @@ class LatentNeRFModelConfig(ModelConfig):
     assets: without it an auto-decoder's texture codes also learn the family (measured: 0.66
     balanced accuracy from texture codes alone, chance 0.25), which breaks texture-only search"""
     code_independence: float = 0.0
-    """weight of the kernel dependence (CKA of Gaussian kernels) of the texture codes on the shape codes,
-    over the whole table (a seeded draw of `independence_assets` rows above that): the decorrelation
-    penalty is linear, and an RBF classifier still read the family from texture codes (37-44 % on a
-    long run, chance 25 %). The shape codes are held fixed in it: only the texture codes move away"""
+    """weight of the kernel dependence of the texture codes on the shape codes (absolute debiased CKA of
+    Gaussian kernels of the texture codes at 3 widths and "same k-means cluster of shape codes" kernels; see
+    `field_components.dependence`), over the whole table (a seeded draw of `independence_assets` rows
+    above that). The linear decorrelation penalty leaves what an RBF classifier reads: the family at
+    37-44 % from texture codes on a long run (chance 25 %). The shape codes are held fixed in it, only
+    the texture codes move away"""
     independence_assets: int = 1024
     """rows the dependence is measured on per step (its cost is quadratic in them)"""
+    independence_refresh: int = 250
+    """steps between refits of the shape codes' k-means partitions (4, 8, 16 and 32 clusters)"""
     texture_rays: Literal["all", "covered"] = "all"
     """rays whose colour loss reaches the texture codes: all, or only pixels wholly on the asset. Empty
     and edge pixels are white wherever the density is right; a texture code trained on them learns to
@@ -117,6 +122,11 @@ class LatentNeRFModel(Model):
         super().populate_modules()
         c = self.config
         self.codes = LatentCodes(self.num_train_data, c.shape_dim, c.texture_dim, c.code_init_std)
+        # Only runs trained with the penalty carry the clusters (older checkpoints load unchanged).
+        self.shape_clusters = ShapeClusters(c.shape_dim, refresh=c.independence_refresh) if c.code_independence > 0 else None
+        # The trainer sets the step, so refits fall on the same steps after a resume.
+        self.train_step: int | None = None
+        self._loss_calls = 0
         if c.field_type == "triplane":
             self.field = TriplaneLatentField(c.triplane, c.shape_dim, c.texture_dim, c.scene_half_size)
         elif c.field_type == "codenerf":
@@ -298,7 +308,7 @@ class LatentNeRFModel(Model):
             if c.code_decorrelation > 0 and self.codes.num_assets > 2:
                 loss["decorrelation_loss"] = c.code_decorrelation * cross_correlation(
                     self.codes.shape.weight, self.codes.texture.weight).square().sum()
-            if c.code_independence > 0 and self.codes.num_assets > 2:
+            if c.code_independence > 0 and self.codes.num_assets >= 4:
                 loss["independence_loss"] = c.code_independence * self.code_dependence()
         if c.train_sampler == "surface":
             alpha = batch["alpha"].view(-1, 1)
@@ -312,7 +322,7 @@ class LatentNeRFModel(Model):
         return loss
 
     def code_dependence(self) -> Tensor:
-        """Kernel dependence of the texture codes on the (detached) shape codes, on the whole table
+        """Kernel dependence of the texture codes on the shape codes' clusters, on the whole table
         or, above `independence_assets` rows, on rows drawn from the training generator (every
         data-parallel worker draws the same ones, so the term is identical on each)."""
         n, m = self.codes.num_assets, self.config.independence_assets
@@ -320,9 +330,10 @@ class LatentNeRFModel(Model):
         if n > m:
             rows = torch.randperm(n, generator=self.generator)[:m].to(shape.device)
             shape, texture = shape[rows], texture[rows]
-        # The estimate is unbiased, so it dips below 0 by chance when the codes are independent:
-        # only a positive dependence is penalised (pushing it negative would build an anti-link).
-        return kernel_dependence(shape.detach(), texture).clamp(min=0)
+        step = self.train_step if self.train_step is not None else self._loss_calls
+        self._loss_calls += 1
+        self.shape_clusters.refit_if_due(shape, step)
+        return cluster_dependence(self.shape_clusters.labels(shape), texture)
 
     def get_image_metrics_and_images(self, outputs, batch):
         gt = batch["image"].to(outputs["rgb"].device)[..., :3].float()

@@ -76,23 +76,48 @@ def test_decorrelation_loss_is_part_of_training_loss():
 
 
 def test_kernel_dependence_sees_a_non_linear_link_the_correlation_misses():
-    from assets2vec.field_components.codes import cross_correlation, kernel_dependence
+    from assets2vec.field_components.codes import cross_correlation
+    from assets2vec.field_components.dependence import debiased_cka, rbf_gram
 
     g = torch.Generator().manual_seed(0)
     s = torch.randn(300, 4, generator=g)
     linked = torch.cos(2 * s) + 0.3 * torch.randn(300, 4, generator=g)  # uncorrelated (even in s), not independent
     free = torch.randn(300, 4, generator=g)
     assert cross_correlation(s, linked).abs().max() < 0.25
-    assert kernel_dependence(s, linked) > 0.08 and abs(float(kernel_dependence(s, free))) < 0.01  # debiased: ~0 when free
-    assert kernel_dependence(s, s) > 0.99
-    assert abs(float(kernel_dependence(s, 5 * s + 1)) - 1) < 1e-4  # columns are standardised
+    assert debiased_cka(rbf_gram(s), rbf_gram(linked)) > 0.08
+    assert abs(float(debiased_cka(rbf_gram(s), rbf_gram(free)))) < 0.01  # debiased: about 0 when independent
+    assert abs(float(debiased_cka(rbf_gram(s), rbf_gram(5 * s + 1))) - 1) < 1e-4  # columns are standardised
+    wide = torch.randn(400, 32, generator=g)
+    assert abs(float(debiased_cka(rbf_gram(wide), rbf_gram(torch.randn(400, 32, generator=g))))) < 0.02
+
+
+def test_shape_clusters_are_deterministic_and_refit_on_schedule():
+    from assets2vec.field_components.dependence import ShapeClusters
+
+    g = torch.Generator().manual_seed(0)
+    codes = torch.cat([torch.randn(50, 3, generator=g) + 6 * i for i in range(4)])
+    a, b = ShapeClusters(3, ks=(4, 8), refresh=10), ShapeClusters(3, ks=(4, 8), refresh=10)
+    a.refit_if_due(codes, 0)
+    b.refit_if_due(codes, 0)
+    assert torch.equal(a.centroids, b.centroids)
+    lab = a.labels(codes)
+    assert lab.shape == (2, 200) and len(torch.unique(lab[0])) == 4
+    assert all(len(torch.unique(lab[0][50 * i:50 * (i + 1)])) == 1 for i in range(4))  # the 4 groups found
+    before = a.centroids.clone()
+    a.refit_if_due(codes + 100, 9)  # not due yet
+    assert torch.equal(a.centroids, before)
+    a.refit_if_due(codes + 100, 10)
+    assert not torch.equal(a.centroids, before)
+    tiny = ShapeClusters(3, ks=(4, 8))
+    tiny.refit_if_due(codes[:5], 0)  # fewer assets than clusters: still a partition of them
+    assert tiny.labels(codes[:5]).max() < 5
 
 
 def test_independence_penalty_on_texture_codes_alone_hides_the_family_from_an_rbf_classifier():
     from sklearn.model_selection import cross_val_score
     from sklearn.svm import SVC
 
-    from assets2vec.field_components.codes import kernel_dependence
+    from assets2vec.field_components.dependence import ShapeClusters, cluster_dependence
 
     g = torch.Generator().manual_seed(0)
     family = torch.arange(200) % 4
@@ -100,6 +125,9 @@ def test_independence_penalty_on_texture_codes_alone_hides_the_family_from_an_rb
     # Texture codes that mark the family in other dimensions, as a leaking run's do.
     texture = torch.nn.functional.one_hot((family + 1) % 4, 4).float() * 2 + 0.5 * torch.randn(200, 4, generator=g)
     texture = texture.requires_grad_(True)
+    clusters = ShapeClusters(4)
+    clusters.refit_if_due(shape, 0)
+    labels = clusters.labels(shape)
 
     def read(t):
         return cross_val_score(SVC(), t.detach().numpy(), family.numpy(), cv=5).mean()
@@ -108,30 +136,36 @@ def test_independence_penalty_on_texture_codes_alone_hides_the_family_from_an_rb
     opt = torch.optim.Adam([texture], lr=0.05)
     for _ in range(150):
         opt.zero_grad()
-        kernel_dependence(shape, texture).backward()
+        cluster_dependence(labels, texture).backward()
         opt.step()
     assert before > 0.9 and read(texture) < 0.4, (before, read(texture))
 
 
 def test_independence_loss_moves_only_texture_codes_and_subsamples_deterministically():
     config = preset("fast")
-    config.model.code_decorrelation, config.model.code_independence, config.model.independence_assets = 0.0, 0.1, 4
-    model = build_model(config, 6)
-    outputs = {"rgb": torch.zeros(4, 3), "code_norm_sum": torch.tensor(4.0), "accumulation": torch.zeros(4, 1),
-               "depth": torch.zeros(4, 1)}
-    batch = {"rgb": torch.zeros(4, 3), "alpha": torch.zeros(4), "surface_t": torch.zeros(4)}
+    config.model.code_decorrelation, config.model.code_independence, config.model.independence_assets = 0.0, 0.1, 8
     values = []
     for _ in range(2):
+        torch.manual_seed(0)
+        model = build_model(config, 12)
+        with torch.no_grad():  # texture codes that copy the shape codes: a dependence to penalise
+            model.codes.texture.weight.copy_(3 * model.codes.shape.weight)
         model.generator = torch.Generator().manual_seed(3)
-        model.codes.zero_grad()
+        model.train_step = 0
+        outputs = {"rgb": torch.zeros(4, 3), "code_norm_sum": torch.tensor(4.0), "accumulation": torch.zeros(4, 1),
+                   "depth": torch.zeros(4, 1)}
+        batch = {"rgb": torch.zeros(4, 3), "alpha": torch.zeros(4), "surface_t": torch.zeros(4)}
         loss = model.get_loss_dict(outputs, batch)
         assert "decorrelation_loss" not in loss and set(model.TABLE_LOSSES) & set(loss) == {"independence_loss"}
         loss["independence_loss"].backward()
         values.append(loss["independence_loss"].item())
         assert model.codes.shape.weight.grad is None or torch.count_nonzero(model.codes.shape.weight.grad) == 0
-        # 4 of the 6 rows are drawn: the other two get no gradient.
-        assert (model.codes.texture.weight.grad.abs().sum(1) > 0).sum() == 4
-    assert values[0] == values[1]
+        # 8 of the 12 rows are drawn: the other four get no gradient.
+        assert (model.codes.texture.weight.grad.abs().sum(1) > 0).sum() == 8
+        assert "shape_clusters.centroids" in model.state_dict()  # resumes assign as before
+    assert values[0] == values[1] and values[0] > 0
+    assert "shape_clusters.centroids" not in build_model(preset("fast"), 12).state_dict()  # off: old checkpoints load
+
 
 def _two_asset_batch(n):
     """Asset 0: every pixel wholly on the asset; asset 1: every pixel empty (white)."""
