@@ -49,10 +49,11 @@ def cross_correlation(a: Float[Tensor, "n da"], b: Float[Tensor, "n db"]) -> Flo
     Zero everywhere means no linear read-out of one half predicts the other, so an attribute
     carried by the shape half cannot also be read linearly from the texture half.
     """
-    a = a - a.mean(0)
-    b = b - b.mean(0)
-    a = a / a.square().mean(0).add(1e-8).sqrt()
-    b = b / b.square().mean(0).add(1e-8).sqrt()
+    a, b = standardise(a), standardise(b)
     return a.T @ b / a.shape[0]
 
 
+def standardise(x: Float[Tensor, "n d"]) -> Float[Tensor, "n d"]:
+    """Each column to mean 0 and unit spread over the n rows (differentiable)."""
+    x = x - x.mean(0)
+    return x / x.square().mean(0).add(1e-8).sqrt()

@@ -21,17 +21,18 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
 
+from assets2vec.field_components.codes import standardise
 
-def rbf_gram(x: Float[Tensor, "n d"], scale: float = 1.0) -> Float[Tensor, "n n"]:
-    """Gaussian kernel of the rows of `x`, columns standardised first (as the catalog does before
-    search and tagging), width `scale` × the median squared distance (held constant: the median
-    heuristic)."""
-    x = x.float()
-    x = x - x.mean(0)
-    x = x / x.square().mean(0).add(1e-8).sqrt()
+
+def rbf_grams(x: Float[Tensor, "n d"], scales: tuple[float, ...] = (1.0,)) -> list[Float[Tensor, "n n"]]:
+    """Gaussian kernels of the rows of `x`, columns standardised first (as the catalog does before
+    search and tagging), one per width `scale` × the median squared distance (held constant: the
+    median heuristic); the distances are computed once for all widths."""
+    x = standardise(x.float())
     d2 = torch.cdist(x, x).square()
     off = ~torch.eye(len(x), dtype=torch.bool, device=x.device)
-    return torch.exp(-d2 / (scale * d2.detach()[off].median().clamp(min=1e-8)))
+    median = d2.detach()[off].median().clamp(min=1e-8)
+    return [torch.exp(-d2 / (scale * median)) for scale in scales]
 
 
 def cluster_grams(labels: Int[Tensor, "p n"]) -> Float[Tensor, "p n n"]:
@@ -49,7 +50,7 @@ def cluster_dependence(labels: Int[Tensor, "p n"], x: Float[Tensor, "n d"], widt
     RBF SVM 53 % on 4 families, chance 25 %); and the absolute value, because a clearly negative
     estimate is anti-clustering (one family's codes pushed apart), which a classifier reads too
     (the positive part alone left the family read at 12 %)."""
-    grams = [rbf_gram(x, w) for w in widths]
+    grams = rbf_grams(x, widths)
     return torch.stack([debiased_cka(l, k).abs() for l in cluster_grams(labels) for k in grams]).mean()
 
 
@@ -97,13 +98,12 @@ class ShapeClusters(nn.Module):
         self.mean.copy_(x.mean(0))
         self.std.copy_(x.std(0).clamp(min=1e-6) if len(x) > 1 else torch.ones_like(self.std))
         z = self._z(x).cpu().numpy().astype(np.float64)
-        rows, o = [], 0
+        rows = []
         for k in self.ks:
             k_fit = min(k, len(z))
             centres = KMeans(k_fit, n_init=3, random_state=0).fit(z).cluster_centers_
             # Fewer assets than clusters: repeat a centre (argmin picks the first copy).
             rows.append(np.concatenate([centres, np.repeat(centres[:1], k - k_fit, 0)]))
-            o += k
         self.centroids.copy_(torch.as_tensor(np.concatenate(rows), dtype=torch.float32))
         self.fitted_at.fill_(step)
 
