@@ -2,8 +2,9 @@
 
 Decodes every shape code of RUN on the geometry space's 48³ grid once, then scores, with
 20 labels per class over `--repeats` seeds exactly as `benchmarks/tagging.py` does:
-- descriptors of the same object-box cube: the product's (the three max-projections at 32²,
-  described by their pixels and HOG), the pixels alone at 24² (the product before HOG) and at
+- descriptors of the same object-box cube: the product's (the three max-projections and six
+  depth maps at 32², described by their pixels and HOG), the three silhouettes alone with their
+  HOG (the product before depth maps), their pixels alone at 24² (the product before HOG) and at
   32², and at 24² banded projections (each axis cut in two, each half projected), mean
   projections (thickness), and the projections under a square root or binarised at 0.2, each
   through a PCA of its pixels;
@@ -46,7 +47,7 @@ from sklearn.svm import SVC
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from assets2vec import Catalog  # noqa: E402
 from assets2vec.catalog.build import build_catalog  # noqa: E402
-from assets2vec.catalog.geometry import PROFILE_RESOLUTION, GeometryPCA, box_cube, opacity_grid  # noqa: E402
+from assets2vec.catalog.geometry import PROFILE_RESOLUTION, GeometryPCA, box_cube, box_profile, opacity_grid, profile_parts  # noqa: E402
 from assets2vec.catalog.tagging import AttributeClassifier  # noqa: E402
 from assets2vec.model_components.occupancy import cell_centres  # noqa: E402
 from assets2vec.train import load_run  # noqa: E402
@@ -81,9 +82,19 @@ def product(P: np.ndarray) -> np.ndarray:
     return GeometryPCA.fit(P).transform(P)
 
 
+def silhouettes_only(P: np.ndarray, dim: int = 64) -> np.ndarray:
+    """The product's recipe on its silhouettes' pixels and HOG alone (the geometry space before depth maps)."""
+    parts = [p / np.linalg.norm(p, axis=1).mean() for p in profile_parts(P)[:2]]
+    x = np.concatenate(parts, 1)
+    xc = x - x.mean(0)
+    y = xc @ np.linalg.svd(xc, full_matrices=False)[2][:dim].T
+    return y / np.sqrt((y ** 2).sum(1).mean())
+
+
 # name: (descriptor of the opacity grid, in [0, 1], and how it becomes a vector)
 DESCRIPTORS = {
-    "product: pixels + HOG, 32²": (lambda g: projections(box_cube(g)), product),
+    "product: silhouettes + depth maps, pixels + HOG, 32²": (box_profile, product),
+    "silhouettes, pixels + HOG, 32² (before depth maps)": (box_profile, silhouettes_only),
     "before: pixels, 24²": (lambda g: projections(box_cube(g, 24)), pixel_pca),
     "pixels, 32²": (lambda g: projections(box_cube(g)), pixel_pca),
     "pixels 24² + banded halves": (lambda g: projections(box_cube(g, 24), halves=True), pixel_pca),

@@ -10,8 +10,8 @@ from skimage.feature import hog
 from assets2vec import Catalog
 from assets2vec.catalog.appearance import BINS, appearance_vectors, decode_appearance
 from assets2vec.catalog.build import _store_geometry, build_catalog, index_path
-from assets2vec.catalog.geometry import (BOX_OPACITY, GEOMETRY_DIM, HOG_BLOCK, HOG_CELLS, GeometryPCA, box_profile, decode_profiles, object_box,
-                                         profile_parts)
+from assets2vec.catalog.geometry import (BOX_OPACITY, GEOMETRY_DIM, HOG_BLOCK, HOG_CELLS, GeometryPCA, box_profile, decode_profiles, depth_maps,
+                                         object_box, profile_parts)
 from assets2vec.catalog.store import CatalogError, Store
 from assets2vec.cli.main import main
 from assets2vec.train import load_run
@@ -26,7 +26,7 @@ def test_profiles_are_the_max_projected_opacity_of_the_decoded_density_in_its_ow
     shape, _ = model.codes(torch.arange(2))
     r, s = 12, 6
     prof = decode_profiles(model, shape.detach().numpy(), resolution=r, size=s)
-    assert prof.shape == (2, 3 * s * s) and prof.dtype == np.uint8
+    assert prof.shape == (2, 9 * s * s) and prof.dtype == np.uint8
     # The same numbers computed by hand for the second code, along the vertical (y) axis.
     h = model.grid_sampler.half_size
     axis = (torch.arange(r) + 0.5) / r * 2 * h - h
@@ -41,6 +41,7 @@ def test_profiles_are_the_max_projected_opacity_of_the_decoded_density_in_its_ow
     cube = torch.nn.functional.interpolate(torch.from_numpy(np.ascontiguousarray(opacity[tuple(box)]))[None, None],
                                            size=(s, s, s), mode="trilinear", align_corners=False)[0, 0]
     np.testing.assert_allclose(prof[1, s * s:2 * s * s] / 255.0, cube.amax(1).reshape(-1).numpy(), atol=1 / 255 + 1e-6)
+    np.testing.assert_allclose(prof[1, 3 * s * s:] / 255.0, depth_maps(cube).reshape(-1).numpy(), atol=1 / 255 + 1e-6)
     assert not np.array_equal(prof[0], prof[1])
     with pytest.raises(ValueError, match="dimensions; the network takes"):
         decode_profiles(model, np.zeros((1, shape.shape[1] + 1), np.float32))
@@ -56,11 +57,15 @@ def test_box_profiles_do_not_depend_on_where_or_how_big_the_object_is():
         return g
 
     small, moved, big = (box_profile(grid(o, k), size=8) for o, k in ((2, 2), (20, 2), (5, 4)))
-    assert small.shape == (3 * 8 * 8,)
+    assert small.shape == (9 * 8 * 8,)
     torch.testing.assert_close(small, moved)
     torch.testing.assert_close(small, big)
-    side = small[:64].view(8, 8)  # projected along x: (y, z)
+    images = small.view(9, 8, 8)
+    side = images[0]  # projected along x: (y, z)
     assert side[0, :2].min() == 1 and side[0, 2:].max() == 0  # bottom row: the leg, then open floor
+    below = images[3 + 2]  # depth seen from -y: (x, z)
+    torch.testing.assert_close(below[:2, :2], torch.full((2, 2), 0.5 / 8))  # the leg stands on the floor
+    torch.testing.assert_close(below[2:, 2:], torch.full((6, 6), 4.5 / 8))  # the seat's underside, half-way up the box
     # A faint floater does not stretch the box; an empty decode keeps the whole scene box.
     g = grid(5, 4)
     g[0, 0, 0] = BOX_OPACITY / 2
@@ -70,18 +75,20 @@ def test_box_profiles_do_not_depend_on_where_or_how_big_the_object_is():
 
 def test_pca_keeps_its_dimension_scale_and_is_deterministic():
     rng = np.random.default_rng(0)
-    basis = rng.random((3, 300))
-    profiles = np.clip(rng.random((50, 3)) @ basis * 80, 0, 255).astype(np.uint8)  # three 10 x 10 silhouettes each
+    basis = rng.random((3, 900))
+    profiles = np.clip(rng.random((50, 3)) @ basis * 80, 0, 255).astype(np.uint8)  # nine 10 x 10 images each
     pca = GeometryPCA.fit(profiles)
     v = pca.transform(profiles)
     assert v.shape == (50, GEOMETRY_DIM) and v.dtype == np.float32
     assert np.isclose((v ** 2).sum(1).mean(), 1.0, rtol=1e-4)
-    # The descriptor by hand: the pixels and skimage's HOG of each silhouette, each part scaled to a mean norm of 1.
+    # The descriptor by hand: the pixels and skimage's HOG of the three silhouettes, then of the six depth maps,
+    # each of the four parts scaled to a mean norm of 1.
     pixels = profiles / np.float32(255)
     cell = max(1, 10 // HOG_CELLS)
-    hogs = np.stack([np.concatenate([hog(sil, orientations=9, pixels_per_cell=(cell, cell), cells_per_block=(HOG_BLOCK, HOG_BLOCK))
-                                     for sil in row.reshape(3, 10, 10)]) for row in pixels])
-    desc = np.concatenate([pixels / np.linalg.norm(pixels, axis=1).mean(), hogs / np.linalg.norm(hogs, axis=1).mean()], 1)
+    hogs = np.stack([[hog(im, orientations=9, pixels_per_cell=(cell, cell), cells_per_block=(HOG_BLOCK, HOG_BLOCK))
+                      for im in row.reshape(9, 10, 10)] for row in pixels])  # (n, 9, H)
+    parts = [pixels[:, :300], hogs[:, :3].reshape(50, -1), pixels[:, 300:], hogs[:, 3:].reshape(50, -1)]
+    desc = np.concatenate([p / np.linalg.norm(p, axis=1).mean() for p in parts], 1)
     np.testing.assert_allclose(pca.mean, desc.mean(0), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(v, (desc - desc.mean(0)) @ pca.components.T * pca.scale, rtol=1e-3, atol=1e-5)
     real = pca.components[:49]  # 50 profiles span 49 directions; the rest of the 64 are zero padding
@@ -93,9 +100,24 @@ def test_pca_keeps_its_dimension_scale_and_is_deterministic():
     assert few.transform(profiles[:2]).shape == (2, GEOMETRY_DIM)
     with pytest.raises(ValueError, match="profiles have 10 values"):
         pca.transform(np.zeros((1, 10), np.uint8))
-    with pytest.raises(ValueError, match="profiles have 48 values"):  # three silhouettes, of another size
-        pca.transform(np.zeros((1, 48), np.uint8))
+    with pytest.raises(ValueError, match="profiles have 144 values"):  # nine images, of another size
+        pca.transform(np.zeros((1, 144), np.uint8))
     assert not pca.stale(99) and pca.stale(100)
+
+
+def test_large_fits_use_a_randomized_svd_that_keeps_the_same_geometry(monkeypatch):
+    import assets2vec.catalog.geometry as geometry
+
+    rng = np.random.default_rng(2)
+    profiles = np.clip(rng.random((120, 4)) @ rng.random((4, 900)) * 60, 0, 255).astype(np.uint8)
+    exact = GeometryPCA.fit(profiles)
+    monkeypatch.setattr(geometry, "EXACT_SVD_MAX", 100)  # 120 profiles: the randomized path
+    fast = GeometryPCA.fit(profiles)
+    a, b = exact.transform(profiles), fast.transform(profiles)
+    np.testing.assert_allclose(fast.components @ fast.components.T, np.eye(GEOMETRY_DIM), atol=1e-4)
+    dist = lambda v: np.linalg.norm(v[:, None] - v[None], axis=-1)  # noqa: E731
+    np.testing.assert_allclose(dist(b), dist(a), atol=0.05)  # the same distances (scale: about 1.4), up to the tail directions
+    np.testing.assert_array_equal(GeometryPCA.fit(profiles).transform(profiles), b)  # seeded
 
 
 def test_hog_describes_a_part_the_same_when_it_sits_a_pixel_higher():
@@ -107,13 +129,27 @@ def test_hog_describes_a_part_the_same_when_it_sits_a_pixel_higher():
         g[6:20, 4:6] = 1.0  # back
         g[14 + lift:16 + lift, 8:26] = 1.0  # arm bar
         g[6:14 + lift, 9:10] = g[6:14 + lift, 24:25] = 1.0  # its posts
-        return (np.tile(g.reshape(-1), 3) * 255).astype(np.uint8)
+        return (np.tile(g.reshape(-1), 9) * 255).astype(np.uint8)
 
-    (p0, h0), (p1, h1) = (profile_parts(side(k)[None]) for k in (0, 1))
+    (p0, h0, _, _), (p1, h1, _, _) = (profile_parts(side(k)[None]) for k in (0, 1))
     rel = lambda a, b: np.linalg.norm(a - b) / np.linalg.norm(a)  # noqa: E731
     assert rel(h0, h1) < 0.7 * rel(p0, p1)
-    with pytest.raises(ValueError, match="three square silhouettes"):
+    with pytest.raises(ValueError, match="3 silhouettes and 6 depth maps"):
         profile_parts(np.zeros((2, 10), np.uint8))
+
+
+def test_depth_maps_are_the_expected_distance_a_ray_travels_before_the_opacity_stops_it():
+    cube = torch.zeros(4, 4, 4)
+    cube[1, 2, 3] = 1.0  # one opaque cell
+    cube[:, 0, 0] = 0.5  # a half-opaque row along x
+    d = depth_maps(cube)
+    assert d.shape == (6, 4, 4)
+    assert d[0, 2, 3] == 1.5 / 4 and d[1, 2, 3] == 2.5 / 4  # from -x it is the second cell in, from +x the third
+    assert d[2, 1, 3] == 2.5 / 4 and d[3, 1, 3] == 1.5 / 4 and d[4, 1, 2] == 3.5 / 4 and d[5, 1, 2] == 0.5 / 4
+    assert d[0, 1, 1] == 1.0  # nothing on that line: the ray passes through
+    # Half the rays stop in the first cell, a quarter in the second, ...; 1/16 pass through.
+    expected = sum(0.5 ** (i + 1) * (i + 0.5) / 4 for i in range(4)) + 0.5 ** 4
+    assert torch.isclose(d[0, 0, 0], torch.tensor(expected)) and torch.isclose(d[1, 0, 0], torch.tensor(expected))
 
 
 def test_pca_is_refit_when_the_catalog_doubles(tmp_path):
@@ -121,7 +157,7 @@ def test_pca_is_refit_when_the_catalog_doubles(tmp_path):
     store = Store.open(tmp_path / "cat", create=True)
     for r in range(8):
         store.upsert_asset(r, f"a{r}", None, None, "x", {}, {})
-    profiles = rng.integers(0, 255, (8, 48), dtype=np.uint8)
+    profiles = rng.integers(0, 255, (8, 144), dtype=np.uint8)
     with store.write():
         _store_geometry(store, {r: profiles[r] for r in range(4)}, True, "ck")
     first = GeometryPCA.from_json(store.get_meta("geometry_pca"))
