@@ -23,8 +23,8 @@ classifiers reach from perfect multi-view silhouettes, which real assets do not 
 one at 128²), to see whether resolution is what limits that reference.
 
 A second reference, "mesh", runs each asset's own mesh through the geometry space's
-recipe (surface points voxelised on the same grid, cropped to the object's box, projected,
-described by pixels and HOG, PCA): what the geometry space would give if the network decoded every asset perfectly.
+recipe (surface points voxelised on the same grid, cropped to the object's box, seen as
+silhouettes and depth maps, described by pixels and HOG, PCA): what the geometry space would give if the network decoded every asset perfectly.
 The gap between "geometry" and "mesh" is what better training would buy; the gap
 between "mesh" and 100 % is the descriptor and the few labels.
 

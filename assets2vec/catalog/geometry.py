@@ -19,8 +19,8 @@ floor between them, which in a silhouette is hidden by the body itself. From the
 armrest is the nearest thing and its thickness and posts are in the depth, where the max-
 projection merges them with the seat and back behind. Measured on the 400-asset benchmark (10
 seeds, 20 labels per class): the library's own meshes through this recipe give armrests 95.2 %
-(93.8 % from the silhouettes alone); on a 4,000-step checkpoint of the benchmark recipe's
-decoded geometry armrests 75.2 -> 80.5 %, legs 89.7 -> 90.1 % (BENCHMARKS.md).
+(93.8 % from the silhouettes alone); on the decoded geometry of the best recipe's run
+(`fit400fei`) armrests 87.7 -> 91.7 %, legs 94.9 -> 95.4 %, same classifiers (BENCHMARKS.md).
 
 Why HOG: a part that tells two classes apart (a wooden armrest's bar on two posts against a
 padded one's block on one post) sits a pixel or two higher or lower from one chair to the next,
