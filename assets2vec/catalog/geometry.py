@@ -18,7 +18,7 @@ of the way up; a sled is two lines at the floor; a sofa on feet shows its body l
 floor between them, which in a silhouette is hidden by the body itself. From the side, an
 armrest is the nearest thing and its thickness and posts are in the depth, where the max-
 projection merges them with the seat and back behind. Measured on the 400-asset benchmark (10
-seeds, 20 labels per class): the library's own meshes through this recipe give armrests 95.2 %
+seeds, 20 labels per class): the library's own meshes through this recipe give armrests 95.0 %
 (93.8 % from the silhouettes alone); on the decoded geometry of the best recipe's run
 (`fit400fei`) armrests 87.7 -> 91.7 %, legs 94.9 -> 95.4 %, same classifiers (BENCHMARKS.md).
 
@@ -72,7 +72,7 @@ REFIT_GROWTH = 2.0  # refit the PCA once the catalog holds this many times the a
 # Profiles the PCA is fitted on at most (a seeded sample beyond that); 64 directions need far fewer.
 MAX_FIT = 8_000
 # Above this many profiles the PCA is a randomized SVD (Halko et al., scikit-learn's): a descriptor is 35,460
-# floats, and the exact SVD of 8,000 took 484 s and 16.4 GB here.
+# floats, and fitting 8,000 with the exact SVD took 484 s and 16.4 GB here (randomized: 71 s, 4.8 GB).
 EXACT_SVD_MAX = 1_000
 
 
