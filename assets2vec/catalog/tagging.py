@@ -87,12 +87,18 @@ class AttributeClassifier(ClassifierMixin, BaseEstimator):
         splitter = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
         chooser = RepeatedStratifiedKFold(n_splits=folds, n_repeats=CV_REPEATS, random_state=self.random_state)
         min_train = int(len(y) - np.ceil(len(y) / folds))
+        # LDA cannot fit a fold holding no more samples than classes (scikit-learn refuses it).
+        candidates = [c for c in self.candidates if c != "lda" or min_train > len(classes)]
+        if not candidates:
+            raise ValueError(f"the shrinkage LDA needs more labels than classes in each training fold ({min_train} labels, "
+                             f"{len(classes)} classes); label more assets or add other candidates")
         pipe = Pipeline([("scale", StandardScaler() if self.standardize else "passthrough"), ("clf", LogisticRegression())])
         self.cv_results_ = {}
         best = None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            for name in self.candidates:
+            warnings.filterwarnings("ignore", message="Only one sample available")  # LDA's within-class covariance of a 1-label class
+            for name in candidates:
                 search = GridSearchCV(pipe, _grid(name, min_train, self.random_state), cv=chooser, scoring="accuracy", refit=True)
                 search.fit(X, y)
                 self.cv_results_[name] = float(search.best_score_)

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
@@ -203,6 +204,19 @@ def test_attribute_classifier_chooses_shrinkage_lda_when_a_class_is_a_small_offs
     assert chosen.model_name_ == "lda" and set(chosen.cv_results_) == set(CANDIDATES)
     assert (chosen.predict(Xt) == yt).mean() > (others.predict(Xt) == yt).mean() + 0.03
     assert np.allclose(chosen.predict_proba(Xt).sum(1), 1)
+
+
+def test_attribute_classifier_leaves_out_the_lda_when_a_fold_has_no_more_labels_than_classes():
+    from assets2vec.catalog.tagging import AttributeClassifier
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(6, 4)) + np.repeat(np.eye(3, 4) * 5, 2, axis=0), np.repeat(["a", "b", "c"], 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing failed quietly inside the cross-validation
+        clf = AttributeClassifier(random_state=0).fit(X, y)  # two folds: 3 training labels for 3 classes
+    assert "lda" not in clf.cv_results_ and (clf.predict(X) == y).all()
+    with pytest.raises(ValueError, match="needs more labels than classes"):
+        AttributeClassifier(candidates=("lda",)).fit(X, y)
 
 
 def test_index_modes_agree_with_exact_search():
