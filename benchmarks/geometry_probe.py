@@ -51,7 +51,7 @@ from assets2vec.catalog.geometry import PROFILE_RESOLUTION, GeometryPCA, box_cub
 from assets2vec.catalog.tagging import AttributeClassifier  # noqa: E402
 from assets2vec.model_components.occupancy import cell_centres  # noqa: E402
 from assets2vec.train import load_run  # noqa: E402
-from benchmarks.tagging import draw, mesh_grids, pixel_pca, run_cell  # noqa: E402
+from benchmarks.tagging import draw, mesh_grids, pca_coords, pixel_pca, run_cell  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "geometry_probe.json"
 ATTRS = ("legs", "base", "armrests", "family")
@@ -82,13 +82,9 @@ def product(P: np.ndarray) -> np.ndarray:
     return GeometryPCA.fit(P).transform(P)
 
 
-def silhouettes_only(P: np.ndarray, dim: int = 64) -> np.ndarray:
+def silhouettes_only(P: np.ndarray) -> np.ndarray:
     """The product's recipe on its silhouettes' pixels and HOG alone (the geometry space before depth maps)."""
-    parts = [p / np.linalg.norm(p, axis=1).mean() for p in profile_parts(P)[:2]]
-    x = np.concatenate(parts, 1)
-    xc = x - x.mean(0)
-    y = xc @ np.linalg.svd(xc, full_matrices=False)[2][:dim].T
-    return y / np.sqrt((y ** 2).sum(1).mean())
+    return pca_coords(np.concatenate([p / np.linalg.norm(p, axis=1).mean() for p in profile_parts(P)[:2]], 1))
 
 
 # name: (descriptor of the opacity grid, in [0, 1], and how it becomes a vector)

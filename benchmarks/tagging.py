@@ -88,13 +88,17 @@ def run_cell(X: np.ndarray, y: np.ndarray, per_class: int, seed: int, standardiz
             "model": clf.model_name_, "test": int(len(test)), "errors": errors}
 
 
-def pixel_pca(P: np.ndarray, dim: int = 64) -> np.ndarray:
-    """(n, dim) coordinates of uint8 images P (n, D): centred, the top `dim` principal directions, one scale
-    making the mean squared norm 1 (the geometry space's PCA on pixels alone, as it was before HOG)."""
-    x = P.astype(np.float32) / 255.0
+def pca_coords(x: np.ndarray, dim: int = 64) -> np.ndarray:
+    """(n, dim) coordinates of descriptors x (n, D): centred, the top `dim` principal directions, one scale
+    making the mean squared norm 1."""
     xc = x - x.mean(0)
     y = xc @ np.linalg.svd(xc, full_matrices=False)[2][:dim].T
     return y / np.sqrt((y ** 2).sum(1).mean())
+
+
+def pixel_pca(P: np.ndarray, dim: int = 64) -> np.ndarray:
+    """`pca_coords` of uint8 images P (n, D) (the geometry space's PCA on pixels alone, as it was before HOG)."""
+    return pca_coords(P.astype(np.float32) / 255.0, dim)
 
 
 def silhouettes(cat: Catalog, run: Path, dataset: Path | None = None) -> np.ndarray:
