@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -45,13 +44,11 @@ from sklearn.semi_supervised import LabelSpreading
 from sklearn.svm import SVC
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from assets2vec import Catalog  # noqa: E402
-from assets2vec.catalog.build import build_catalog  # noqa: E402
 from assets2vec.catalog.geometry import PROFILE_RESOLUTION, GeometryPCA, box_cube, box_profile, opacity_grid, profile_parts  # noqa: E402
 from assets2vec.catalog.tagging import AttributeClassifier  # noqa: E402
 from assets2vec.model_components.occupancy import cell_centres  # noqa: E402
 from assets2vec.train import load_run  # noqa: E402
-from benchmarks.tagging import draw, mesh_grids, pca_coords, pixel_pca, run_cell  # noqa: E402
+from benchmarks.tagging import draw, mesh_grids, pca_coords, pixel_pca, run_cell, temporary_catalog  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "geometry_probe.json"
 ATTRS = ("legs", "base", "armrests", "family")
@@ -149,12 +146,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     t0 = time.time()
-    with tempfile.TemporaryDirectory() as tmp:
-        build_catalog(args.run, Path(tmp) / "cat", progress=False, log=lambda m: None, decoded=False)
-        with Catalog.open(Path(tmp) / "cat") as cat:
-            shape, _ = cat.codes(cat.ids)
-            truth = {a: np.array([str(v) for v in cat.values(a)]) for a in ATTRS + ("seats",)}
-            grids = mesh_grids(cat, args.run) if args.meshes else opacity_grids(args.run, shape)
+    with temporary_catalog(args.run, decoded=False) as cat:
+        shape, _ = cat.codes(cat.ids)
+        truth = {a: np.array([str(v) for v in cat.values(a)]) for a in ATTRS + ("seats",)}
+        grids = mesh_grids(cat, args.run) if args.meshes else opacity_grids(args.run, shape)
     n, seeds = args.labels, range(args.repeats)
     rows = []
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -34,10 +33,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from assets2vec import Catalog  # noqa: E402
-from assets2vec.catalog.build import build_catalog  # noqa: E402
 from assets2vec.catalog.tagging import CANDIDATES, CV_REPEATS, _grid  # noqa: E402
-from benchmarks.tagging import SHAPE_ATTRS, draw  # noqa: E402
+from benchmarks.tagging import SHAPE_ATTRS, draw, temporary_catalog  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "model_choice.json"
 
@@ -90,11 +87,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     t0 = time.time()
-    with tempfile.TemporaryDirectory() as tmp:
-        build_catalog(args.run, Path(tmp) / "cat", progress=False, log=lambda m: None)
-        with Catalog.open(Path(tmp) / "cat") as cat:
-            X = cat.vectors(args.space)
-            truth = {a: cat.values(a) for a in SHAPE_ATTRS}
+    with temporary_catalog(args.run) as cat:
+        X = cat.vectors(args.space)
+        truth = {a: cat.values(a) for a in SHAPE_ATTRS}
     rules = ["best", "best_fewest_params", "one_se", "oracle", *CANDIDATES]
     table, cells = {}, []
     for attr in SHAPE_ATTRS:

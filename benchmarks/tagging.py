@@ -43,6 +43,8 @@ import tempfile
 import time
 import warnings
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +59,15 @@ from assets2vec.catalog.tagging import AttributeClassifier  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results" / "tagging.json"
 SHAPE_ATTRS = ("legs", "base", "armrests", "family")
 TEXTURE_ATTRS = ("colour", "pattern", "frame")
+
+
+@contextmanager
+def temporary_catalog(run: Path, **build_options) -> Iterator[Catalog]:
+    """The run's catalog, built in a temporary folder (removed on exit) with `build_options` for `build_catalog`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        build_catalog(run, Path(tmp) / "cat", progress=False, log=lambda m: None, **build_options)
+        with Catalog.open(Path(tmp) / "cat") as cat:
+            yield cat
 
 
 def draw(y: np.ndarray, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -163,15 +174,13 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     t0 = time.time()
-    with tempfile.TemporaryDirectory() as tmp:
-        build_catalog(args.run, Path(tmp) / "cat", progress=False, log=lambda m: None)
-        with Catalog.open(Path(tmp) / "cat") as cat:
-            spaces = {s: cat.vectors(s) for s in ("shape", "texture", "joint", "geometry", "appearance")}
-            truth = {a: cat.values(a) for a in SHAPE_ATTRS + TEXTURE_ATTRS}
-            family = np.array([str(v) for v in cat.values("family")])
-            n = len(cat)
-            spaces["silhouettes"] = silhouettes(cat, args.run, args.silhouettes)
-            spaces["mesh"] = mesh_profiles(cat, args.run)
+    with temporary_catalog(args.run) as cat:
+        spaces = {s: cat.vectors(s) for s in ("shape", "texture", "joint", "geometry", "appearance")}
+        truth = {a: cat.values(a) for a in SHAPE_ATTRS + TEXTURE_ATTRS}
+        family = np.array([str(v) for v in cat.values("family")])
+        n = len(cat)
+        spaces["silhouettes"] = silhouettes(cat, args.run, args.silhouettes)
+        spaces["mesh"] = mesh_profiles(cat, args.run)
     top = max(int(x) for x in args.labels.split(","))
     errors = {}
     table = []
