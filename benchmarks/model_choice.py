@@ -5,7 +5,7 @@ class by default, 10 seeds, the same draws as benchmarks/tagging.py): every cand
 cross-validated score (mean and standard error over the repeated folds, best grid point) and
 its held-out accuracy. Then the held-out accuracy each selection rule would reach:
 
-- `best`: the highest cross-validated mean, ties to the earlier candidate (the product before);
+- `best`: the highest cross-validated mean, ties to the earlier candidate (what `AttributeClassifier` does);
 - `best_fewest_params`: the highest mean, ties to the candidate with the smallest grid (a grid's
   best point is the maximum of several noisy scores, so it reads optimistically against a
   candidate with one setting);
