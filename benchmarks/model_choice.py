@@ -29,12 +29,10 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import GridSearchCV, RepeatedStratifiedKFold
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from assets2vec.catalog.tagging import CANDIDATES, CV_REPEATS, _grid  # noqa: E402
-from benchmarks.tagging import SHAPE_ATTRS, draw, temporary_catalog  # noqa: E402
+from assets2vec.catalog.tagging import CANDIDATES, CV_REPEATS, AttributeClassifier, _grid, candidate_pipeline, cv_plan  # noqa: E402
+from benchmarks.tagging import CODE_SPACES, SHAPE_ATTRS, draw, temporary_catalog  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "model_choice.json"
 
@@ -44,17 +42,14 @@ def grid_size(name: str) -> int:
     return int(np.prod([len(v) for k, v in g.items() if k != "clf"] or [1]))
 
 
-def score_candidates(X: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, seed: int) -> dict:
-    """Per candidate: cv mean, cv standard error (over the folds), held-out accuracy of the refit best grid point."""
-    classes, counts = np.unique(y[train], return_counts=True)
-    folds = int(min(5, counts.min()))
+def score_candidates(X: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, seed: int, standardize: bool) -> dict:
+    """Per candidate: cv mean, cv standard error (over the folds), held-out accuracy of the refit best grid point
+    (the same folds, grids and pipeline as `AttributeClassifier`; SVMs not Platt-scaled)."""
+    folds, min_train, candidates = cv_plan(y[train], AttributeClassifier().cv, CANDIDATES)
     chooser = RepeatedStratifiedKFold(n_splits=folds, n_repeats=CV_REPEATS, random_state=seed)
-    min_train = int(len(train) - np.ceil(len(train) / folds))
-    pipe = Pipeline([("scale", "passthrough"), ("clf", None)])
+    pipe = candidate_pipeline(standardize)
     out = {}
-    for name in CANDIDATES:
-        if name == "lda" and min_train <= len(classes):
-            continue
+    for name in candidates:
         search = GridSearchCV(pipe, _grid(name, min_train, seed), cv=chooser, scoring="accuracy").fit(X[train], y[train])
         i = search.best_index_
         se = float(search.cv_results_["std_test_score"][i]) / np.sqrt(folds * CV_REPEATS)
@@ -90,6 +85,7 @@ def main() -> None:
     with temporary_catalog(args.run) as cat:
         X = cat.vectors(args.space)
         truth = {a: cat.values(a) for a in SHAPE_ATTRS}
+    standardize = args.space in CODE_SPACES  # as benchmarks/tagging.py does
     rules = ["best", "best_fewest_params", "one_se", "oracle", *CANDIDATES]
     table, cells = {}, []
     for attr in SHAPE_ATTRS:
@@ -103,7 +99,7 @@ def main() -> None:
                 continue
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                scores = score_candidates(Xa, y, train, test, seed)
+                scores = score_candidates(Xa, y, train, test, seed, standardize)
             cells.append({"attribute": attr, "seed": seed, "scores": scores})
             for r in rules:
                 pick = choose(scores, r)

@@ -59,6 +59,7 @@ from assets2vec.catalog.tagging import AttributeClassifier  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results" / "tagging.json"
 SHAPE_ATTRS = ("legs", "base", "armrests", "family")
 TEXTURE_ATTRS = ("colour", "pattern", "frame")
+CODE_SPACES = ("shape", "texture", "joint")  # the raw codes, standardised per dimension before classifying
 
 
 @contextmanager
@@ -189,7 +190,7 @@ def main() -> None:
         y = np.array([str(v) for v in truth[attr]])[has]
         for per_class in [int(x) for x in args.labels.split(",")]:
             for space, X in spaces.items():
-                cells = [c for c in (run_cell(X[has], y, per_class, s, space in ("shape", "texture", "joint"), family[has])
+                cells = [c for c in (run_cell(X[has], y, per_class, s, space in CODE_SPACES, family[has])
                                      for s in range(args.repeats)) if c]
                 if not cells:
                     continue

@@ -52,6 +52,25 @@ def _grid(name: str, min_train: int, seed: int) -> dict:
     raise ValueError(f"unknown candidate {name!r}; choose from {', '.join(CANDIDATES)}")
 
 
+def cv_plan(y: np.ndarray, cv: int, candidates: tuple[str, ...]) -> tuple[int, int, list[str]]:
+    """For labels y (n,): the folds (at most `cv`, no more than the smallest class), the labels in the
+    smallest training fold, and the candidates that can fit such a fold."""
+    classes, counts = np.unique(y, return_counts=True)
+    folds = int(min(cv, counts.min()))
+    min_train = int(len(y) - np.ceil(len(y) / folds))
+    # LDA cannot fit a fold holding no more samples than classes (scikit-learn refuses it).
+    kept = [c for c in candidates if c != "lda" or min_train > len(classes)]
+    if not kept:
+        raise ValueError(f"the shrinkage LDA needs more labels than classes in each training fold ({min_train} labels, "
+                         f"{len(classes)} classes); label more assets or add other candidates")
+    return folds, min_train, kept
+
+
+def candidate_pipeline(standardize: bool) -> Pipeline:
+    """The pipeline every candidate's grid is searched in: optional per-dimension scaling, then the classifier."""
+    return Pipeline([("scale", StandardScaler() if standardize else "passthrough"), ("clf", LogisticRegression())])
+
+
 class AttributeClassifier(ClassifierMixin, BaseEstimator):
     """Few-shot attribute classifier over latent vectors, model chosen by cross-validation.
 
@@ -83,16 +102,10 @@ class AttributeClassifier(ClassifierMixin, BaseEstimator):
         if counts.min() < 2:
             few = ", ".join(f"{c!r}" for c, n in zip(classes, counts) if n < 2)
             raise ValueError(f"each class needs at least 2 labels to cross-validate; {few} has 1")
-        folds = int(min(self.cv, counts.min()))
+        folds, min_train, candidates = cv_plan(y, self.cv, self.candidates)
         splitter = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
         chooser = RepeatedStratifiedKFold(n_splits=folds, n_repeats=CV_REPEATS, random_state=self.random_state)
-        min_train = int(len(y) - np.ceil(len(y) / folds))
-        # LDA cannot fit a fold holding no more samples than classes (scikit-learn refuses it).
-        candidates = [c for c in self.candidates if c != "lda" or min_train > len(classes)]
-        if not candidates:
-            raise ValueError(f"the shrinkage LDA needs more labels than classes in each training fold ({min_train} labels, "
-                             f"{len(classes)} classes); label more assets or add other candidates")
-        pipe = Pipeline([("scale", StandardScaler() if self.standardize else "passthrough"), ("clf", LogisticRegression())])
+        pipe = candidate_pipeline(self.standardize)
         self.cv_results_ = {}
         best = None
         with warnings.catch_warnings():
