@@ -9,7 +9,9 @@ Vectors: "shape" (ds), "texture" (dt) and "joint" (ds + dt) spaces, standardised
 dimension (see `assets2vec.catalog.spaces`); and two spaces decoded from the codes by the
 network: "geometry" (64, the shape code's decoded geometry, best for fine shape attributes;
 `assets2vec.catalog.geometry`) and "appearance" (216, the colours on the asset's surface,
-best for colour; `assets2vec.catalog.appearance`). Distances are Euclidean in all of them.
+best for colour; `assets2vec.catalog.appearance`); and "texture_only" (dt, the texture space
+less the texture typical of assets shaped alike, for search and tagging by texture alone;
+`assets2vec.catalog.texture_only`). Distances are Euclidean in all of them.
 The NeRF (for `render`, `swap`, `search_image` and region previews) loads on first use
 from the run the catalog was built from.
 """
@@ -32,7 +34,7 @@ from assets2vec.catalog.filters import effective_values, filter_rows
 from assets2vec.catalog.index import IndexFileError, LatentIndex, RestrictedIndex, gpu_available
 from assets2vec.catalog.proposals import ParameterProposer
 from assets2vec.catalog.scene_pool import read_weights, scene_pool
-from assets2vec.catalog.spaces import DECODED_SPACES, FEATURE_SPACES, SPACES, check_space
+from assets2vec.catalog.spaces import DECODED_SPACES, FEATURE_SPACES, SPACES, STANDARDISED_SPACES, TEXTURE_ONLY, check_space
 from assets2vec.catalog.store import CatalogError, Store
 from assets2vec.catalog.tagging import CANDIDATES, AttributeClassifier, uncertainty_order
 from render_core.artifacts import read_header
@@ -169,8 +171,18 @@ class Catalog:
         return self.search_vectors(self.code_vectors(space, shape, texture)[0], k, space, where)
 
     def code_vectors(self, space: str, shape: np.ndarray, texture: np.ndarray) -> np.ndarray:
-        """(n, d) vectors of `space` for raw codes shape (n, ds), texture (n, dt); decoded spaces go through the NeRF."""
-        if self._feature_space(space) not in DECODED_SPACES:
+        """(n, d) vectors of `space` for raw codes shape (n, ds), texture (n, dt); decoded spaces go through the NeRF.
+
+        In texture_only, codes are new assets: none leaves itself out of the reference set, so an
+        asset's own codes land near (not on) its stored vector."""
+        if self._feature_space(space) == TEXTURE_ONLY:
+            from assets2vec.catalog.texture_only import NeighbourResidual
+
+            fit = NeighbourResidual.from_json(self.store.get_meta(TEXTURE_ONLY))
+            texture_vectors = self.transform.vectors("texture", shape, texture)
+            return fit.transform(texture_vectors, self.code_vectors("geometry", shape, texture), np.full(len(texture_vectors), -1),
+                                 self.rows, self._vectors["texture"], self._vectors["geometry"])
+        if space not in DECODED_SPACES:
             return self.transform.vectors(space, shape, texture)
         from assets2vec.catalog.appearance import appearance_vectors, decode_appearance
         from assets2vec.catalog.geometry import PROFILE_KIND, GeometryPCA, decode_profiles
@@ -240,7 +252,7 @@ class Catalog:
             raise CatalogError(f"no labels for {attribute!r}: pass some with --labels")
         lab_pos = np.array([self._pos[r] for r in tagged if r in self._pos], dtype=np.int64)
         y = np.array([tagged[int(self.rows[p])] for p in lab_pos])
-        clf = AttributeClassifier(candidates=candidates, random_state=seed, standardize=space in SPACES)
+        clf = AttributeClassifier(candidates=candidates, random_state=seed, standardize=space in STANDARDISED_SPACES)
         clf.fit(self._vectors[space][lab_pos], y)
         scope = self._scope(where)
         proba = clf.predict_proba(self._vectors[space][scope])

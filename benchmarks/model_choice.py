@@ -5,7 +5,9 @@ class by default, 10 seeds, the same draws as benchmarks/tagging.py): every cand
 cross-validated score (mean and standard error over the repeated folds, best grid point) and
 its held-out accuracy. Then the held-out accuracy each selection rule would reach:
 
-- `best`: the highest cross-validated mean, ties to the earlier candidate (what `AttributeClassifier` does);
+- `product`: what `AttributeClassifier` does (`choose_candidate`: the shrinkage LDA when within one
+  standard error of the highest mean, else the highest mean; since 2026-12-03);
+- `best`: the highest cross-validated mean, ties to the earlier candidate (the product's rule before 2026-12-03);
 - `best_fewest_params`: the highest mean, ties to the candidate with the smallest grid (a grid's
   best point is the maximum of several noisy scores, so it reads optimistically against a
   candidate with one setting);
@@ -31,8 +33,9 @@ import numpy as np
 from sklearn.model_selection import GridSearchCV, RepeatedStratifiedKFold
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from assets2vec.catalog.tagging import CANDIDATES, CV_REPEATS, AttributeClassifier, _grid, candidate_pipeline, cv_plan  # noqa: E402
-from benchmarks.tagging import CODE_SPACES, SHAPE_ATTRS, draw, temporary_catalog  # noqa: E402
+from assets2vec.catalog.spaces import STANDARDISED_SPACES  # noqa: E402
+from assets2vec.catalog.tagging import CANDIDATES, CV_REPEATS, AttributeClassifier, _grid, candidate_pipeline, choose_candidate, cv_plan  # noqa: E402
+from benchmarks.tagging import SHAPE_ATTRS, draw, temporary_catalog  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "model_choice.json"
 
@@ -60,6 +63,8 @@ def score_candidates(X: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.n
 
 def choose(scores: dict, rule: str) -> str:
     names = list(scores)
+    if rule == "product":
+        return choose_candidate({n: (scores[n]["cv"], scores[n]["se"]) for n in names})
     if rule == "best":
         return max(names, key=lambda n: (scores[n]["cv"], -names.index(n)))
     if rule == "best_fewest_params":
@@ -85,8 +90,8 @@ def main() -> None:
     with temporary_catalog(args.run) as cat:
         X = cat.vectors(args.space)
         truth = {a: cat.values(a) for a in SHAPE_ATTRS}
-    standardize = args.space in CODE_SPACES  # as benchmarks/tagging.py does
-    rules = ["best", "best_fewest_params", "one_se", "oracle", *CANDIDATES]
+    standardize = args.space in STANDARDISED_SPACES  # as the product does
+    rules = ["product", "best", "best_fewest_params", "one_se", "oracle", *CANDIDATES]
     table, cells = {}, []
     for attr in SHAPE_ATTRS:
         has = np.array([v is not None for v in truth[attr]])

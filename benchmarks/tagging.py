@@ -2,8 +2,9 @@
 
 For each attribute (shape: legs, base, armrests, family; texture: colour, pattern, frame),
 each number of labels per class (5, 10, 20) and each space (shape, texture, joint codes, the
-geometry the shape codes decode to, `catalog.geometry`, and the colours the codes paint on the
-asset's surface, `catalog.appearance`):
+geometry the shape codes decode to, `catalog.geometry`, the colours the codes paint on the
+asset's surface, `catalog.appearance`, and the texture codes less the texture typical of
+assets shaped alike, `catalog.texture_only`):
 draw that many labelled assets per class, fit `AttributeClassifier` (model chosen by
 cross-validation, exactly what `assets2vec tag` does), and score it on every other asset
 that has the attribute. Repeated over several seeds. Classes with fewer than
@@ -54,12 +55,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from assets2vec import Catalog  # noqa: E402
 from assets2vec.catalog.build import build_catalog  # noqa: E402
 from assets2vec.catalog.geometry import GeometryPCA  # noqa: E402
+from assets2vec.catalog.spaces import FEATURE_SPACES, STANDARDISED_SPACES  # noqa: E402
 from assets2vec.catalog.tagging import AttributeClassifier  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "tagging.json"
 SHAPE_ATTRS = ("legs", "base", "armrests", "family")
 TEXTURE_ATTRS = ("colour", "pattern", "frame")
-CODE_SPACES = ("shape", "texture", "joint")  # the raw codes, standardised per dimension before classifying
 
 
 @contextmanager
@@ -176,7 +177,7 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.time()
     with temporary_catalog(args.run) as cat:
-        spaces = {s: cat.vectors(s) for s in ("shape", "texture", "joint", "geometry", "appearance")}
+        spaces = {s: cat.vectors(s) for s in FEATURE_SPACES}
         truth = {a: cat.values(a) for a in SHAPE_ATTRS + TEXTURE_ATTRS}
         family = np.array([str(v) for v in cat.values("family")])
         n = len(cat)
@@ -190,7 +191,7 @@ def main() -> None:
         y = np.array([str(v) for v in truth[attr]])[has]
         for per_class in [int(x) for x in args.labels.split(",")]:
             for space, X in spaces.items():
-                cells = [c for c in (run_cell(X[has], y, per_class, s, space in CODE_SPACES, family[has])
+                cells = [c for c in (run_cell(X[has], y, per_class, s, space in STANDARDISED_SPACES, family[has])
                                      for s in range(args.repeats)) if c]
                 if not cells:
                     continue
@@ -215,7 +216,7 @@ def main() -> None:
                 for space in ("shape", "geometry")}
     leak = {}
     for a in SHAPE_ATTRS + TEXTURE_ATTRS:
-        for other in (("texture",) if a in SHAPE_ATTRS else ("shape", "geometry")):
+        for other in (("texture", "texture_only") if a in SHAPE_ATTRS else ("shape", "geometry")):
             c = cell(a, top, other)
             if c:
                 leak[f"{a} from {other}"] = {"space": other, "balanced_accuracy": c["balanced_accuracy"], "chance": c["chance"],

@@ -31,9 +31,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from sklearn.neighbors import NearestNeighbors
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from assets2vec.catalog.texture_only import residual  # noqa: E402
 from benchmarks.tagging import SHAPE_ATTRS, TEXTURE_ATTRS, run_cell, temporary_catalog  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "texture_residual.json"
@@ -46,9 +46,8 @@ def linear_residual(texture: np.ndarray, geometry: np.ndarray, k: int) -> np.nda
 
 
 def knn_residual(texture: np.ndarray, geometry: np.ndarray, m: int) -> np.ndarray:
-    idx = NearestNeighbors(n_neighbors=m + 1).fit(geometry).kneighbors(geometry, return_distance=False)
-    others = np.array([[j for j in row if j != i][:m] for i, row in enumerate(idx)])  # itself out, even on ties
-    return texture - texture[others].mean(1)
+    """Every asset a reference that leaves itself out: what the catalog's texture_only space is for m=20."""
+    return residual(texture, geometry, texture, geometry, np.arange(len(texture)), m)
 
 
 def variant(name: str, texture: np.ndarray, geometry: np.ndarray) -> np.ndarray:

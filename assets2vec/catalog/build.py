@@ -27,8 +27,9 @@ from tqdm.auto import tqdm
 from assets2vec.catalog.appearance import appearance_vectors, decode_appearance
 from assets2vec.catalog.geometry import PROFILE_KIND, GeometryPCA, decode_profiles
 from assets2vec.catalog.index import LatentIndex, gpu_available
-from assets2vec.catalog.spaces import DECODED_SPACES, SPACES, SpaceTransform
+from assets2vec.catalog.spaces import DECODED_SPACES, SPACES, TEXTURE_ONLY, SpaceTransform
 from assets2vec.catalog.store import DB_NAME, CatalogError, Store
+from assets2vec.catalog.texture_only import NeighbourResidual, fit_key
 from assets2vec.checkpoint import load_checkpoint
 from render_core.artifacts import ArtifactError, make_header, read_header, write_header
 from render_core.dataset import RenderedDataset
@@ -159,13 +160,15 @@ def _update(store: Store, catalog: Path, run: Path, state: dict, ids: list[str],
             rows = np.array([row_of[ids[i]] for i in profiles["appearance"]], dtype=np.int64)
             prof = np.stack(list(profiles["appearance"].values()))
             store.put_decoded("appearance", rows, prof, appearance_vectors(prof), checkpoint_name)
+        n_texture_only = _store_texture_only(store, checkpoint_name)
         store.set_meta("network_digest", digest)
         store.set_meta("run", str(run.resolve()))
         store.set_meta("checkpoint", checkpoint_name)
         store.set_meta("dims", {"shape": int(shape.shape[1]), "texture": int(texture.shape[1])})
     added = sum(1 for i in todo if ids[i] not in rows_by_id)
     return {"assets": store.count(), "added": added, "updated": len(todo) - added, "skipped_existing": len(ids) - len(todo),
-            "decoded": {s: len(profiles.get(s, {})) for s in DECODED_SPACES}, "missing_metadata": missing}
+            "decoded": {**{s: len(profiles.get(s, {})) for s in DECODED_SPACES}, TEXTURE_ONLY: n_texture_only},
+            "missing_metadata": missing}
 
 
 def _new_profiles(store: Store, run: Path, ids: list[str], shape: np.ndarray, texture: np.ndarray, rows_by_id: dict[str, int],
@@ -212,6 +215,39 @@ def _store_geometry(store: Store, new: dict[int, np.ndarray], same_network: bool
     store.put_decoded("geometry", rows, fresh, pca.transform(fresh), checkpoint_name)
 
 
+def _store_texture_only(store: Store, checkpoint_name: str) -> int:
+    """Write the texture-only vector of every asset that lacks one; returns how many were written.
+
+    Needs every asset's geometry vector (a build with decoded=False leaves the space to the next
+    build that decodes). A new geometry PCA or code standardisation makes a new fit, and every
+    vector is computed again; otherwise new assets go through the stored fit."""
+    digest = store.meta_digest("geometry_pca", "transform")
+    rows, shape, texture = store.latents()
+    g_rows, geometry = store.decoded("geometry")
+    if digest is None or len(rows) == 0 or not np.array_equal(rows, g_rows):
+        return 0
+    key = fit_key(digest)
+    old = store.get_meta(TEXTURE_ONLY)
+    fit = NeighbourResidual.from_json(old) if old is not None else None
+    if fit is None or fit.key != key or not np.isin(fit.reference_rows, rows).all():
+        fit = NeighbourResidual.fit(rows, key)
+        store.set_meta(TEXTURE_ONLY, fit.to_json())
+        store.drop_decoded(TEXTURE_ONLY)
+    todo = ~np.isin(rows, np.fromiter(store.decoded_rows(TEXTURE_ONLY), np.int64))
+    if not todo.any():
+        return 0
+    t = SpaceTransform.from_json(store.get_meta("transform")).vectors("texture", shape, texture)
+    v = fit.transform(t[todo], geometry[todo], rows[todo], rows, t, geometry)
+    store.put_decoded(TEXTURE_ONLY, rows[todo], np.zeros((int(todo.sum()), 0), np.uint8), v, checkpoint_name)
+    return int(todo.sum())
+
+
+def texture_only_current(store: Store) -> bool:
+    """Whether the stored texture-only fit matches the catalog's geometry PCA and code standardisation."""
+    d, digest = store.get_meta(TEXTURE_ONLY), store.meta_digest("geometry_pca", "transform")
+    return d is not None and digest is not None and d.get("key") == fit_key(digest)
+
+
 def _metadata(datasets: dict, source: str, asset_id: str, missing: dict[str, str]):
     if source not in datasets:
         try:
@@ -237,14 +273,17 @@ def _metadata(datasets: dict, source: str, asset_id: str, missing: dict[str, str
 def load_vectors(store: Store) -> tuple[np.ndarray, dict[str, np.ndarray], SpaceTransform]:
     """(rows (n,), {space: (n, d) vectors}, transform) from the database, in row order.
 
-    A decoded space ("geometry", "appearance") is included only when every asset has its vector."""
+    A decoded space ("geometry", "appearance", "texture_only") is included only when every asset has its
+    vector (and texture_only only with a current fit)."""
     rows, shape, texture = store.latents()
     t = store.get_meta("transform")
     if t is None or len(rows) == 0:
         raise CatalogError(f"{store.path.parent}: catalog is empty; build it with 'assets2vec catalog build RUN {store.path.parent}'")
     transform = SpaceTransform.from_json(t)
     vectors = {s: transform.vectors(s, shape, texture) for s in SPACES}
-    for space in DECODED_SPACES:
+    for space in DECODED_SPACES + (TEXTURE_ONLY,):
+        if space == TEXTURE_ONLY and not texture_only_current(store):
+            continue
         d_rows, d = store.decoded(space)
         if len(d_rows) == len(rows) and np.array_equal(d_rows, rows):
             vectors[space] = np.ascontiguousarray(d, dtype=np.float32)

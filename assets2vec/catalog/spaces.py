@@ -18,7 +18,12 @@ SPACES = ("shape", "texture", "joint")
 # (`catalog.geometry`) and the colours of the asset's surface (`catalog.appearance`). One can
 # search, tag and map in them, but they have no inverse to codes, so no sampling or sparse regions.
 DECODED_SPACES = ("geometry", "appearance")
-FEATURE_SPACES = SPACES + DECODED_SPACES
+# The texture codes less the texture typical of assets shaped alike (`catalog.texture_only`): for
+# search and tagging by texture alone; no inverse either.
+TEXTURE_ONLY = "texture_only"
+FEATURE_SPACES = SPACES + DECODED_SPACES + (TEXTURE_ONLY,)
+# Spaces whose dimensions are code-like (unequal, unbounded spreads): classifiers standardise them first.
+STANDARDISED_SPACES = SPACES + (TEXTURE_ONLY,)
 
 
 def check_space(space: str, allowed: tuple[str, ...] = SPACES) -> str:

@@ -8,6 +8,7 @@ produced them. WAL lets searches read while a build writes; a build is one trans
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from contextlib import contextmanager
@@ -48,8 +49,9 @@ CREATE TABLE IF NOT EXISTS latents (
     asset_row INTEGER PRIMARY KEY REFERENCES assets(row),
     shape BLOB NOT NULL, texture BLOB NOT NULL,   -- float32, little-endian
     checkpoint TEXT NOT NULL);
--- Spaces decoded from the codes by the frozen network (catalog/geometry.py, catalog/appearance.py):
--- per space and asset, the raw descriptor (uint8) and the vector searched and tagged (float32).
+-- Spaces decoded from the codes by the frozen network (catalog/geometry.py, catalog/appearance.py)
+-- and derived from them (catalog/texture_only.py): per space and asset, the raw descriptor (uint8;
+-- empty for texture_only) and the vector searched and tagged (float32).
 CREATE TABLE IF NOT EXISTS decoded (
     space TEXT NOT NULL, asset_row INTEGER NOT NULL REFERENCES assets(row),
     profile BLOB NOT NULL, vector BLOB NOT NULL, checkpoint TEXT NOT NULL,
@@ -118,6 +120,17 @@ class Store:
     def get_meta(self, key: str, default: Any = None) -> Any:
         row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
         return json.loads(row[0]) if row else default
+
+    def meta_digest(self, *keys: str) -> str | None:
+        """SHA-256 of the stored text of `keys` (None when one is missing), without parsing it: a PCA's
+        metadata is megabytes of JSON, and this is checked every time a catalog opens."""
+        h = hashlib.sha256()
+        for key in keys:
+            row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+            if row is None:
+                return None
+            h.update(hashlib.sha256(row[0].encode()).digest())
+        return h.hexdigest()
 
     def set_meta(self, key: str, value: Any) -> None:
         self.conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",

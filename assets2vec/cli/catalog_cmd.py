@@ -17,13 +17,14 @@ def add_parser(sub) -> None:
     b = csub.add_parser(
         "build", help="create or update CATALOG from RUN",
         description="Store RUN's assets (metadata, attributes, thumbnails, latent codes) in CATALOG's SQLite database "
-        "and write FAISS indexes for the shape, texture and joint spaces, and for two spaces decoded by the network: geometry (each shape code's "
-        "density as three silhouettes of its own box reduced to 64 numbers; best for fine shape attributes such as the number of legs) "
-        "and appearance (a histogram of the colours on the asset's surface; best for colour). Rerun after 'assets2vec embed' to add only the new assets; tags and predictions are kept.")
+        "and write FAISS indexes for the shape, texture and joint spaces, and for three spaces derived through the network: geometry (each shape code's "
+        "density seen as silhouettes and depth maps of its own box, reduced to 64 numbers; best for fine shape attributes such as the number of legs), "
+        "appearance (a histogram of the colours on the asset's surface; best for colour) and texture_only (the texture space less the mean "
+        "texture of the 20 assets nearest in the geometry space; for search and tagging by texture alone). Rerun after 'assets2vec embed' to add only the new assets; tags and predictions are kept.")
     b.add_argument("run", type=Path, metavar="RUN", help="trained run folder")
     b.add_argument("catalog", type=Path, metavar="CATALOG", help="catalog folder (created if missing)")
     b.add_argument("--no-decoded", action="store_true",
-                   help="skip the geometry and appearance spaces (they cost ~190 ms per new asset on 2 CPU cores)")
+                   help="skip the geometry, appearance and texture_only spaces (they cost ~190 ms per new asset on 2 CPU cores)")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(func=run_build)
 

@@ -20,7 +20,7 @@ def add_parser(sub) -> None:
     p.add_argument("--attribute", required=True, metavar="NAME", help="attribute to predict, e.g. swivel")
     p.add_argument("--labels", type=Path, metavar="LABELS.csv", help="CSV with columns id,value (or id,NAME); "
                    "without it, the manual tags already stored train the classifier")
-    p.add_argument("--space", choices=FEATURE_SPACES, default="joint", help="space to classify in (default: joint; geometry is best for fine shape attributes, appearance for colour)")
+    p.add_argument("--space", choices=FEATURE_SPACES, default="joint", help="space to classify in (default: joint; geometry is best for fine shape attributes, appearance for colour, texture_only for texture attributes that must not follow the shape)")
     p.add_argument("--where", default=None, help="predict only for these assets, e.g. \"family=chair\"")
     p.add_argument("--candidates", default=",".join(CANDIDATES), help=f"models to choose from (default: {','.join(CANDIDATES)})")
     p.add_argument("--suggest", type=int, default=10, help="assets to suggest labelling next (default: 10)")

@@ -10,7 +10,7 @@ cat = catalog()
 st.title("Few-shot tagging")
 attribute = st.text_input("Attribute to tag", value="swivel", key="tag_attribute")
 space = st.selectbox("Space", cat.spaces, key="tag_space",
-                     help="geometry (the decoded shape) is best for fine shape attributes such as legs or armrests; appearance for colour")
+                     help="geometry (the decoded shape) is best for fine shape attributes such as legs or armrests; appearance for colour; texture_only for texture attributes that must not follow the shape")
 where = st.text_input("Predict only for", placeholder="family=chair", key="tag_where") or None
 known = cat.store.tags(attribute.strip()) if attribute.strip() else {}
 rows = {int(r): i for i, r in enumerate(cat.rows)}

@@ -206,6 +206,22 @@ def test_attribute_classifier_chooses_shrinkage_lda_when_a_class_is_a_small_offs
     assert np.allclose(chosen.predict_proba(Xt).sum(1), 1)
 
 
+def test_the_lda_is_kept_within_one_standard_error_of_the_best_mean_and_only_then():
+    from assets2vec.catalog.tagging import AttributeClassifier, choose_candidate
+
+    assert choose_candidate({"logistic": (0.95, 0.02), "knn": (0.90, 0.03), "lda": (0.935, 0.01)}) == "lda"
+    assert choose_candidate({"logistic": (0.95, 0.02), "knn": (0.90, 0.03), "lda": (0.925, 0.01)}) == "logistic"
+    assert choose_candidate({"logistic": (0.95, 0.02), "knn": (0.95, 0.03)}) == "logistic"  # ties: the earlier
+    assert choose_candidate({"logistic": (0.90, 0.0), "lda": (0.90, 0.0)}) == "lda"
+    # Rings (class = distance from the origin): no linear model separates them, so the LDA is far below the best.
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 2))
+    y = np.where(np.hypot(X[:, 0], X[:, 1]) > 1.1, "out", "in")
+    clf = AttributeClassifier(random_state=0).fit(X, y)
+    assert clf.model_name_ in ("rbf_svm", "knn") and clf.cv_results_["lda"] < clf.cv_accuracy_ - clf.cv_standard_errors_[clf.model_name_]
+    assert set(clf.cv_standard_errors_) == set(clf.cv_results_) and all(0 <= s < 0.2 for s in clf.cv_standard_errors_.values())
+
+
 def test_attribute_classifier_leaves_out_the_lda_when_a_fold_has_no_more_labels_than_classes():
     from assets2vec.catalog.tagging import AttributeClassifier
 

@@ -177,10 +177,10 @@ def test_pca_is_refit_when_the_catalog_doubles(tmp_path):
 
 def test_catalog_searches_tags_and_maps_in_geometry_space(run, tmp_path, capsys):
     s = build_catalog(run, tmp_path / "cat", progress=False, log=quiet)
-    assert s["decoded"] == {"geometry": 8, "appearance": 8}
+    assert s["decoded"] == {"geometry": 8, "appearance": 8, "texture_only": 8}
     assert index_path(tmp_path / "cat", "geometry").is_file() and index_path(tmp_path / "cat", "appearance").is_file()
     with Catalog.open(tmp_path / "cat") as cat:
-        assert cat.spaces == ("shape", "texture", "joint", "geometry", "appearance")
+        assert cat.spaces == ("shape", "texture", "joint", "geometry", "appearance", "texture_only")
         assert cat.vectors("geometry").shape == (8, GEOMETRY_DIM)
         a = cat.ids[3]
         # An asset's own codes, decoded again at query time, land on its stored vector.
@@ -243,17 +243,17 @@ def test_catalog_tags_colour_in_appearance_space(run, tmp_path):
 def test_no_decoded_build_is_a_clear_error_and_a_later_build_fills_it_in(run, tmp_path):
     cat_dir = tmp_path / "cat"
     s = build_catalog(run, cat_dir, progress=False, decoded=False, log=quiet)
-    assert s["decoded"] == {"geometry": 0, "appearance": 0} and not index_path(cat_dir, "geometry").exists()
+    assert s["decoded"] == {"geometry": 0, "appearance": 0, "texture_only": 0} and not index_path(cat_dir, "geometry").exists()
     with Catalog.open(cat_dir) as cat:
         assert cat.spaces == ("shape", "texture", "joint")
         with pytest.raises(CatalogError, match="no geometry vectors.*catalog build"):
             cat.similar(cat.ids[0], space="geometry")
     s = build_catalog(run, cat_dir, progress=False, log=quiet)
-    assert (s["added"], s["decoded"]) == (0, {"geometry": 8, "appearance": 8})
+    assert (s["added"], s["decoded"]) == (0, {"geometry": 8, "appearance": 8, "texture_only": 8})
     with Catalog.open(cat_dir) as cat:
         assert cat.vectors("geometry").shape == (8, GEOMETRY_DIM)
     s = build_catalog(run, cat_dir, progress=False, log=quiet)  # nothing new: nothing decoded
-    assert s["decoded"] == {"geometry": 0, "appearance": 0}
+    assert s["decoded"] == {"geometry": 0, "appearance": 0, "texture_only": 0}
 
 
 def test_geometry_decoded_by_an_older_kind_of_profile_is_refused_at_query_time_and_redone_by_the_next_build(run, tmp_path):
@@ -270,7 +270,8 @@ def test_geometry_decoded_by_an_older_kind_of_profile_is_refused_at_query_time_a
         with pytest.raises(CatalogError, match="older assets2vec.*catalog build"):
             cat.search_codes(shape[0], texture[0], space="geometry")
     s = build_catalog(run, cat_dir, progress=False, log=quiet)
-    assert s["decoded"] == {"geometry": 8, "appearance": 0}
+    # The same profiles decoded again give the same PCA, so the texture-only vectors made with it still hold.
+    assert s["decoded"] == {"geometry": 8, "appearance": 0, "texture_only": 0}
     with Catalog.open(cat_dir) as cat:
         shape, texture = cat.codes(cat.ids[:1])
         hit = cat.search_codes(shape[0], texture[0], k=1, space="geometry")[0]
