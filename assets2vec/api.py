@@ -36,6 +36,7 @@ from assets2vec.catalog.proposals import ParameterProposer
 from assets2vec.catalog.scene_pool import read_weights, scene_pool
 from assets2vec.catalog.spaces import DECODED_SPACES, FEATURE_SPACES, SPACES, STANDARDISED_SPACES, TEXTURE_ONLY, check_space
 from assets2vec.catalog.store import CatalogError, Store
+from assets2vec.catalog.texture_only import NeighbourResidual
 from assets2vec.catalog.tagging import CANDIDATES, AttributeClassifier, uncertainty_order
 from render_core.artifacts import read_header
 
@@ -50,6 +51,9 @@ class Catalog:
         self.store = store
         self.use_gpu = gpu_available() if use_gpu is None else use_gpu
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
+        # What the stored vectors were made with, read before them: a build that refits it while this reader
+        # is open is then seen at query time (a clear "open it again"), not mixed with the old vectors.
+        self._fit_digest = store.meta_digest("geometry_pca", "transform")
         self.rows, self._vectors, self.transform = load_vectors(store)
         self.ids = store.ids()
         self._pos = {int(r): i for i, r in enumerate(self.rows)}
@@ -59,6 +63,7 @@ class Catalog:
         self._run: str | None = None
         self._bank = None  # the run's inversion bank, loaded (or built) by the first image search
         self._geometry_pca = None  # read by the first query that needs codes in the geometry space
+        self._texture_only = (NeighbourResidual.from_json(store.get_meta(TEXTURE_ONLY)) if TEXTURE_ONLY in self._vectors else None)
 
     @classmethod
     def open(cls, path: str | os.PathLike, *, use_gpu: bool | None = None, log=None) -> "Catalog":
@@ -176,11 +181,8 @@ class Catalog:
         In texture_only, codes are new assets: none leaves itself out of the reference set, so an
         asset's own codes land near (not on) its stored vector."""
         if self._feature_space(space) == TEXTURE_ONLY:
-            from assets2vec.catalog.texture_only import NeighbourResidual
-
-            fit = NeighbourResidual.from_json(self.store.get_meta(TEXTURE_ONLY))
             texture_vectors = self.transform.vectors("texture", shape, texture)
-            return fit.transform(texture_vectors, self.code_vectors("geometry", shape, texture), np.full(len(texture_vectors), -1),
+            return self._texture_only.transform(texture_vectors, self.code_vectors("geometry", shape, texture), np.full(len(texture_vectors), -1),
                                  self.rows, self._vectors["texture"], self._vectors["geometry"])
         if space not in DECODED_SPACES:
             return self.transform.vectors(space, shape, texture)
@@ -192,6 +194,8 @@ class Catalog:
         if self.store.get_meta("geometry_profile") != PROFILE_KIND:
             raise CatalogError(f"{self.path}: this catalog's geometry space was decoded by an older assets2vec; "
                                f"run 'assets2vec catalog build RUN {self.path}' to decode it again")
+        if self.store.meta_digest("geometry_pca", "transform") != self._fit_digest:
+            raise CatalogError(f"{self.path}: the catalog was rebuilt with a new geometry PCA since it was opened; open it again")
         if self._geometry_pca is None:
             self._geometry_pca = GeometryPCA.from_json(self.store.get_meta("geometry_pca"))
         return self._geometry_pca.transform(decode_profiles(self.model()[0], shape))

@@ -84,7 +84,8 @@ def build_catalog(run: str | os.PathLike, catalog: str | os.PathLike, *, use_gpu
                   decoded: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Create or update `catalog` from `run`; returns a summary (added, updated, skipped, decoded, indexes).
 
-    `decoded`: also decode the geometry and appearance of every asset that lacks them (those two spaces)."""
+    `decoded`: also decode the geometry and appearance of every asset that lacks them (those two spaces), and
+    fill in the texture-only space (which needs the geometry)."""
     run, catalog = Path(run), Path(catalog)
     t0 = time.time()
     state = load_checkpoint(run)
@@ -153,6 +154,8 @@ def _update(store: Store, catalog: Path, run: Path, state: dict, ids: list[str],
             store.put_latents(np.array(new_rows), shape[todo], texture[todo], checkpoint_name)
         if not same_network:
             store.conn.execute("DELETE FROM decoded")  # decoded by the old network
+            # So is what was fitted on those vectors: a later build (even after a --no-decoded one) fits anew.
+            store.conn.executemany("DELETE FROM meta WHERE key=?", [("geometry_pca",), (TEXTURE_ONLY,)])
         row_of = store.row_map()
         if profiles.get("geometry"):
             _store_geometry(store, {row_of[ids[i]]: p for i, p in profiles["geometry"].items()}, same_network, checkpoint_name)
@@ -160,7 +163,7 @@ def _update(store: Store, catalog: Path, run: Path, state: dict, ids: list[str],
             rows = np.array([row_of[ids[i]] for i in profiles["appearance"]], dtype=np.int64)
             prof = np.stack(list(profiles["appearance"].values()))
             store.put_decoded("appearance", rows, prof, appearance_vectors(prof), checkpoint_name)
-        n_texture_only = _store_texture_only(store, checkpoint_name)
+        n_texture_only = _store_texture_only(store, checkpoint_name) if decoded else 0
         store.set_meta("network_digest", digest)
         store.set_meta("run", str(run.resolve()))
         store.set_meta("checkpoint", checkpoint_name)
@@ -222,12 +225,17 @@ def _store_texture_only(store: Store, checkpoint_name: str) -> int:
     build that decodes). A new geometry PCA or code standardisation makes a new fit, and every
     vector is computed again; otherwise new assets go through the stored fit."""
     digest = store.meta_digest("geometry_pca", "transform")
-    rows, shape, texture = store.latents()
-    g_rows, geometry = store.decoded("geometry")
-    if digest is None or len(rows) == 0 or not np.array_equal(rows, g_rows):
+    if digest is None:
         return 0
     key = fit_key(digest)
     old = store.get_meta(TEXTURE_ONLY)
+    n_latents = store.conn.execute("SELECT COUNT(*) FROM latents").fetchone()[0]
+    if old is not None and old.get("key") == key and len(store.decoded_rows(TEXTURE_ONLY)) == n_latents:
+        return 0  # nothing new: skip reading every vector of a large catalog
+    rows, shape, texture = store.latents()
+    g_rows, geometry = store.decoded("geometry")
+    if len(rows) == 0 or not np.array_equal(rows, g_rows):
+        return 0
     fit = NeighbourResidual.from_json(old) if old is not None else None
     if fit is None or fit.key != key or not np.isin(fit.reference_rows, rows).all():
         fit = NeighbourResidual.fit(rows, key)

@@ -18,7 +18,9 @@ alone reads armrests at 95.7 %, where the choice among the other four reaches 91
 Why the one-standard-error rule (Hastie, Tibshirani and Friedman, "Elements of Statistical
 Learning", 7.10): with 20 labels per class the candidates' cross-validated means lie within a
 standard error or two of each other, and each grid candidate's mean is the maximum of several
-noisy scores, so it reads optimistically against the LDA, which searches nothing. Keeping the
+noisy scores, so it reads optimistically against the LDA, which searches nothing. (The standard
+error is that of the mean over all 15 repeated folds; they overlap, so it is narrower than ESL's
+over K folds, and the rule keeps the LDA less often than theirs would.) Keeping the
 LDA whenever it is within one standard error of the best mean, measured on three trainings of the
 400-asset benchmark (10 draws each, `benchmarks/model_choice.py`): armrests 97.2 / 94.2 / 96.0 %
 against 97.2 / 92.5 / 95.0 % for the highest mean, legs -0.0 to +0.2 points, base and family

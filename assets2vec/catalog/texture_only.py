@@ -64,7 +64,8 @@ class NeighbourResidual:
         texture (N, dt), geometry (N, dg)."""
         pos = np.searchsorted(catalog_rows, self.reference_rows)
         if (pos >= len(catalog_rows)).any() or not np.array_equal(catalog_rows[np.minimum(pos, len(catalog_rows) - 1)], self.reference_rows):
-            raise ValueError("texture-only space: some reference assets are no longer in the catalog; rebuild it")
+            raise ValueError("texture-only space: some reference assets are not among the catalog vectors given "
+                             "(read before a build that refitted the space?)")
         rows = np.asarray(rows, np.int64)
         at = np.minimum(np.searchsorted(self.reference_rows, rows), len(self.reference_rows) - 1)
         self_ref = np.where(self.reference_rows[at] == rows, at, -1)
@@ -72,16 +73,16 @@ class NeighbourResidual:
 
 
 def residual(texture: np.ndarray, geometry: np.ndarray, ref_texture: np.ndarray, ref_geometry: np.ndarray,
-             self_ref: np.ndarray | None = None, neighbours: int = NEIGHBOURS) -> np.ndarray:
-    """(n, dt) texture (n, dt) less the mean of `ref_texture` (r, dt) over each query's `neighbours` nearest
-    references in geometry (n, dg) vs `ref_geometry` (r, dg). `self_ref` (n,): the reference index each
-    query is (-1: none), left out of its own neighbours."""
+             self_ref: np.ndarray | None = None, neighbours: int | None = None) -> np.ndarray:
+    """(n, dt) texture (n, dt) less the mean of `ref_texture` (r, dt) over each query's `neighbours` (default
+    `NEIGHBOURS`) nearest references in geometry (n, dg) vs `ref_geometry` (r, dg). `self_ref` (n,): the
+    reference index each query is (-1: none), left out of its own neighbours."""
     texture = np.asarray(texture, np.float32)
     n, r = len(texture), len(ref_texture)
     if r == 0:
         raise ValueError("texture-only space: the reference set is empty")
     self_ref = np.full(n, -1, np.int64) if self_ref is None else np.asarray(self_ref, np.int64)
-    m = min(neighbours, r - 1 if (self_ref >= 0).any() else r)
+    m = min(NEIGHBOURS if neighbours is None else neighbours, r - 1 if (self_ref >= 0).any() else r)
     if m < 1:
         return np.zeros_like(texture)  # one asset alone: nothing is shaped like it
     index = faiss.IndexFlatL2(ref_geometry.shape[1])

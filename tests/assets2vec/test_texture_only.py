@@ -71,7 +71,7 @@ def test_reference_set_is_capped_seeded_and_keyed(monkeypatch):
     back = NeighbourResidual.from_json(json.loads(json.dumps(a.to_json())))
     assert np.array_equal(back.reference_rows, a.reference_rows) and back.key == "k"
     assert texture_only.fit_key("a") == texture_only.fit_key("a") != texture_only.fit_key("b")
-    with pytest.raises(ValueError, match="no longer in the catalog"):
+    with pytest.raises(ValueError, match="not among the catalog vectors"):
         a.transform(np.zeros((1, 2)), np.zeros((1, 3)), np.array([-1]), rows[:3], np.zeros((3, 2)), np.zeros((3, 3)))
 
 
@@ -119,19 +119,23 @@ def test_new_assets_go_through_the_stored_fit_until_the_geometry_is_refit(tmp_pa
     store.close()
 
 
-def test_catalog_searches_and_tags_in_texture_only_space(run, tmp_path, capsys):
+def test_catalog_searches_and_tags_in_texture_only_space(run, tmp_path, capsys, monkeypatch):
+    # 3 neighbours among 8 assets, so which ones the geometry picks matters (20 would be everyone else).
+    monkeypatch.setattr(texture_only, "NEIGHBOURS", 3)
     cat_dir = tmp_path / "cat"
     build_catalog(run, cat_dir, progress=False, log=quiet)
     assert index_path(cat_dir, "texture_only").is_file()
     with Catalog.open(cat_dir) as cat:
         T, G = cat.vectors("texture"), cat.vectors("geometry")
         n = len(cat)
-        np.testing.assert_allclose(cat.vectors("texture_only"), residual(T, G, T, G, np.arange(n)), atol=1e-5)
+        np.testing.assert_allclose(cat.vectors("texture_only"), residual(T, G, T, G, np.arange(n), neighbours=3), atol=1e-5)
+        # ... which is not what every other asset's mean (a residual blind to the geometry) gives.
+        assert not np.allclose(cat.vectors("texture_only"), residual(T, G, T, G, np.arange(n), neighbours=n - 1), atol=1e-3)
         # New codes (here an asset's own, as an image search would fit them) are not references.
         sc, tc = cat.codes(cat.ids[:1])
         q = cat.code_vectors("texture_only", sc, tc)
         g0 = cat.code_vectors("geometry", sc, tc)
-        np.testing.assert_allclose(q, residual(T[:1], g0, T, G), atol=1e-4)
+        np.testing.assert_allclose(q, residual(T[:1], g0, T, G, neighbours=3), atol=1e-4)
         a = cat.ids[2]
         V = cat.vectors("texture_only")
         brute = np.argsort(((V - V[2]) ** 2).sum(1))[1:4]
@@ -143,6 +147,28 @@ def test_catalog_searches_and_tags_in_texture_only_space(run, tmp_path, capsys):
             cat.sparse_regions(1, space="texture_only")
     assert main(["search", str(cat_dir), "--like", a, "--space", "texture_only", "-k", "2", "--json"]) == 0
     assert [h["id"] for h in json.loads(capsys.readouterr().out)["results"]] == [cat.ids[i] for i in brute[:2]]
+
+
+def test_a_reader_opened_before_a_refit_says_to_open_the_catalog_again(run, tmp_path):
+    cat_dir = tmp_path / "cat"
+    build_catalog(run, cat_dir, progress=False, log=quiet)
+    with Catalog.open(cat_dir) as cat:
+        sc, tc = cat.codes(cat.ids[:1])
+        before = cat.code_vectors("texture_only", sc, tc)
+        writer = Store.open(cat_dir)
+        with writer.write():  # what a build that refits the geometry PCA leaves behind
+            pca = writer.get_meta("geometry_pca")
+            writer.set_meta("geometry_pca", {**pca, "n_fit": pca["n_fit"] + 1})
+        writer.close()
+        for space in ("texture_only", "geometry"):
+            with pytest.raises(CatalogError, match="rebuilt.*since it was opened; open it again"):
+                cat.code_vectors(space, sc, tc)
+        assert cat.similar(cat.ids[0], k=2, space="texture_only")  # stored vectors still answer
+    with Catalog.open(cat_dir) as cat:  # the stored fit no longer matches the PCA: left out until the next build
+        assert "texture_only" not in cat.spaces
+    assert build_catalog(run, cat_dir, progress=False, log=quiet)["decoded"]["texture_only"] == 8
+    with Catalog.open(cat_dir) as cat:
+        assert cat.code_vectors("texture_only", sc, tc).shape == before.shape
 
 
 def test_a_catalog_without_the_space_says_to_rebuild_and_the_next_build_adds_it(run, tmp_path):
@@ -161,3 +187,19 @@ def test_a_catalog_without_the_space_says_to_rebuild_and_the_next_build_adds_it(
     assert s["decoded"]["texture_only"] == 8
     with Catalog.open(cat_dir) as cat:
         assert cat.vectors("texture_only").shape == cat.vectors("texture").shape
+
+
+def test_a_new_network_drops_the_fits_made_on_the_old_ones_vectors_even_in_a_no_decoded_build(run, small_catalog, tmp_path):
+    other_run = small_catalog.parent / "run"  # the same assets, another (shorter) training: another network
+    cat_dir = tmp_path / "cat"
+    build_catalog(run, cat_dir, progress=False, log=quiet)
+    build_catalog(other_run, cat_dir, progress=False, decoded=False, log=quiet)
+    store = Store.open(cat_dir)
+    assert store.get_meta("geometry_pca") is None and store.get_meta("texture_only") is None
+    assert store.decoded_rows("geometry") == set() and store.decoded_rows("texture_only") == set()
+    store.close()
+    s = build_catalog(other_run, cat_dir, progress=False, log=quiet)
+    assert s["decoded"] == {"geometry": 8, "appearance": 8, "texture_only": 8}
+    with Catalog.open(cat_dir) as cat:
+        T, G = cat.vectors("texture"), cat.vectors("geometry")
+        np.testing.assert_allclose(cat.vectors("texture_only"), residual(T, G, T, G, np.arange(len(cat))), atol=1e-5)
