@@ -1,7 +1,7 @@
 """assets2vec catalog app: `assets2vec app [CATALOG]` (or `streamlit run catalog_app/app.py`).
 
 Pages call only the `assets2vec.Catalog` API; the catalog and its indexes load once per
-process (`st.cache_resource`). The catalog comes from $ASSETS2VEC_CATALOG (default demo/catalog).
+process and build (`st.cache_resource`, keyed by the time the last build finished). The catalog comes from $ASSETS2VEC_CATALOG (default demo/catalog).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Shared by every page: which catalog, opened once per process, and the message when there is none."""
+"""Shared by every page: which catalog, opened once per process and build, and the message when there is none."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import streamlit as st
 
 from assets2vec import Catalog
 from assets2vec.catalog.store import CatalogError
+from render_core.artifacts import HEADER_NAME
 
 ENV = "ASSETS2VEC_CATALOG"
 DEFAULT = "demo/catalog"
@@ -18,16 +19,25 @@ def catalog_path() -> Path:
     return Path(os.environ.get(ENV) or DEFAULT)
 
 
-@st.cache_resource(show_spinner="Opening the catalog and its indexes...")
-def _open(path: str) -> Catalog:
+@st.cache_resource(show_spinner="Opening the catalog and its indexes...", max_entries=1)
+def _open(path: str, build_stamp: int) -> Catalog:
+    """`build_stamp` only keys the cache: a build rewrites the catalog's header last, so the app opens
+    the new build on its next rerun instead of answering from the vectors it read before."""
     return Catalog.open(path, log=lambda m: None)
+
+
+def _build_stamp(path: Path) -> int:
+    try:
+        return (path / HEADER_NAME).stat().st_mtime_ns
+    except OSError:
+        return 0
 
 
 def catalog() -> Catalog:
     """The catalog, or a clear message on how to build one and a stop."""
     path = catalog_path()
     try:
-        return _open(str(path))
+        return _open(str(path), _build_stamp(path))
     except (CatalogError, ValueError) as exc:
         st.error(f"No catalog to show: {exc}")
         st.markdown(

@@ -43,6 +43,21 @@ def test_missing_catalog_shows_how_to_build_one(tmp_path, monkeypatch):
     assert "No catalog to show" in at.error[0].value and "assets2vec catalog build" in at.markdown[0].value
 
 
+def test_the_app_opens_a_catalog_once_per_build(catalog, monkeypatch):
+    import os
+
+    from catalog_app.data import _open, catalog as app_catalog
+
+    monkeypatch.setenv("ASSETS2VEC_CATALOG", str(catalog))
+    _open.clear()
+    first = app_catalog()
+    assert app_catalog() is first  # reruns reuse the open catalog and its indexes
+    header = catalog / "artifact.json"
+    st = header.stat()
+    os.utime(header, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # what a build leaves: its header written last
+    assert app_catalog() is not first and len(app_catalog()) == len(first)
+
+
 def test_browse_filters_by_family(app):
     at = app.run()
     assert not at.exception
