@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -30,5 +29,8 @@ def run(args: argparse.Namespace) -> int:
     env = {**os.environ, "ASSETS2VEC_CATALOG": str(args.catalog.resolve())}
     cmd = [sys.executable, "-m", "streamlit", "run", str(entry), "--server.address", args.host, "--server.port", str(args.port),
            "--server.maxUploadSize", "32", "--browser.gatherUsageStats", "false", "--server.headless", str(args.headless).lower()]
-    print(f"catalog app on http://{args.host}:{args.port} for {args.catalog} (Ctrl-C to stop)", file=sys.stderr)
-    return subprocess.call(cmd, env=env)
+    print(f"catalog app on http://{args.host}:{args.port} for {args.catalog} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    # Become the server rather than wait for it: a signal meant for `assets2vec app` (a terminal's Ctrl-C, a
+    # supervisor's SIGTERM) then reaches Streamlit itself instead of orphaning it on the port.
+    os.execve(sys.executable, cmd, env)
+    return 0  # not reached

@@ -20,6 +20,15 @@ from render_core.dataset import RenderedDataset
 pytestmark = pytest.mark.skipif(os.environ.get("ASSETS2VEC_SKIP_BROWSER") == "1", reason="ASSETS2VEC_SKIP_BROWSER=1")
 
 
+def test_stopping_the_app_command_stops_the_server(small_catalog):
+    import urllib.request
+
+    with running_app(small_catalog) as url:  # `assets2vec app`, terminated on exit
+        assert urllib.request.urlopen(url + "/_stcore/health", timeout=5).read() == b"ok"
+    with pytest.raises(OSError):  # nothing left listening (the server was once orphaned here)
+        urllib.request.urlopen(url + "/_stcore/health", timeout=5)
+
+
 def test_search_by_example_and_by_upload_in_chromium(small_dataset, tmp_path):
     from selenium.webdriver.common.by import By
 
