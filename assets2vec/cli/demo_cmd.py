@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"            .venv/bin/assets2vec invert {run_dir} {args.out / 'photo.png'}")
     if catalog is not None:
         c = args.out / "catalog"
-        print(f"  catalog : {c}  ({catalog['assets']} assets; SQLite + FAISS indexes: shape, texture, joint, geometry, appearance)")
+        print(f"  catalog : {c}  ({catalog['assets']} assets; SQLite + FAISS indexes: {', '.join(catalog['indexes'])})")
         print(f"  map     : {args.out / 'shape_map.png'} (shape space, t-SNE, by family, sparse regions starred)")
         print(f"  search  : .venv/bin/assets2vec search {c} --like {catalog['first']} --space shape --where \"legs=4\"")
         p = catalog["photo"]
