@@ -54,7 +54,7 @@ class Catalog:
         # What the stored vectors were made with, read before them: a build that refits it while this reader
         # is open is then seen at query time (a clear "open it again"), not mixed with the old vectors.
         self._fit_digest = store.meta_digest("geometry_pca", "transform")
-        self.rows, self._vectors, self.transform = load_vectors(store)
+        self.rows, self._vectors, self.transform = load_vectors(store, self._fit_digest)
         self.ids = store.ids()
         self._pos = {int(r): i for i, r in enumerate(self.rows)}
         self._indexes: dict[str, LatentIndex] = {}

@@ -250,9 +250,9 @@ def _store_texture_only(store: Store, checkpoint_name: str) -> int:
     return int(todo.sum())
 
 
-def texture_only_current(store: Store) -> bool:
-    """Whether the stored texture-only fit matches the catalog's geometry PCA and code standardisation."""
-    d, digest = store.get_meta(TEXTURE_ONLY), store.meta_digest("geometry_pca", "transform")
+def texture_only_current(store: Store, digest: str | None) -> bool:
+    """Whether the stored texture-only fit matches `digest`, the catalog's `meta_digest("geometry_pca", "transform")`."""
+    d = store.get_meta(TEXTURE_ONLY)
     return d is not None and digest is not None and d.get("key") == fit_key(digest)
 
 
@@ -278,8 +278,10 @@ def _metadata(datasets: dict, source: str, asset_id: str, missing: dict[str, str
     return record, thumb
 
 
-def load_vectors(store: Store) -> tuple[np.ndarray, dict[str, np.ndarray], SpaceTransform]:
-    """(rows (n,), {space: (n, d) vectors}, transform) from the database, in row order.
+def load_vectors(store: Store, fit_digest: str | None = None) -> tuple[np.ndarray, dict[str, np.ndarray], SpaceTransform]:
+    """(rows (n,), {space: (n, d) vectors}, transform) from the database, in row order. `fit_digest`: the
+    caller's `store.meta_digest("geometry_pca", "transform")` when it has one (hashing a PCA's metadata
+    is most of the cost of opening a catalog), read here otherwise.
 
     A decoded space ("geometry", "appearance", "texture_only") is included only when every asset has its
     vector (and texture_only only with a current fit)."""
@@ -290,7 +292,7 @@ def load_vectors(store: Store) -> tuple[np.ndarray, dict[str, np.ndarray], Space
     transform = SpaceTransform.from_json(t)
     vectors = {s: transform.vectors(s, shape, texture) for s in SPACES}
     for space in DECODED_SPACES + (TEXTURE_ONLY,):
-        if space == TEXTURE_ONLY and not texture_only_current(store):
+        if space == TEXTURE_ONLY and not texture_only_current(store, fit_digest or store.meta_digest("geometry_pca", "transform")):
             continue
         d_rows, d = store.decoded(space)
         if len(d_rows) == len(rows) and np.array_equal(d_rows, rows):
