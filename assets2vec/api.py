@@ -53,6 +53,7 @@ class Catalog:
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
         # What the stored vectors were made with, read before them: a build that refits it while this reader
         # is open is then seen at query time (a clear "open it again"), not mixed with the old vectors.
+        self._checked_version = store.data_version()  # asked first: a commit after it is seen at query time
         self._fit_digest = store.meta_digest("geometry_pca", "transform")
         self.rows, self._vectors, self.transform = load_vectors(store, self._fit_digest)
         self.ids = store.ids()
@@ -194,11 +195,21 @@ class Catalog:
         if self.store.get_meta("geometry_profile") != PROFILE_KIND:
             raise CatalogError(f"{self.path}: this catalog's geometry space was decoded by an older assets2vec; "
                                f"run 'assets2vec catalog build RUN {self.path}' to decode it again")
-        if self.store.meta_digest("geometry_pca", "transform") != self._fit_digest:
-            raise CatalogError(f"{self.path}: the catalog was rebuilt with a new geometry PCA since it was opened; open it again")
+        self._check_fit_unchanged()
         if self._geometry_pca is None:
             self._geometry_pca = GeometryPCA.from_json(self.store.get_meta("geometry_pca"))
         return self._geometry_pca.transform(decode_profiles(self.model()[0], shape))
+
+    def _check_fit_unchanged(self) -> None:
+        """Raise when a build has refitted the geometry PCA or the standardisation since this reader opened.
+        The metadata (megabytes: hashing it took about 36 ms on the benchmark catalog) is hashed only
+        when another connection has committed since the last check."""
+        version = self.store.data_version()
+        if version == self._checked_version:
+            return
+        if self.store.meta_digest("geometry_pca", "transform") != self._fit_digest:
+            raise CatalogError(f"{self.path}: the catalog was rebuilt with a new geometry PCA since it was opened; open it again")
+        self._checked_version = version
 
     def search_image(self, image: np.ndarray | str | os.PathLike, k: int = 5, space: str = "joint", where: str | None = None,
                      seed: int = 0) -> dict[str, Any]:

@@ -132,6 +132,11 @@ class Store:
             h.update(hashlib.sha256(row[0].encode()).digest())
         return h.hexdigest()
 
+    def data_version(self) -> int:
+        """SQLite's `PRAGMA data_version`: changes whenever another connection commits to the database.
+        Cheap enough to ask on every query, so a reader hashes the metadata only after a commit."""
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
     def set_meta(self, key: str, value: Any) -> None:
         self.conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                           (key, json.dumps(value)))

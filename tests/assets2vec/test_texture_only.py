@@ -149,12 +149,23 @@ def test_catalog_searches_and_tags_in_texture_only_space(run, tmp_path, capsys, 
     assert [h["id"] for h in json.loads(capsys.readouterr().out)["results"]] == [cat.ids[i] for i in brute[:2]]
 
 
-def test_a_reader_opened_before_a_refit_says_to_open_the_catalog_again(run, tmp_path):
+def test_a_reader_opened_before_a_refit_says_to_open_the_catalog_again(run, tmp_path, monkeypatch):
     cat_dir = tmp_path / "cat"
     build_catalog(run, cat_dir, progress=False, log=quiet)
     with Catalog.open(cat_dir) as cat:
         sc, tc = cat.codes(cat.ids[:1])
+        hashed = []
+        real_digest = cat.store.meta_digest
+        monkeypatch.setattr(cat.store, "meta_digest", lambda *keys: hashed.append(keys) or real_digest(*keys))
         before = cat.code_vectors("texture_only", sc, tc)
+        assert hashed == []  # nobody has committed since the catalog opened: the megabytes are not hashed again
+        writer = Store.open(cat_dir)
+        with writer.write():  # a commit that leaves the fit alone is hashed once, then trusted
+            writer.set_meta("note", "tagged elsewhere")
+        writer.close()
+        cat.code_vectors("geometry", sc, tc)
+        cat.code_vectors("geometry", sc, tc)
+        assert len(hashed) == 1
         writer = Store.open(cat_dir)
         with writer.write():  # what a build that refits the geometry PCA leaves behind
             pca = writer.get_meta("geometry_pca")
