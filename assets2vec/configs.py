@@ -1,9 +1,14 @@
 """Training configuration and its presets.
 
 `FitConfig` holds everything `assets2vec fit` needs besides the data; presets are
-named starting points that options then override:
+named starting points that options then override. The dataclass defaults stay what they were when
+runs first stored their configuration, so an older run's file, which may lack a newer field, loads as
+it was trained; the presets carry today's recipe:
 
-- "fast": our model and training recipe, tuned for a 2-core CPU at 64x64.
+- "fast": our model and training recipe, tuned for a 2-core CPU at 64x64: 12,000 steps, a quarter
+  of each batch from the empty pixels at the asset's edge, and the kernel independence penalty
+  between texture and shape codes (0.2). With `render`'s default floor ring this is the recipe
+  BENCHMARKS.md measures the catalog targets on.
 - "codenerf": the CodeNeRF reference configuration from ANCHORS.md (256-d codes, 96
   stratified samples, AdamW 1e-4 / 1e-3), for side-by-side benchmarks.
 - "tiny": a very small model for tests and smoke runs.
@@ -90,7 +95,7 @@ class FitConfig:
 
 def preset(name: str) -> FitConfig:
     if name == "fast":
-        return FitConfig(preset=name)
+        return FitConfig(preset=name, steps=12000, edge_fraction=0.25, model=LatentNeRFModelConfig(code_independence=0.2))
     if name == "codenerf":
         return FitConfig(
             preset=name,

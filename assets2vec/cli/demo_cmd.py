@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from render_core.assets.library import open_library
     from render_core.assets.procedural.generate import generate_library
     from render_core.multiview import RenderConfig, render_library
+    from render_core.rig import RigConfig
 
     t0 = time.time()
     library_dir, dataset_dir, run_dir = args.out / "library", args.out / "dataset", args.out / "run"
@@ -39,8 +40,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"[1/{steps}] generating {args.n} procedural assets (seed {args.seed}) -> {library_dir}")
     # Regenerating is cheap and byte-identical; a library with other settings is refused by name.
     generate_library(library_dir, args.n, args.seed)
-    print(f"[2/{steps}] rendering 18 views at {args.size}x{args.size} -> {dataset_dir}")
-    report = render_library(open_library(library_dir), dataset_dir, RenderConfig(image_size=args.size, seed=args.seed))
+    rig = RigConfig(floor_views=6)  # as `assets2vec render` does by default
+    print(f"[2/{steps}] rendering {rig.total_views} views ({rig.n_views} on rings, {rig.floor_views} at floor height) "
+          f"at {args.size}x{args.size} -> {dataset_dir}")
+    report = render_library(open_library(library_dir), dataset_dir, RenderConfig(image_size=args.size, rig=rig, seed=args.seed))
     result, catalog, scenes = None, None, None
     if args.fit_minutes > 0:
         result = _train_and_show(args, dataset_dir, run_dir, steps)
@@ -51,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     print("=" * 72)
     print(f"assets2vec demo finished in {minutes:.1f} min")
     print(f"  library : {library_dir}  ({args.n} assets: chairs, tables, sofas, lamps; OBJ+MTL+PNG, manifest.jsonl)")
-    print(f"  dataset : {dataset_dir}  ({report['total_in_dataset']} assets x 18 views: RGB, mask, depth, normals, cameras)")
+    print(f"  dataset : {dataset_dir}  ({report['total_in_dataset']} assets x {rig.total_views} views: RGB, mask, depth, normals, cameras)")
     print(f"  look    : {dataset_dir / 'contact_sheet.png'}")
     if report["failed"]:
         print(f"  failed  : {len(report['failed'])} assets, see {dataset_dir / 'report.json'}")

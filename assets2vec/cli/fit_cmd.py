@@ -24,7 +24,7 @@ def add_parser(sub) -> None:
     p.add_argument("data", type=Path, metavar="DATASET", help="rendered dataset folder")
     p.add_argument("--out", type=Path, required=True, metavar="RUN", help="run folder to create (or continue with --resume)")
     p.add_argument("--preset", choices=PRESETS, default="fast", help="starting configuration: fast (ours, default), codenerf (reference), tiny (smoke tests)")
-    p.add_argument("--steps", type=int, help="optimisation steps (default: the preset's)")
+    p.add_argument("--steps", type=int, help="optimisation steps (default: the preset's: 12000 for fast)")
     p.add_argument("--max-minutes", type=float, help="wall-clock budget; the learning-rate schedule is shortened to end within it")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default: 0)")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN from its latest checkpoint")
@@ -38,13 +38,15 @@ def add_parser(sub) -> None:
                    "per ray) or streamed from the dataset asset by asset with a bounded cache (for libraries too large "
                    "for memory; trains identically); auto streams above 4 GB (default: auto)")
     p.add_argument("--edge-fraction", type=float, help="share of each batch drawn from the empty pixels within 2 px "
-                   "of the asset, so thin gaps (under a sofa, between legs) are kept empty (default: the preset's, none)")
+                   "of the asset, so thin gaps (under a sofa, between legs) are kept empty; 0: none (default: the preset's: 0.25 "
+                   "for fast, none for codenerf and tiny)")
     p.add_argument("--texture-rays", choices=("all", "covered"), help="pixels whose colour reaches the texture codes: "
                    "all, or only those wholly on the asset, so the codes cannot learn to paint over wrong density at "
                    "the silhouette, which is shape (default: the preset's)")
     p.add_argument("--code-independence", type=float, metavar="WEIGHT", help="weight of a kernel (non-linear) "
                    "dependence penalty between texture and shape codes, so texture codes carry no shape an RBF "
-                   "classifier can read; the linear decorrelation penalty stays on (default: the preset's, 0: off)")
+                   "classifier can read; the linear decorrelation penalty stays on; 0: off (default: the preset's: 0.2 for fast, "
+                   "0 for codenerf and tiny)")
     p.add_argument("--ray-cache-assets", type=int, help="with streamed rays: assets kept decoded (default: 64)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
     p.add_argument("--workers", type=int, default=1, help="data-parallel processes on this machine (torchrun "

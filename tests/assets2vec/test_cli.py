@@ -40,7 +40,7 @@ def test_generate_render_info_end_to_end(tmp_path, capsys):
     assert report["rendered"] == 5 and report["failed"] == []
     code, out, _ = run(capsys, "info", ds, "--json")
     info = json.loads(out)
-    assert info["kind"] == "dataset" and info["assets"] == 5 and info["views_per_asset"] == 6 and info["image_size"] == 24
+    assert info["kind"] == "dataset" and info["assets"] == 5 and info["views_per_asset"] == 6 + 6 and info["image_size"] == 24  # rings + the default floor ring
     assert info["categories"] == {"chair": 3, "table": 2} and info["failures"] == []
     code, out, _ = run(capsys, "info", lib, "--json")
     info = json.loads(out)
