@@ -3,8 +3,11 @@
 Side by side in one run: our `LatentIndex` (HNSW above 50k vectors; filters through
 `restrict`), FAISS exact flat search, brute-force NumPy and scikit-learn NearestNeighbors.
 Query latency is single-threaded (one query at a time, p50/p99); recall@10 is against exact
-search over the same (filtered) set. Last, the time to predict one tag for every asset with
-a scikit-learn classifier and store it in the catalog database.
+search over the same (filtered) set. Memory: the process's resident memory added by building
+each method's index (psutil), next to the serialized index size. Last, the time to predict one
+tag for every asset and store it in the catalog database, with the classifier `assets2vec tag`
+fits (`AttributeClassifier`: model chosen by cross-validation among all candidates on 200
+labels), and with each candidate forced, since another attribute may choose a slower one.
 
     .venv/bin/python benchmarks/search_scale.py                 # 1M, ~10 min on 2 cores
     .venv/bin/python benchmarks/search_scale.py --n 100000      # quicker
@@ -29,10 +32,12 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from assets2vec.catalog.index import LatentIndex  # noqa: E402
 from assets2vec.catalog.store import Store  # noqa: E402
+from assets2vec.catalog.tagging import CANDIDATES, AttributeClassifier  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "search_scale.json"
 
@@ -90,19 +95,22 @@ def main() -> None:
     truth, res["faiss_flat"] = latency(flat.search, Q, k)
 
     faiss.omp_set_num_threads(os.cpu_count() or 1)  # building may use every core
-    t = time.perf_counter()
+    t, rss = time.perf_counter(), rss_mb()
     ours = LatentIndex(args.dim)
     ours.add(X)
-    build_s = time.perf_counter() - t
+    build_s, build_mb = time.perf_counter() - t, rss_mb() - rss
     faiss.omp_set_num_threads(1)
     size = len(faiss.serialize_index(ours.index))
     found, lat = latency(ours.search, Q, k)
     res["ours"] = {"kind": ours.built_kind, "build_s": round(build_s, 1), "build_threads": os.cpu_count(),
-                   "index_mb": round(size / 2**20, 1), **lat, "recall_at_10": recall(found, truth)}
+                   "index_mb": round(size / 2**20, 1), "rss_added_mb": round(build_mb, 1), **lat,
+                   "recall_at_10": recall(found, truth)}
     print(f"ours: {res['ours']}", file=sys.stderr)
 
     slow = Q[: args.slow_queries]
+    rss = rss_mb()
     norms = (X ** 2).sum(1)
+    numpy_mb = rss_mb() - rss  # the vectors themselves are shared by every method and not counted
 
     def numpy_search(q, kk):
         d = norms - 2 * X @ q[0] + (q[0] ** 2).sum()
@@ -110,14 +118,14 @@ def main() -> None:
         return None, top[np.argsort(d[top])][None]
 
     found, lat = latency(numpy_search, slow, k)
-    res["numpy_bruteforce"] = {**lat, "recall_at_10": recall(found, truth[: len(slow)])}
+    res["numpy_bruteforce"] = {"rss_added_mb": round(numpy_mb, 1), **lat, "recall_at_10": recall(found, truth[: len(slow)])}
     from sklearn.neighbors import NearestNeighbors
 
-    t = time.perf_counter()
+    t, rss = time.perf_counter(), rss_mb()
     nn = NearestNeighbors(n_neighbors=k, n_jobs=1).fit(X)
-    fit_s = time.perf_counter() - t
+    fit_s, sk_mb = time.perf_counter() - t, rss_mb() - rss
     found, lat = latency(lambda q, kk: nn.kneighbors(q, kk, return_distance=True), slow, k)
-    res["sklearn_nearest_neighbors"] = {"algorithm": nn._fit_method, "fit_s": round(fit_s, 1), **lat,
+    res["sklearn_nearest_neighbors"] = {"algorithm": nn._fit_method, "fit_s": round(fit_s, 1), "rss_added_mb": round(sk_mb, 1), **lat,
                                         "recall_at_10": recall(found, truth[: len(slow)])}
     print(f"numpy: {res['numpy_bruteforce']}\nsklearn: {res['sklearn_nearest_neighbors']}", file=sys.stderr)
 
@@ -145,35 +153,46 @@ def main() -> None:
         "p99_under_0.5ms_recall_0.98": bool(res["ours"]["p99_ms"] < 0.5 and res["ours"]["recall_at_10"] >= 0.98
                                             and all(f["p99_ms"] < 0.5 and f["recall_at_10"] >= 0.98 for f in res["filtered"])),
         "tag_all_under_5s": bool(res["tagging"]["predict_and_store_s"] < 5.0),
+        "tag_all_under_5s_any_candidate": bool(max(c["predict_and_store_s"] for c in res["tagging"]["forced"].values()) < 5.0),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2) + "\n")
     print(json.dumps(res))
 
 
-def tag_all(X: np.ndarray, rng: np.random.Generator) -> dict:
-    """Train on 200 labels, predict a tag with confidence for every asset, store all of it."""
-    from sklearn.linear_model import LogisticRegression
+def rss_mb() -> float:
+    return psutil.Process().memory_info().rss / 2**20
 
+
+def tag_all(X: np.ndarray, rng: np.random.Generator) -> dict:
+    """Fit `AttributeClassifier` on 200 labels (as `assets2vec tag`: model chosen by cross-validation), predict a
+    tag with confidence for every asset and store all of it; then the same with each candidate forced."""
     n = len(X)
-    y = (X[:, 0] > np.median(X[:, 0])).astype(int)
+    y = np.where(X[:, 0] > np.median(X[:, 0]), "yes", "no")
     lab = rng.choice(n, 200, replace=False)
     with tempfile.TemporaryDirectory() as tmp:
         store = Store.open(tmp, create=True)
         with store.write():  # the catalog rows a real build would have written (not timed)
             store.conn.executemany("INSERT INTO assets(row, id, source) VALUES (?, ?, '')", ((i, f"a{i}") for i in range(n)))
-        t = time.perf_counter()
-        clf = LogisticRegression(max_iter=2000).fit(X[lab], y[lab])
-        proba = clf.predict_proba(X)
-        pred_s = time.perf_counter() - t
-        values = np.where(proba.argmax(1) == 1, "yes", "no").tolist()
-        with store.write():
-            cid = store.add_classifier("bench", "joint", "logistic", None, 200, ["no", "yes"], {})
-            store.put_predictions("bench", np.arange(n), values, proba.max(1), cid)
-        total = time.perf_counter() - t
-        stored = store.conn.execute("SELECT COUNT(*) FROM predictions").fetchone()[0]
+
+        def once(candidates: tuple[str, ...]) -> dict:
+            t = time.perf_counter()
+            clf = AttributeClassifier(candidates=candidates, random_state=0).fit(X[lab], y[lab])
+            fit_s = time.perf_counter() - t
+            proba = clf.predict_proba(X)
+            pred_s = time.perf_counter() - t - fit_s
+            with store.write():
+                cid = store.add_classifier("bench", "joint", clf.model_name_, clf.cv_accuracy_, len(lab), clf.classes_.tolist(), {})
+                store.put_predictions("bench", np.arange(n), clf.classes_[proba.argmax(1)].tolist(), proba.max(1), cid)
+            total = time.perf_counter() - t - fit_s  # predicting and storing, as the target is stated; the fit is apart
+            stored = store.conn.execute("SELECT COUNT(*) FROM predictions WHERE attribute='bench'").fetchone()[0]
+            return {"model": clf.model_name_, "fit_and_choose_s": round(fit_s, 2), "predict_s": round(pred_s, 2),
+                    "predict_and_store_s": round(total, 2), "stored": int(stored)}
+
+        chosen = once(CANDIDATES)
+        forced = {name: once((name,)) for name in CANDIDATES}
         store.close()
-    return {"assets": n, "predict_s": round(pred_s, 2), "predict_and_store_s": round(total, 2), "stored": int(stored)}
+    return {"assets": n, "labels": len(lab), **chosen, "forced": forced}
 
 
 if __name__ == "__main__":
