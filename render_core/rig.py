@@ -29,6 +29,11 @@ import torch
 _P3D_TO_GL = torch.diag(torch.tensor([-1.0, 1.0, -1.0]))
 
 
+# Floor views the product renders by default (`assets2vec render`, the demo). RigConfig keeps 0 so a
+# dataset header written before the floor ring existed still reads as it was rendered.
+DEFAULT_FLOOR_VIEWS = 6
+
+
 @dataclass(frozen=True)
 class RigConfig:
     n_views: int = 18

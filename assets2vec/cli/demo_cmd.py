@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from render_core.assets.library import open_library
     from render_core.assets.procedural.generate import generate_library
     from render_core.multiview import RenderConfig, render_library
-    from render_core.rig import RigConfig
+    from render_core.rig import DEFAULT_FLOOR_VIEWS, RigConfig
 
     t0 = time.time()
     library_dir, dataset_dir, run_dir = args.out / "library", args.out / "dataset", args.out / "run"
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"[1/{steps}] generating {args.n} procedural assets (seed {args.seed}) -> {library_dir}")
     # Regenerating is cheap and byte-identical; a library with other settings is refused by name.
     generate_library(library_dir, args.n, args.seed)
-    rig = RigConfig(floor_views=6)  # as `assets2vec render` does by default
+    rig = RigConfig(floor_views=DEFAULT_FLOOR_VIEWS)  # as `assets2vec render` does by default
     print(f"[2/{steps}] rendering {rig.total_views} views ({rig.n_views} on rings, {rig.floor_views} at floor height) "
           f"at {args.size}x{args.size} -> {dataset_dir}")
     report = render_library(open_library(library_dir), dataset_dir, RenderConfig(image_size=args.size, rig=rig, seed=args.seed))

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from render_core.assets.mesh import UP_AXES
+from render_core.rig import DEFAULT_FLOOR_VIEWS
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -31,7 +32,7 @@ def add_parser(sub) -> None:
     p.add_argument("--views", type=int, default=18, help="views per asset, spread over the elevation rings (default: 18)")
     p.add_argument("--size", type=int, default=64, help="image size in pixels, square (default: 64; 64-256 typical)")
     p.add_argument("--elevations", type=_floats, default=(-10.0, 20.0, 50.0), help="ring elevations in degrees (default: -10,20,50)")
-    p.add_argument("--floor-views", type=int, default=6, help="extra views on a ring at each asset's own floor "
+    p.add_argument("--floor-views", type=int, default=DEFAULT_FLOOR_VIEWS, help="extra views on a ring at each asset's own floor "
                    "height, which see through the gap under long, low furniture and between legs; the catalog's "
                    "legs and base accuracies are measured with them (default: 6; 0: none)")
     p.add_argument("--floor-lift", type=float, default=0.02, help="height of the floor ring above the asset's lowest "
