@@ -43,6 +43,7 @@ from render_core.assets.library import Library
 from render_core.assets.loaders import AssetLoadError, LoadLimits, load_mesh
 from render_core.assets.mesh import MeshData, normalize
 from render_core.assets.records import AssetRecord, write_manifest
+from render_core.colour import DISPLAY, LINEAR, PIPELINES, linear_to_srgb
 from render_core.rig import RigConfig, intrinsics, make_cameras, rig_angles
 from render_core.lighting import Lighting, random_lighting
 
@@ -60,6 +61,9 @@ class RenderConfig:
     # Odd supersampling factor: RGB and alpha average s x s samples per pixel; the centre sample
     # sits exactly on the pixel centre, so mask, depth and normals stay point-sampled and exact.
     supersample: int = 3
+    # "linear": shade in linear light and write sRGB, as a camera or Blender does (render_core.colour);
+    # "display": shade stored colour values as they are (what a header without this key was rendered with).
+    colour: str = LINEAR
 
     def __post_init__(self):
         if self.supersample < 1 or self.supersample % 2 == 0:
@@ -70,13 +74,17 @@ class RenderConfig:
             raise ValueError(f"lighting must be 'fixed' or 'random', got {self.lighting!r}")
         if self.seed is None or self.seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if self.colour not in PIPELINES:
+            raise ValueError(f"colour must be one of {PIPELINES}, got {self.colour!r}")
 
     def to_json(self) -> dict:
-        return {"image_size": self.image_size, "rig": self.rig.to_json(), "lighting": self.lighting, "seed": self.seed, "up_axis": self.up_axis, "supersample": self.supersample}
+        return {"image_size": self.image_size, "rig": self.rig.to_json(), "lighting": self.lighting, "seed": self.seed, "up_axis": self.up_axis, "supersample": self.supersample,
+                "colour": self.colour}
 
     @classmethod
     def from_json(cls, d: dict) -> "RenderConfig":
-        return cls(image_size=d["image_size"], rig=RigConfig.from_json(d["rig"]), lighting=d["lighting"], seed=d["seed"], up_axis=d["up_axis"], supersample=d.get("supersample", 1))
+        return cls(image_size=d["image_size"], rig=RigConfig.from_json(d["rig"]), lighting=d["lighting"], seed=d["seed"], up_axis=d["up_axis"], supersample=d.get("supersample", 1),
+                   colour=d.get("colour", DISPLAY))
 
 
 def asset_rng(seed: int, asset_id: str) -> np.random.Generator:
@@ -121,10 +129,13 @@ class MultiviewRenderer:
         from render_core import shading
 
         V, s, H = len(cameras), self.config.supersample, self.config.image_size
-        meshes = mesh.to_meshes(self.device).extend(V)
+        linear = self.config.colour == LINEAR
+        meshes = mesh.to_meshes(self.device, self.config.colour).extend(V)
         images, fragments = self.renderer(meshes, cameras=cameras, lights=lighting.lights(self.device))
         hit = fragments.pix_to_face[..., :1] >= 0  # (V, sH, sW, 1)
+        # Samples average in linear light (a pixel collects light), then the pixel is encoded.
         rgb = images[..., :3].clamp(0, 1).reshape(V, H, s, H, s, 3).mean((2, 4))  # (V, H, W, 3)
+        rgb = linear_to_srgb(rgb) if linear else rgb
         alpha = hit.float().reshape(V, H, s, H, s).mean((2, 4))  # (V, H, W)
         c = s // 2  # the centre sample of each block is the native pixel centre
         p2f = fragments.pix_to_face[:, c::s, c::s]  # (V, H, W, K)
@@ -166,7 +177,7 @@ def _check_or_write_header(out: Path, config: RenderConfig, library: Library, de
                 f"{out}: already holds a dataset rendered from {header.get('source_library')}, "
                 f"not {library.root.resolve()}; render into a new folder"
             )
-        if header.get("render") != config.to_json():
+        if RenderConfig.from_json(header["render"]).to_json() != config.to_json():
             raise ArtifactError(
                 f"{out}: already holds a dataset rendered with different settings "
                 f"({header.get('render')}); render into a new folder or delete it"

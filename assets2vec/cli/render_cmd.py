@@ -41,6 +41,9 @@ def add_parser(sub) -> None:
     p.add_argument("--fov", type=float, default=40.0, help="vertical field of view in degrees (default: 40)")
     p.add_argument("--lighting", choices=("fixed", "random"), default="fixed", help="fixed studio light, or one random light per asset drawn from --seed (default: fixed)")
     p.add_argument("--seed", type=int, default=0, help="seed for lighting randomisation (default: 0)")
+    p.add_argument("--colour", choices=("linear", "display"), default="linear",
+                   help="colour pipeline: 'linear' decodes sRGB textures, shades in linear light and writes sRGB, as a "
+                        "camera or Blender does; 'display' shades stored values as they are (default: linear)")
     p.add_argument("--up-axis", choices=sorted(UP_AXES), default="y", help="the source files' up axis, rotated to +Y (default: y, as OBJ/glTF; STL is often z)")
     p.add_argument("--manifest", type=Path, default=None, help="CSV with 'path' (relative to ASSETS), 'category' and attribute columns, for plain folders")
     p.add_argument("--max-faces", type=int, default=1_000_000, help="refuse meshes with more faces than this (default: 1000000)")
@@ -79,7 +82,7 @@ def _run_workers(args: argparse.Namespace, library, device: str) -> dict:
             "--views", str(args.views), "--size", str(args.size), "--elevations=" + ",".join(map(str, args.elevations)),  # "=": a negative value must not read as an option
             "--floor-views", str(args.floor_views), "--floor-lift", str(args.floor_lift),
             "--distance", str(args.distance), "--fov", str(args.fov), "--lighting", args.lighting, "--seed", str(args.seed),
-            "--up-axis", args.up_axis, "--max-faces", str(args.max_faces), "--device", device]
+            "--colour", args.colour, "--up-axis", args.up_axis, "--max-faces", str(args.max_faces), "--device", device]
     if args.manifest:
         base += ["--manifest", str(args.manifest)]
     # Split the cores between workers: oversubscribed threads slow everyone down.
@@ -126,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
         lighting=args.lighting,
         seed=args.seed,
         up_axis=args.up_axis,
+        colour=args.colour,
     )
     library = open_library(args.assets, args.manifest)
     if args.workers < 1:

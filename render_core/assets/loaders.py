@@ -93,10 +93,11 @@ def _load_trimesh(path: Path, resolver):
     return loaded
 
 
-def _appearance(tm, path: Path, limits: LoadLimits) -> tuple[np.ndarray | None, UVTexture | None]:
+def _appearance(tm, path: Path, limits: LoadLimits) -> tuple[np.ndarray | None, UVTexture | None, bool]:
+    """(vertex colours, texture, whether the vertex colours are linear: a material factor)."""
     visual = getattr(tm, "visual", None)
     if visual is None:
-        return None, None
+        return None, None, False
     kind = getattr(visual, "kind", None)
     n_verts = len(tm.vertices)
     if kind == "texture":
@@ -121,16 +122,16 @@ def _appearance(tm, path: Path, limits: LoadLimits) -> tuple[np.ndarray | None, 
                 faces_uvs=np.asarray(tm.faces, dtype=np.int64),
                 image=img,
             )
-            return None, texture
+            return None, texture, False
         diffuse = getattr(material, "diffuse", None)
         if diffuse is not None:
             rgb = np.asarray(diffuse, dtype=np.float32).reshape(-1)[:3] / 255.0
-            return np.broadcast_to(rgb, (n_verts, 3)).copy(), None
-        return None, None
+            return np.broadcast_to(rgb, (n_verts, 3)).copy(), None, True
+        return None, None, False
     if kind in ("vertex", "face"):
         colors = np.asarray(visual.vertex_colors, dtype=np.float32)[:, :3] / 255.0
-        return colors, None
-    return None, None
+        return colors, None, False
+    return None, None, False
 
 
 def drop_degenerate_faces(verts: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, int]:
@@ -191,7 +192,7 @@ def load_mesh(path: str | Path, limits: LoadLimits = LoadLimits()) -> MeshData:
         raise AssetLoadError(path, f"face indices out of range [0, {len(verts)})")
 
     try:
-        vertex_colors, texture = _appearance(tm, path, limits)
+        vertex_colors, texture, colors_linear = _appearance(tm, path, limits)
     except AssetLoadError:
         raise
     except Exception as exc:  # PIL decodes lazily: a truncated texture fails here, not in the parser
@@ -210,5 +211,6 @@ def load_mesh(path: str | Path, limits: LoadLimits = LoadLimits()) -> MeshData:
         faces=faces,
         vertex_colors=vertex_colors,
         texture=texture,
+        vertex_colors_linear=colors_linear,
         warnings=warnings,
     )

@@ -26,7 +26,10 @@ class MeshData:
     verts: np.ndarray  # (V, 3) float32
     faces: np.ndarray  # (F, 3) int64
     vertex_colors: np.ndarray | None = None  # (V, 3) float32 in [0, 1]
-    texture: UVTexture | None = None
+    texture: UVTexture | None = None  # its image is display-encoded sRGB, as image files are
+    # Vertex colours from a material factor (MTL Kd, glTF baseColorFactor) are linear; per-vertex
+    # colours of a file (PLY) are display values, as most tools write them.
+    vertex_colors_linear: bool = False
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -43,16 +46,26 @@ class MeshData:
     def with_verts(self, verts: np.ndarray) -> "MeshData":
         return replace(self, verts=np.ascontiguousarray(verts, dtype=np.float32))
 
-    def to_meshes(self, device: torch.device | str = "cpu"):
-        """A one-mesh PyTorch3D `Meshes`; colourless meshes render in a neutral grey."""
+    def to_meshes(self, device: torch.device | str = "cpu", colour: str = "display"):
+        """A one-mesh PyTorch3D `Meshes`; colourless meshes render in a neutral grey.
+
+        `colour`: "linear" gives the shader linear albedo (sRGB textures and file colours decoded,
+        material factors as they are), for a render that encodes its image as sRGB afterwards;
+        "display" passes every stored value through unchanged."""
         from pytorch3d.renderer import TexturesUV, TexturesVertex
         from pytorch3d.structures import Meshes
+
+        from render_core.colour import DISPLAY, LINEAR, srgb_to_linear
+
+        if colour not in (LINEAR, DISPLAY):
+            raise ValueError(f"colour must be {LINEAR!r} or {DISPLAY!r}, got {colour!r}")
+        linear = colour == LINEAR
 
         verts = torch.as_tensor(self.verts, dtype=torch.float32, device=device)
         faces = torch.as_tensor(self.faces, dtype=torch.int64, device=device)
         if self.texture is not None:
             tex = TexturesUV(
-                maps=torch.as_tensor(self.texture.image, dtype=torch.float32, device=device)[None],
+                maps=torch.as_tensor(srgb_to_linear(self.texture.image) if linear else self.texture.image, dtype=torch.float32, device=device)[None],
                 faces_uvs=torch.as_tensor(self.texture.faces_uvs, dtype=torch.int64, device=device)[None],
                 verts_uvs=torch.as_tensor(self.texture.verts_uvs, dtype=torch.float32, device=device)[None],
                 # "border": UVs a hair outside [0, 1] from exporters must not wrap to the far edge.
@@ -62,6 +75,8 @@ class MeshData:
             colors = self.vertex_colors
             if colors is None:
                 colors = np.broadcast_to(np.asarray(DEFAULT_GREY, np.float32), self.verts.shape)
+            if linear and not (self.vertex_colors_linear and self.vertex_colors is not None):
+                colors = srgb_to_linear(np.asarray(colors, np.float32))
             tex = TexturesVertex(torch.as_tensor(np.ascontiguousarray(colors), dtype=torch.float32, device=device)[None])
         return Meshes(verts=[verts], faces=[faces], textures=tex)
 
