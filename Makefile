@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-search install browser clean-demo
+.PHONY: demo test bench bench-search bench-photos install browser clean-demo
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,16 @@ bench: $(STAMP)
 # 1M-asset search and tagging scale (about 10 min on 2 cores); see BENCHMARKS.md
 bench-search: $(STAMP)
 	$(BIN)/python benchmarks/search_scale.py
+
+# Search by photo on photos from a second renderer (Blender, the optional [blender] extra, ~520 MB):
+# the demo catalog's assets and 40 assets it does not hold, three settings each; see BENCHMARKS.md.
+bench-photos: $(STAMP)
+	test -d demo/catalog || $(MAKE) demo
+	$(BIN)/python -m pip install --quiet -e '.[blender]'
+	$(BIN)/assets2vec assets generate demo/photos_other_lib --n 40 --seed 1 --quiet
+	$(BIN)/python benchmarks/blender_photos.py demo/library demo/photos_in --size 160 --samples 24 --threads 1
+	$(BIN)/python benchmarks/blender_photos.py demo/photos_other_lib demo/photos_out --size 160 --samples 24 --threads 1
+	$(BIN)/python benchmarks/photo_search.py demo/catalog demo/photos_in demo/photos_out
 
 clean-demo:
 	rm -rf demo

@@ -23,7 +23,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 
@@ -40,7 +40,11 @@ from assets2vec.catalog.texture_only import NeighbourResidual
 from assets2vec.catalog.tagging import CANDIDATES, AttributeClassifier, uncertainty_order
 from render_core.artifacts import read_header
 
+if TYPE_CHECKING:
+    from assets2vec.photo_fit import MatchRule
+
 MAX_LABELS_BYTES = 16 << 20
+PHOTO_BANK_GRID = 10  # pixels across the photo bank's renders (a 10 x 10 grid of the framed crop)
 
 
 class Catalog:
@@ -211,34 +215,68 @@ class Catalog:
             raise CatalogError(f"{self.path}: the catalog was rebuilt with a new geometry PCA since it was opened; open it again")
         self._checked_version = version
 
-    def search_image(self, image: np.ndarray | str | os.PathLike, k: int = 5, space: str = "joint", where: str | None = None,
-                     seed: int = 0) -> dict[str, Any]:
-        """Invert one image (camera unknown) and search with its fitted codes.
+    def search_image(self, image: np.ndarray | str | os.PathLike | bytes, k: int = 5, space: str = "joint",
+                     where: str | None = None, seed: int = 0, box=None, rule: "MatchRule | None" = None) -> dict[str, Any]:
+        """Which asset is in this photo: find the object, fit the run's codes, a camera and a colour
+        transform to it (`assets2vec.photo_fit`), and search with the fitted codes.
 
-        The first image search of a run builds its inversion bank (every training code rendered from
-        every rig pose on a coarse grid; ~0.15 s per code on a 2-core CPU) and saves it in the run folder.
+        `image`: a path, encoded bytes, or an (H, W, 3|4) uint8 array; any camera, any background
+        (the object is taken from the alpha when there is one, else segmented). `box`: optional
+        (x0, y0, x1, y1) in photo pixels around the object, for cluttered photos.
+        The first search of a run builds its photo bank (every training code rendered from a sphere of
+        poses on a coarse grid) and saves it in the run folder.
 
-        `image`: a path, or an (H, W, 3|4) uint8 array (the object on white, or with alpha).
-        Returns {"neighbours", "shape_code" (ds,), "texture_code" (dt,), "fit_psnr", "camera_index",
-        "seconds", "render" (S, S, 3) uint8 of the fitted codes from the fitted camera}.
+        Returns {"match": the asset id, or None when no catalog asset explains the photo well enough
+        (`rule`), "verdict" (a sentence), "confidence" {"iou", "psnr", "margin", "loss"}, "asset" (the
+        catalog asset that explained it best), "runner_up", "neighbours" (nearest to the fitted codes
+        in `space`, filtered by `where`), "shape_code" (ds,), "texture_code" (dt,), "camera" {"c2w" (4, 4),
+        "K" (3, 3) in the photo's pixels, "photo_size"}, "colour" {"gain"} (per channel, applied to the render), "mask_source", "mask" (H, W) bool: the object found in the photo,
+        "render" (S, S, 3) uint8 of the fit, "overlay" (H', W', 3) uint8 of the fit on the photo, "seconds"}.
         """
-        from assets2vec.images import load_image, square_image
-        from assets2vec.invert import InversionConfig, invert
-        from assets2vec.latent import _render
-        from render_core.rig import intrinsics
+        from assets2vec.images import read_image
+        from assets2vec.photo import overlay, prepare_photo
+        from assets2vec.photo_fit import MatchRule, PhotoFitConfig, fit_photo
 
-        model, rig, size = self.model()
-        img = load_image(image, size) if isinstance(image, (str, os.PathLike)) else square_image(image, size)
-        K = intrinsics(rig.fov_deg, size)
+        model, _, size = self.model()
+        name = str(image) if isinstance(image, (str, os.PathLike)) else "photo"
+        photo = read_image(image) if isinstance(image, (str, os.PathLike, bytes, bytearray)) else np.asarray(image)
+        prepared = prepare_photo(photo, size, box=box, name=name)
+        fit = fit_photo(model, prepared, self.photo_bank(), PhotoFitConfig(seed=seed))
+        rule = rule or MatchRule()
+        s, t = fit.shape_code.cpu().numpy(), fit.texture_code.cpu().numpy()
+        asset = self._run_ids[fit.row]
+        runner = None if fit.runner_up is None else self._run_ids[fit.runner_up]
+        matched = rule(fit)
+        verdict = (f"{asset} (silhouette IoU {fit.iou:.2f}, colour {fit.psnr:.1f} dB, runner-up {runner} "
+                   f"{fit.margin:+.0%} worse)" if matched else
+                   f"no asset in the catalog matches: the best, {asset}, explains the photo only to silhouette IoU "
+                   f"{fit.iou:.2f} and {fit.psnr:.1f} dB ({rule.describe()})")
+        return {
+            "match": asset if matched else None, "verdict": verdict,
+            "confidence": {"iou": round(fit.iou, 4), "psnr": round(fit.psnr, 2), "margin": round(fit.margin, 4),
+                           "loss": round(fit.loss, 5), "joint_loss": round(fit.joint_loss, 5)},
+            "asset": asset, "runner_up": runner,
+            "neighbours": self.search_codes(s, t, k, space, where), "shape_code": s, "texture_code": t,
+            "camera": {"c2w": fit.c2w, "K": prepared.framing.intrinsics_in_photo(fit.K), "K_crop": fit.K,
+                       "photo_size": prepared.framing.photo_size},
+            "colour": {"gain": fit.gain}, "mask_source": prepared.mask_source, "mask": prepared.mask,
+            "fit_psnr": round(fit.psnr, 2), "seconds": round(fit.seconds, 2),
+            "render": (np.clip(fit.render[..., :3], 0, 1) * 255 + 0.5).astype(np.uint8),
+            "overlay": overlay(photo, prepared.framing, fit.render),
+        }
+
+    def photo_bank(self):
+        """The run's framed bank for photo search: read from the run folder, or built and saved there."""
         if self._bank is None:
-            from assets2vec.code_bank import run_bank
+            from assets2vec.code_bank import CodeBank
+            from assets2vec.photo import FILL
+            from assets2vec.photo_fit import photo_poses
+            from render_core.rig import intrinsics
 
-            self._bank = run_bank(self._run, model, rig, size)
-        r = invert(model, [img], K, rig=rig, config=InversionConfig(seed=seed), bank=self._bank)
-        s, t = r.shape_code.cpu().numpy(), r.texture_code.cpu().numpy()
-        return {"neighbours": self.search_codes(s, t, k, space, where), "shape_code": s, "texture_code": t,
-                "fit_psnr": round(float(r.score), 2), "camera_index": r.camera_index, "seconds": round(r.seconds, 2),
-                "render": _render(model, r.c2w, K, size, r.shape_code, r.texture_code)}
+            model, rig, size = self.model()
+            self._bank = CodeBank.for_run(self._run, model, photo_poses(rig), intrinsics(rig.fov_deg, size), size,
+                                          grid=PHOTO_BANK_GRID, fill=FILL)
+        return self._bank
 
     # -- tags -------------------------------------------------------------------------------------
     def set_tags(self, name: str, labels: dict[str, str]) -> None:
@@ -501,6 +539,7 @@ class Catalog:
             rig, size = run_rig(state)
             self._model = (model, rig, size)
             self._run = run
+            self._run_ids = list(state["asset_ids"])
         return self._model
 
     def render(self, shape: np.ndarray, texture: np.ndarray, azimuth: float = 30.0, elevation: float = 20.0,

@@ -38,36 +38,40 @@ def _mode(im) -> str:
     return "RGBA" if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info else "RGB"
 
 
-def decode_image(data: bytes, size: int, name: str = "upload") -> np.ndarray:
-    """(size, size, 3|4) uint8 from encoded image bytes (PNG, JPEG, ...), with the same limits as files."""
+def read_image(source: str | Path | bytes, name: str | None = None) -> np.ndarray:
+    """(H, W, 3|4) uint8 as the file holds it (RGBA when it carries transparency), from a path or
+    encoded bytes (PNG, JPEG, ...), refusing files over `MAX_FILE_BYTES` and images over `MAX_PIXELS`
+    before they are decoded."""
     import io
 
     from PIL import Image
 
+    if isinstance(source, (bytes, bytearray)):
+        name = name or "upload"
+        data = bytes(source)
+    else:
+        path = Path(source)
+        name = name or str(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such image")
+        data = path.read_bytes() if path.stat().st_size <= MAX_FILE_BYTES else b"x" * (MAX_FILE_BYTES + 1)
     if len(data) > MAX_FILE_BYTES:
         raise ValueError(f"{name}: {len(data) / 2**20:.1f} MB exceeds the {MAX_FILE_BYTES >> 20} MB limit")
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # refuse decompression bombs
     try:
         with Image.open(io.BytesIO(data)) as im:
             if im.width * im.height > MAX_PIXELS:
                 raise ValueError(f"{name}: {im.width}x{im.height} exceeds the {MAX_PIXELS:,}-pixel limit")
-            return square_image(np.asarray(im.convert(_mode(im))), size, name)
+            return np.asarray(im.convert(_mode(im)))
     except (OSError, Image.DecompressionBombError) as exc:
         raise ValueError(f"{name}: not a readable image ({exc})") from exc
 
 
+def decode_image(data: bytes, size: int, name: str = "upload") -> np.ndarray:
+    """(size, size, 3|4) uint8 from encoded image bytes (PNG, JPEG, ...), with the same limits as files."""
+    return square_image(read_image(data, name), size, name)
+
+
 def load_image(path: str | Path, size: int) -> np.ndarray:
     """(size, size, 3|4) uint8: the image file centred on a square and resized (see `square_image`)."""
-    path = Path(path)
-    from PIL import Image
-
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such image")
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # refuse decompression bombs
-    try:
-        with Image.open(path) as im:
-            if im.width * im.height > MAX_PIXELS:
-                raise ValueError(f"{path}: {im.width}x{im.height} exceeds the {MAX_PIXELS:,}-pixel limit")
-            return square_image(np.asarray(im.convert(_mode(im))), size, str(path))
-    except (OSError, Image.DecompressionBombError) as exc:
-        raise ValueError(f"{path}: not a readable image ({exc})") from exc
+    return square_image(read_image(path), size, str(path))

@@ -13,9 +13,9 @@ The fit score is the PSNR of the final render against the image(s) on the sample
 With a `CodeBank` (renders of every training code from every candidate pose on a coarse
 grid, built once per run), the camera-unknown search starts from a lookup instead: the
 bank's best (pose, code) pairs and the mean code at the best pose compete by successive
-halving as above, and refinement starts from the winner. This is what `assets2vec invert`,
-`Catalog.search_image` and the app use; it is faster and finds the asset far more often
-(BENCHMARKS.md).
+halving as above, and refinement starts from the winner. This is what `assets2vec invert` uses
+for images taken from the rig's own poses; photos from any camera go through `assets2vec.photo_fit`
+(`Catalog.search_image`, the app).
 
 The search renders with uniform samples inside the object's box (no occupancy grid: the
 codes change every step) and supervises the object's mask too, taken from the image's

@@ -1,8 +1,8 @@
 """`assets2vec demo`: build the demo end to end and say where everything is.
 
-Grows with the product: today it generates, renders, trains the NeRF on a time
-budget, evaluates it and draws pictures from the codes; the catalog and the app join
-as they land. Every step is resumable: a rerun reuses what is finished.
+Generates a procedural library, renders it, trains the NeRF on a time budget, evaluates it,
+draws pictures from the codes, builds the catalog (with a search by photo) and composes
+labelled scenes from it. Every step is resumable: a rerun reuses what is finished.
 """
 
 from __future__ import annotations
@@ -16,9 +16,10 @@ from pathlib import Path
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "demo",
-        help="build the demo: procedural library -> rendered dataset -> trained run -> evaluation and pictures",
+        help="build the demo: procedural library -> rendered dataset -> trained run -> catalog -> scenes, with pictures",
         description="Generate the built-in demo library, render it, train the NeRF for --fit-minutes, evaluate "
-        "it and render a swap grid and a turntable; resumable, and reruns reuse finished steps.",
+        "it, render a swap grid and a turntable, build the catalog, search it by photo and compose labelled "
+        "scenes; resumable, and reruns reuse finished steps.",
     )
     p.add_argument("--out", type=Path, default=Path("demo"), help="folder for all demo artifacts (default: demo)")
     p.add_argument("--n", type=int, default=120, help="assets in the demo library (default: 120)")
@@ -71,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  map     : {args.out / 'shape_map.png'} (shape space, t-SNE, by family, sparse regions starred)")
         print(f"  search  : .venv/bin/assets2vec search {c} --like {catalog['first']} --space shape --where \"legs=4\"")
         p = catalog["photo"]
-        print(f"            .venv/bin/assets2vec search {c} --image {p['path']}   # a held-out view of {p['asset']}: "
-              f"found {p['nearest']} in {p['seconds']} s")
+        print(f"            .venv/bin/assets2vec search {c} --image {p['path']} --overlay overlay.png   # a held-out view "
+              f"of {p['asset']}: found {p['nearest']} in {p['seconds']} s ({p['overlay']})")
         print(f"  tag     : .venv/bin/assets2vec tag {c} --attribute swivel --labels {args.out / 'labels_swivel.csv'} --space geometry --where family=chair")
         print(f"  gaps    : .venv/bin/assets2vec sparse {c} --previews gaps/ --proposals proposals.json")
         print(f"  python  : from assets2vec import Catalog; cat = Catalog.open('{c}')  (notebooks/02_catalog.ipynb)")
@@ -134,7 +135,10 @@ def _photo_search(args, cat, run_dir: Path) -> dict:
     photo = args.out / "photo.png"
     Image.fromarray(views.rgb[int(holdout_views(asset, views.n_views, config.n_holdout, config.seed)[0])]).save(photo)
     found = cat.search_image(photo, k=1)
-    return {"path": photo, "asset": asset, "nearest": found["neighbours"][0]["id"], "seconds": found["seconds"]}
+    Image.fromarray(found["overlay"]).save(args.out / "photo_overlay.png")
+    named = found["match"] or f"no match (best {found['asset']})"
+    return {"path": photo, "asset": asset, "nearest": named, "seconds": found["seconds"],
+            "overlay": args.out / "photo_overlay.png"}
 
 
 def _train_and_show(args, dataset_dir: Path, run_dir: Path, steps: int) -> dict:

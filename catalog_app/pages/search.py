@@ -31,19 +31,39 @@ with by_example:
     except ValueError as exc:
         st.error(str(exc))
 with by_image:
-    upload = st.file_uploader("A photo of the object (on white, or with alpha)", type=["png", "jpg", "jpeg", "webp"], key="search_upload")
+    upload = st.file_uploader("A photo of one object: any camera, any background (with alpha, the alpha is the object)",
+                              type=["png", "jpg", "jpeg", "webp"], key="search_upload")
     if upload is not None:
-        from assets2vec.images import decode_image
+        from assets2vec.images import read_image
 
         try:
-            _, _, size = cat.model()
-            image = decode_image(upload.getvalue(), size, upload.name)
-            with st.status("Inverting the photo through the NeRF (camera unknown)...", expanded=False) as status:
-                result = cat.search_image(image, k=k, space=space, where=where)
-                status.update(label=f"Fitted in {result['seconds']} s, fit PSNR {result['fit_psnr']} dB", state="complete")
-            a, b = st.columns(2)
-            a.image(upload.getvalue(), caption="upload", width=160)
-            b.image(result["render"], caption="fitted render", width=160)
+            photo = read_image(upload.getvalue(), upload.name)
+            box = None
+            if st.toggle("Draw a box around the object (for a cluttered photo)", key="search_box_on"):
+                from streamlit_image_coordinates import streamlit_image_coordinates
+
+                shown = min(480, photo.shape[1])
+                drag = streamlit_image_coordinates(photo[..., :3], width=shown, click_and_drag=True, key="search_box")
+                if drag and drag.get("x1") != drag.get("x2") and drag.get("y1") != drag.get("y2"):
+                    f = photo.shape[1] / shown
+                    xs, ys = sorted((drag["x1"], drag["x2"])), sorted((drag["y1"], drag["y2"]))
+                    box = (xs[0] * f, ys[0] * f, xs[1] * f, ys[1] * f)
+                    st.caption(f"box: {', '.join(str(round(v)) for v in box)} (photo pixels)")
+            with st.status("Finding the object and fitting codes, camera and colour to it...", expanded=False) as status:
+                result = cat.search_image(photo, k=k, space=space, where=where, box=box)
+                status.update(label=f"Fitted in {result['seconds']} s", state="complete")
+            if result["match"]:
+                st.success(f"Match: {result['verdict']}")
+            else:
+                st.warning(result["verdict"])
+            a, b, c = st.columns(3)
+            a.image(photo[..., :3], caption=f"photo (object from: {result['mask_source']})", width="stretch")
+            b.image(result["overlay"], caption="fitted render over the photo", width="stretch")
+            conf = result["confidence"]
+            c.metric("Silhouette IoU", f"{conf['iou']:.2f}")
+            c.metric("Colour PSNR", f"{conf['psnr']:.1f} dB")
+            c.metric("Runner-up worse by", f"{conf['margin']:.0%}", help=f"runner-up: {result['runner_up']}")
+            st.caption(f"Nearest to the fitted codes in {space} space")
             show(result["neighbours"])
         except ValueError as exc:
             st.error(str(exc))

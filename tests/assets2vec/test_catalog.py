@@ -361,9 +361,14 @@ def test_search_by_image_cli(catalog, small_dataset, tmp_path, capsys):
     ds = RenderedDataset(small_dataset)
     v = ds.load(ds.asset_ids[3])
     Image.fromarray(v.rgb[1]).save(tmp_path / "photo.png")
-    assert main(["search", str(catalog), "--image", str(tmp_path / "photo.png"), "-k", "3", "--json"]) == 0
+    assert main(["search", str(catalog), "--image", str(tmp_path / "photo.png"), "-k", "3", "--json",
+                 "--overlay", str(tmp_path / "fit.png")]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert len(out["results"]) == 3 and out["fit_psnr"] > 10
+    assert len(out["results"]) == 3 and out["confidence"]["psnr"] > 10 and out["asset"] in ds.asset_ids
+    assert out["match"] in (None, out["asset"]) and out["mask_source"] == "plain background"
+    assert np.asarray(out["camera"]["K"]).shape == (3, 3) and out["camera"]["photo_size"] == [32, 32]
+    assert Image.open(tmp_path / "fit.png").size == (32, 32)  # the overlay is in the photo's own pixels
+    assert main(["search", str(catalog), "--like", ds.asset_ids[0], "--box", "1,2,3,4"]) == 2  # --box goes with --image
     # In the geometry space the fitted shape code is decoded at query time and lands among the stored vectors.
     assert main(["search", str(catalog), "--image", str(tmp_path / "photo.png"), "-k", "8", "--space", "geometry", "--json"]) == 0
     geo = json.loads(capsys.readouterr().out)

@@ -52,10 +52,10 @@ def test_search_by_example_and_by_upload_in_chromium(small_dataset, tmp_path):
         assert f"6 nearest to {ds.asset_ids[0]} in joint space" in body and "1. " in body
         screenshot(driver, shots / "search_example.png")
         driver.find_element(By.XPATH, "//*[text()='By image']").click()
-        wait_for_text(driver, "A photo of the object")
+        wait_for_text(driver, "A photo of one object")
         driver.find_element(By.CSS_SELECTOR, "input[type=file]").send_keys(str(photo))
-        wait_for_text(driver, "fitted render", timeout=180)
-        wait_for_images(driver, 8)  # upload + fitted render + 6 results
-        assert "fit PSNR" in driver.find_element(By.TAG_NAME, "body").text
+        wait_for_text(driver, "fitted render over the photo", timeout=180)
+        wait_for_images(driver, 8)  # photo + overlay + 6 results
+        assert "Silhouette IoU" in driver.find_element(By.TAG_NAME, "body").text
         screenshot(driver, shots / "search_image.png")
     assert all((shots / f).stat().st_size > 10_000 for f in ("browse.png", "search_example.png", "search_image.png"))

@@ -103,7 +103,11 @@ def test_search_by_example_and_by_uploaded_image(app, small_dataset):
     at.file_uploader(key="search_upload").set_value(("photo.png", buf.getvalue(), "image/png")).run()
     assert not at.exception
     caps = captions(at)
-    assert "fitted render" in caps and "upload" in caps
+    assert "fitted render over the photo" in caps and "photo (object from: plain background)" in caps
+    assert [m.label for m in at.metric] == ["Silhouette IoU", "Colour PSNR", "Runner-up worse by"]
+    # a verdict either way, naming the asset that explained the photo best
+    verdict = (at.success or at.warning)[0].value
+    assert any(i in verdict for i in ds.asset_ids)
     assert sum(". " in c and " · " in c for c in caps) >= 3
 
 

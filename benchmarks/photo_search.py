@@ -1,0 +1,150 @@
+"""Which catalog asset is in this photo: search by photo on photo folders, scored against the truth.
+
+    .venv/bin/python benchmarks/photo_search.py CATALOG PHOTOS [PHOTOS ...] [--limit N] [--out FILE]
+
+PHOTOS are folders written by benchmarks/blender_photos.py (a second renderer: Blender Cycles, any
+camera, three settings) or benchmarks/raster_photos.py (ours, for choosing settings only). A photo
+whose asset is in the catalog should be named: `top1` is the product's answer (`match`, or the asset
+that explained the photo best when the answer was "no match"), `top5` whether the asset is among the
+answer, the runner-up and the nearest assets to the fitted codes. A photo of an asset that is not in
+the catalog should be flagged ("no asset in the catalog matches"). Also scored: the segmentation
+against the renderer's own mask, and the seconds per photo (the photo bank is built before the first
+photo and timed apart). Writes the per-photo rows and the summary to --out (default
+benchmarks/results/photo_search.json), an overlay sheet beside it, and prints the summary last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def ranked_answer(r: dict) -> list[str]:
+    """The answer as a ranked list: the named asset, its runner-up, then the nearest to the fitted codes."""
+    out = []
+    for i in [r["asset"], r["runner_up"]] + [h["id"] for h in r["neighbours"]]:
+        if i is not None and i not in out:
+            out.append(i)
+    return out
+
+
+def summarise(rows: list[dict]) -> dict:
+    groups = defaultdict(list)
+    for row in rows:
+        groups[(row["setting"], row["in_catalog"])].append(row)
+    out = {}
+    for (setting, inside), g in sorted(groups.items()):
+        key = f"{setting}/{'in' if inside else 'not-in'}-catalog"
+        ok = [x for x in g if "error" not in x]
+        s = {"photos": len(g), "errors": len(g) - len(ok)}
+        if ok:
+            s["seconds_mean"] = round(sum(x["seconds"] for x in ok) / len(ok), 2)
+            s["seconds_max"] = round(max(x["seconds"] for x in ok), 2)
+            s["mask_iou_mean"] = round(sum(x["mask_iou"] for x in ok) / len(ok), 3)
+        if inside:
+            s["top1"] = round(sum(x.get("top1", False) for x in g) / len(g), 4)
+            s["top5"] = round(sum(x.get("top5", False) for x in g) / len(g), 4)
+            s["wrongly_flagged"] = round(sum(x.get("match") is None for x in ok) / max(1, len(ok)), 4)
+        else:
+            s["flagged"] = round(sum(x.get("match") is None for x in ok) / max(1, len(ok)), 4)
+        out[key] = s
+    return out
+
+
+def choose_rule(rows: list[dict], max_wrongly_flagged: float = 0.05) -> dict:
+    """The match rule's thresholds (max fit loss, min silhouette IoU) that flag the most photos of assets
+    not in the catalog while flagging at most `max_wrongly_flagged` of those that are. Run on photos
+    from our own renderer only: the benchmark's photos never choose anything."""
+    import numpy as np
+
+    ok = [r for r in rows if "error" not in r]
+    inside, outside = [r for r in ok if r["in_catalog"]], [r for r in ok if not r["in_catalog"]]
+    if not inside or not outside:
+        raise SystemExit("--choose-rule needs photos of assets in the catalog and of assets not in it")
+    losses = np.array([r["confidence"]["loss"] for r in ok])
+    ious = np.array([r["confidence"]["iou"] for r in ok])
+    best = None
+    for max_loss in np.unique(np.quantile(losses, np.linspace(0, 1, 41))):
+        for min_iou in np.unique(np.quantile(ious, np.linspace(0, 1, 41))):
+            def flagged(r):
+                return not (r["confidence"]["loss"] <= max_loss and r["confidence"]["iou"] >= min_iou)
+            wrong = sum(map(flagged, inside)) / len(inside)
+            caught = sum(map(flagged, outside)) / len(outside)
+            if wrong <= max_wrongly_flagged and (best is None or caught > best["flagged"]):
+                best = {"max_loss": float(max_loss), "min_iou": float(min_iou), "flagged": caught, "wrongly_flagged": wrong}
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("catalog", type=Path)
+    ap.add_argument("photos", type=Path, nargs="+")
+    ap.add_argument("--limit", type=int, default=None, help="first N photos of each folder")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "photo_search.json")
+    ap.add_argument("--sheet", type=int, default=32, help="overlays in the picture beside --out")
+    ap.add_argument("--choose-rule", action="store_true", help="also choose the match rule's thresholds on these photos "
+                    "(photos from our own renderer only)")
+    args = ap.parse_args()
+
+    import numpy as np
+    from PIL import Image
+
+    from assets2vec import Catalog
+    from render_core.artifacts import atomic_write_bytes, atomic_write_json
+    from render_core.contact_sheet import contact_sheet
+
+    rows, sheet, captions = [], [], []
+    with Catalog.open(args.catalog) as cat:
+        ids = set(cat.ids)
+        t = time.time()
+        cat.photo_bank()
+        bank_seconds = round(time.time() - t, 1)
+        for folder in args.photos:
+            header = json.loads((folder / "artifact.json").read_text())
+            entries = [json.loads(x) for x in (folder / "photos.jsonl").read_text().splitlines() if x.strip()]
+            for e in entries[: args.limit]:
+                name = f"{e['asset_id']}__{e['j']}"
+                row = {"photo": f"{folder.name}/{name}", "renderer": header.get("renderer"), "setting": e["setting"],
+                       "asset": e["asset_id"], "in_catalog": e["asset_id"] in ids}
+                try:
+                    r = cat.search_image(folder / "photos" / f"{name}.png", k=5)
+                except ValueError as exc:  # a photo the product refuses counts as a miss, and is reported
+                    row["error"] = str(exc)
+                    rows.append(row)
+                    print(f"{row['photo']}: {exc}", flush=True)
+                    continue
+                answer = ranked_answer(r)
+                truth = np.asarray(Image.open(folder / "masks" / f"{name}.png")) > 127
+                found = r["mask"]
+                row.update(match=r["match"], answer=answer[:5], top1=answer[0] == e["asset_id"], top5=e["asset_id"] in answer[:5],
+                           confidence=r["confidence"], seconds=r["seconds"], mask_source=r["mask_source"],
+                           mask_iou=round(float((found & truth).sum() / max(1, (found | truth).sum())), 4))
+                rows.append(row)
+                print(f"{row['photo']:<40} {row['setting']:<16} {'in ' if row['in_catalog'] else 'out'} -> "
+                      f"{r['match'] or 'NO MATCH'} ({answer[0]}) {'OK' if row['top1'] else '--'} "
+                      f"iou {r['confidence']['iou']:.2f} loss {r['confidence']['loss']:.4f} {r['seconds']:.1f}s", flush=True)
+                if len(sheet) < args.sheet:
+                    sheet.append(np.asarray(Image.fromarray(r["overlay"]).resize((128, 128))))
+                    captions.append(f"{'OK' if row['top1'] == row['in_catalog'] else 'X'} {e['setting']}")
+    summary = {"catalog": str(args.catalog), "folders": [str(f) for f in args.photos], "bank_seconds": bank_seconds,
+               "summary": summarise(rows)}
+    if args.choose_rule:
+        summary["rule"] = choose_rule(rows)
+    atomic_write_json(args.out, {**summary, "rows": rows})
+    if sheet:
+        buf = io.BytesIO()
+        Image.fromarray(contact_sheet(sheet, captions)).save(buf, format="PNG")
+        atomic_write_bytes(args.out.with_suffix(".png"), buf.getvalue())
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
