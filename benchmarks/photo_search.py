@@ -133,7 +133,8 @@ def main() -> None:
                       f"iou {r['confidence']['iou']:.2f} loss {r['confidence']['loss']:.4f} {r['seconds']:.1f}s", flush=True)
                 if len(sheet) < args.sheet:
                     sheet.append(np.asarray(Image.fromarray(r["overlay"]).resize((128, 128))))
-                    captions.append(f"{'OK' if row['top1'] == row['in_catalog'] else 'X'} {e['setting']}")
+                    right = row["top1"] if row["in_catalog"] else row["match"] is None  # named, or rightly "no match"
+                    captions.append(f"{'OK' if right else 'X'} {e['setting']}")
     summary = {"catalog": str(args.catalog), "folders": [str(f) for f in args.photos], "bank_seconds": bank_seconds,
                "summary": summarise(rows)}
     if args.choose_rule:
