@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-search bench-photos install browser clean-demo
+.PHONY: demo test bench bench-search bench-filters bench-photos install browser clean-demo
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ bench: $(STAMP)
 # 1M-asset search and tagging scale (about 10 min on 2 cores); see BENCHMARKS.md
 bench-search: $(STAMP)
 	$(BIN)/python benchmarks/search_scale.py
+
+# Filtered search at 1M: every strategy side by side, worst of 5 runs, 4 concurrent clients (~20 min)
+bench-filters: $(STAMP)
+	$(BIN)/python benchmarks/filtered_search.py
 
 # Search by photo on photos from a second renderer (Blender, the optional [blender] extra, ~520 MB):
 # the demo catalog's assets and 40 assets it does not hold, three settings each; see BENCHMARKS.md.

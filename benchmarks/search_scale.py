@@ -42,9 +42,10 @@ from assets2vec.catalog.tagging import CANDIDATES, AttributeClassifier  # noqa: 
 RESULTS = Path(__file__).resolve().parent / "results" / "search_scale.json"
 
 
-def clustered_latents(n: int, d: int, clusters: int, rng: np.random.Generator) -> np.ndarray:
+def clustered_latents(n: int, d: int, clusters: int, rng: np.random.Generator, return_labels: bool = False):
     """Like trained codes: families and sub-families (clusters of different sizes and spreads)
-    on a low-dimensional manifold, plus isotropic noise."""
+    on a low-dimensional manifold, plus isotropic noise. With `return_labels`, also each vector's
+    cluster (its "family")."""
     centers = rng.normal(0, 1.0, (clusters, d)).astype(np.float32)
     weights = rng.dirichlet(np.full(clusters, 0.5))
     which = rng.choice(clusters, n, p=weights)
@@ -52,7 +53,8 @@ def clustered_latents(n: int, d: int, clusters: int, rng: np.random.Generator) -
     local = rng.normal(0, 1, (n, 8)).astype(np.float32) * rng.uniform(0.3, 1.0, clusters)[which, None].astype(np.float32)
     x = centers[which] + np.einsum("nk,nkd->nd", local, basis[which]) * 2.0
     x += rng.normal(0, 0.05, (n, d)).astype(np.float32)
-    return np.ascontiguousarray(x, dtype=np.float32)
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    return (x, which) if return_labels else x
 
 
 def latency(fn, queries: np.ndarray, k: int) -> tuple[np.ndarray, dict]:
@@ -142,8 +144,8 @@ def main() -> None:
         found, lat = latency(view.search, Q[:nq], k)
         row = {"fraction": frac, "kept": int(len(subset)), "mode": view.mode, "prepare_s": round(prep, 3), **lat,
                "recall_at_10": recall(found, subset[It])}
-        if view.mode != "exact":
-            row["ef_search"] = view.ef_search
+        if view.mode == "partition":
+            row["nprobe"] = view.nprobe
         res["filtered"].append(row)
         print(f"filter {frac}: {row}", file=sys.stderr)
 

@@ -459,3 +459,78 @@ def test_build_goes_on_when_the_dataset_has_moved(small_dataset, tmp_path):
     assert all(v.startswith("dataset unavailable:") for v in s["missing_metadata"].values())
     with Catalog.open(tmp_path / "cat") as cat:
         assert len(cat.similar(cat.ids[0], k=3)) == 3 and cat.asset(cat.ids[0])["family"] is None
+
+
+def _families(n: int, d: int, families: int, seed: int):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(0, 3, (families, d)).astype(np.float32)
+    fam = rng.integers(0, families, n)
+    return (centers[fam] + rng.normal(0, 1, (n, d))).astype(np.float32), fam
+
+
+def _recall(X, q, subset, I):
+    d = ((X[subset][None] - q[:, None]) ** 2).sum(-1)
+    truth = subset[np.argsort(d, axis=1)[:, :10]]
+    return np.mean([len(set(a) & set(b)) / 10 for a, b in zip(truth, I)])
+
+
+def test_filtered_search_on_partition_lists_keeps_recall_for_random_and_family_filters(monkeypatch):
+    """Filters on an HNSW-sized index search an inverted file of the subset's members; a query far
+    from every member (another family) is searched again widely, so its answer stays right."""
+    from assets2vec.catalog import index as index_module
+    from assets2vec.catalog.index import LatentIndex
+
+    X, fam = _families(8000, 16, 20, seed=0)
+    q, qfam = X[:40] + 0.1, fam[:40]
+    index = LatentIndex(16, "hnsw")
+    index.add(X)
+    assert index.partition is not None and index.partition.nlist == 128
+    # Make a flat scan look expensive so the inverted file is chosen at this small size.
+    monkeypatch.setitem(index_module.COST_US, "flat_vector", 1.0)
+    rng = np.random.default_rng(1)
+    for subset in (np.flatnonzero(rng.random(8000) < 0.2), np.flatnonzero(np.isin(fam, [3, 7]))):
+        view = index.restrict(subset)
+        assert view.mode == "partition" and not view.far_exact
+        D, I = view.search(q, 10)
+        assert np.isin(I, subset).all() and np.all(np.diff(D, axis=1) >= 0)
+        assert _recall(X, q, subset, I) >= 0.95
+    cross = ~np.isin(qfam, [3, 7])
+    assert cross.sum() > 30  # most queries come from other families: they take the wide search
+    assert view.outside(q[cross], view.ivf.quantizer.search(q[cross], 1)[0][:, 0]).all()
+
+
+def test_filter_chooses_flat_scan_when_it_is_predicted_cheaper():
+    from assets2vec.catalog.index import LatentIndex, predicted_cost_us
+
+    X, _ = _families(8000, 16, 20, seed=2)
+    index = LatentIndex(16, "hnsw")
+    index.add(X)
+    small = index.restrict(np.arange(0, 8000, 50))  # 160 vectors: a flat scan beats any probe
+    assert small.mode == "exact"
+    D, I = small.search(X[:3], 10)
+    assert _recall(X, X[:3], np.arange(0, 8000, 50), I) == 1.0
+    cost = predicted_cost_us(400_000, 2048, 12, 200.0)
+    assert cost["partition"] < cost["exact"]
+
+
+def test_partition_file_is_checked_like_the_index(tmp_path):
+    from assets2vec.catalog.index import IndexFileError, LatentIndex
+    from assets2vec.catalog.partition import Partition
+
+    X, _ = _families(3000, 8, 5, seed=3)
+    idx = LatentIndex(8, "hnsw")
+    idx.add(X)
+    idx.write(tmp_path / "i.faiss")
+    back = LatentIndex.read(tmp_path / "i.faiss", X)
+    assert np.array_equal(back.partition.lists, idx.partition.lists)
+    assert np.array_equal(back.restrict(np.arange(100, 900)).search(X[:5], 5)[1], idx.restrict(np.arange(100, 900)).search(X[:5], 5)[1])
+    lists = tmp_path / "i.faiss.lists"
+    data = lists.read_bytes()
+    lists.write_bytes(data[:-10])
+    with pytest.raises(IndexFileError, match="checksum"):
+        LatentIndex.read(tmp_path / "i.faiss", X)
+    lists.unlink()
+    with pytest.raises(IndexFileError, match="missing"):
+        LatentIndex.read(tmp_path / "i.faiss", X)
+    with pytest.raises(ValueError, match="do not match"):
+        Partition.from_bytes(data, 2999, 8)
