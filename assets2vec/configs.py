@@ -77,6 +77,9 @@ class FitConfig:
     """assets in each quick evaluation (one held-out view each)"""
     checkpoint_every: int = 1000
     """steps between periodic checkpoints"""
+    checkpoint_minutes: float = 2.0
+    """also save the latest checkpoint after this many minutes of training since the last one, so a
+    hard kill (power, OOM killer, kill -9) loses at most that much; 0: by steps only"""
 
     def to_json(self) -> str:
         d = dataclasses.asdict(self)

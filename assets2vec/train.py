@@ -253,7 +253,10 @@ def _fit(data, out, config, resume, device, progress, log, on_step, ddp, rank, w
             "dataset": str(data.resolve()), "history": history,
         }
 
+    last_saved = [time.time()]
+
     def checkpoint(periodic: bool) -> None:
+        last_saved[0] = time.time()
         if not main:
             return
         s = snapshot()
@@ -342,6 +345,8 @@ def _fit(data, out, config, resume, device, progress, log, on_step, ddp, rank, w
                     quick_eval()
                 if step % config.checkpoint_every == 0 and step < horizon:
                     checkpoint(periodic=True)
+                elif config.checkpoint_minutes and time.time() - last_saved[0] >= 60 * config.checkpoint_minutes and step < horizon:
+                    checkpoint(periodic=False)  # by time: only the latest checkpoint, no step file
                 over = bool(budget_s and time.time() - t_start > budget_s)
                 if world_size > 1:
                     over = bool(ddp.broadcast_ints([int(over)])[0])  # rank 0's clock decides for all

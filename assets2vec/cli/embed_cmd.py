@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from assets2vec.cpus import worker_threads
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -39,7 +41,7 @@ def _run_workers(args: argparse.Namespace, log) -> dict:
     n = args.workers
     root = args.run.with_name(args.run.name + ".embed-shards")
     dirs = [root / f"{i}-of-{n}" for i in range(n)]
-    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // n))}
+    env = {**os.environ, "OMP_NUM_THREADS": worker_threads(n)}
     procs = [subprocess.Popen([sys.executable, "-m", "assets2vec.cli.main", "embed", str(args.run), str(args.data),
                                "--shard", f"{i}/{n}", "--out", str(d), "--steps", str(args.steps), "--seed", str(args.seed),
                                "--quiet"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

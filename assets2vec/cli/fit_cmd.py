@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from assets2vec.cpus import worker_threads
+
 
 def add_parser(sub) -> None:
     from assets2vec.configs import PRESETS
@@ -28,6 +30,9 @@ def add_parser(sub) -> None:
     p.add_argument("--max-minutes", type=float, help="wall-clock budget; the learning-rate schedule is shortened to end within it")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default: 0)")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN from its latest checkpoint")
+    p.add_argument("--checkpoint-minutes", type=float,
+                   help="save the latest checkpoint at least this often, in minutes of training, so a hard kill loses at "
+                        "most that much (default: 2; 0: only every 1,000 steps and at the end)")
     p.add_argument("--shape-dim", type=int, help="shape code size (default: the preset's, 32 for fast)")
     p.add_argument("--texture-dim", type=int, help="texture code size (default: the preset's, 32 for fast)")
     p.add_argument("--batch-size", type=int, help="rays per step (default: the preset's)")
@@ -80,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     config = preset(args.preset)
     config.seed = args.seed
     for flag, attr in (("steps", "steps"), ("max_minutes", "max_minutes"), ("batch_size", "batch_size"), ("max_assets", "max_assets"), ("holdout", "n_holdout"),
-                       ("ray_table", "ray_table"), ("ray_cache_assets", "ray_cache_assets"), ("edge_fraction", "edge_fraction")):
+                       ("ray_table", "ray_table"), ("ray_cache_assets", "ray_cache_assets"), ("edge_fraction", "edge_fraction"),
+                       ("checkpoint_minutes", "checkpoint_minutes")):
         value = getattr(args, flag)
         if value is not None:
             setattr(config, attr, value)
@@ -99,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
     for name, value in (("--steps", config.steps), ("--batch-size", config.batch_size), ("--ray-cache-assets", config.ray_cache_assets), ("--shape-dim", config.model.shape_dim), ("--texture-dim", config.model.texture_dim)):
         if value < 1:
             raise ValueError(f"{name} must be positive, got {value}")
+    if config.checkpoint_minutes < 0:
+        raise ValueError(f"--checkpoint-minutes must be 0 or more, got {config.checkpoint_minutes}")
     if config.max_minutes is not None and config.max_minutes <= 0:
         raise ValueError(f"--max-minutes must be positive, got {config.max_minutes}")
     if args.workers < 1:
@@ -129,7 +137,7 @@ def _torchrun(n: int, original: list[str]) -> int:
         argv.append(a)
     argv.append("--workers=1")  # the last value wins, whatever abbreviation the user typed
     env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n)))  # split the cores
+    env.setdefault("OMP_NUM_THREADS", worker_threads(n))  # split the cores
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", "-m", "assets2vec.cli.main", *argv]
     proc = subprocess.Popen(cmd, env=env)
     try:

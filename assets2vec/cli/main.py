@@ -6,9 +6,13 @@ import argparse
 import os
 import sys
 
-from render_core import __version__
+from assets2vec.cpus import configure_threads, set_openmp_defaults
 
-from assets2vec.cli import (
+set_openmp_defaults()  # before any command module imports torch
+
+from render_core import __version__  # noqa: E402
+
+from assets2vec.cli import (  # noqa: E402
     app_cmd,
     assets_cmd,
     catalog_cmd,
@@ -43,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'assets2vec COMMAND --help' for each command's options.",
     )
     parser.add_argument("--version", action="version", version=f"assets2vec {__version__}")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads for this command (default: the cores this process may use, from its "
+                             "affinity and cgroup quota; or $ASSETS2VEC_THREADS)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMANDS:
         module.add_parser(sub)
@@ -58,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = list(argv) if argv is not None else sys.argv[1:]  # for commands that relaunch themselves (fit --workers)
     try:
+        configure_threads(args.threads)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("\nassets2vec: interrupted; finished work is kept, rerun the same command to resume", file=sys.stderr)

@@ -11,6 +11,8 @@ import torch
 from render_core.assets.mesh import UP_AXES
 from render_core.rig import DEFAULT_FLOOR_VIEWS
 
+from assets2vec.cpus import worker_threads
+
 
 def _floats(text: str) -> tuple[float, ...]:
     try:
@@ -86,7 +88,7 @@ def _run_workers(args: argparse.Namespace, library, device: str) -> dict:
     if args.manifest:
         base += ["--manifest", str(args.manifest)]
     # Split the cores between workers: oversubscribed threads slow everyone down.
-    env = {**os.environ, "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // n))}
+    env = {**os.environ, "OMP_NUM_THREADS": worker_threads(n)}
     procs = [subprocess.Popen(base[:5] + [str(d), "--shard", f"{i}/{n}"] + base[5:-1] + [_worker_device(device, i)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i, d in enumerate(dirs)]
     bar = tqdm(total=len(library.records), desc=f"render x{n}", unit="asset", disable=args.quiet)

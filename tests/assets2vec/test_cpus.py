@@ -53,3 +53,23 @@ def test_fair_slots_admit_waiters_in_arrival_order_and_never_more_than_n():
         t.join(5)
     assert order == [0, 1, 2, 3, 4] and peak[0] == 1
     assert slots._free == 1 and not slots._waiters
+
+
+def test_threads_option_sizes_torch_and_rejects_nonsense(tmp_path, monkeypatch, capsys):
+    import torch
+
+    from assets2vec.cli.main import main
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv("ASSETS2VEC_THREADS", raising=False)
+    try:
+        assert main(["--threads", "1", "info", str(tmp_path)]) in (0, 2)  # an empty folder is not an artifact
+        assert torch.get_num_threads() == 1 and os.environ["ASSETS2VEC_THREADS"] == "1"
+        assert main(["--threads", "0", "info", str(tmp_path)]) == 2
+        assert "threads must be at least 1" in capsys.readouterr().err
+        monkeypatch.setenv("ASSETS2VEC_THREADS", "two")
+        assert main(["info", str(tmp_path)]) == 2
+        assert "ASSETS2VEC_THREADS='two'" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(before)
+        os.environ.pop("ASSETS2VEC_THREADS", None)

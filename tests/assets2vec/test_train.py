@@ -81,6 +81,25 @@ def test_resume_continues_identically(small_dataset, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_time_checkpoints_bound_what_a_crash_loses(small_dataset, tmp_path):
+    """A crash that saves nothing (kill -9, OOM) resumes from the last checkpoint by time, exactly."""
+    straight = tmp_path / "straight"
+    fit(small_dataset, straight, tiny(steps=30), progress=False, log=lambda m: None)
+
+    def crash(step):
+        if step == 13:
+            raise RuntimeError("simulated hard kill")
+
+    broken = tmp_path / "broken"
+    with pytest.raises(RuntimeError):
+        fit(small_dataset, broken, tiny(steps=30, checkpoint_minutes=1e-9), progress=False, log=lambda m: None, on_step=crash)
+    assert load_checkpoint(broken)["step"] == 12  # saved by time after the previous step
+    assert not list((broken / "checkpoints").glob("step-*.ckpt"))  # by time: the latest only
+    fit(small_dataset, broken, tiny(steps=30, checkpoint_minutes=1e-9), resume=True, progress=False, log=lambda m: None)
+    a, b = load_checkpoint(straight)["model"], load_checkpoint(broken)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_same_seed_same_result_other_seed_differs(small_dataset, tmp_path):
     runs = {}
     for name, seed in (("a", 0), ("b", 0), ("c", 1)):
