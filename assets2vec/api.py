@@ -206,7 +206,7 @@ class Catalog:
 
     def _check_fit_unchanged(self) -> None:
         """Raise when a build has refitted the geometry PCA or the standardisation since this reader opened.
-        The metadata (megabytes: hashing it took about 36 ms on the benchmark catalog) is hashed only
+        The metadata (megabytes: hashing it costs tens of milliseconds) is hashed only
         when another connection has committed since the last check."""
         version = self.store.data_version()
         if version == self._checked_version:

@@ -9,7 +9,7 @@ it was trained; the presets carry today's recipe:
   of each batch from the empty pixels at the asset's edge, and the kernel independence penalty
   between texture and shape codes (0.2). With `render`'s default floor ring this is the recipe
   BENCHMARKS.md measures the catalog targets on.
-- "codenerf": the CodeNeRF reference configuration from ANCHORS.md (256-d codes, 96
+- "codenerf": the configuration of CodeNeRF (Jang & Agapito, ICCV 2021: 256-d codes, 96
   stratified samples, AdamW 1e-4 / 1e-3), for side-by-side benchmarks.
 - "tiny": a very small model for tests and smoke runs.
 """

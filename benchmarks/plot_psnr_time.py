@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-LABELS = {"fast": "assets2vec (code-decoded triplanes, surface-guided)", "codenerf": "CodeNeRF reference (ANCHORS.md)"}
+LABELS = {"fast": "assets2vec (code-decoded triplanes, surface-guided)", "codenerf": "CodeNeRF reference (Jang & Agapito 2021)"}
 
 
 def main() -> None:

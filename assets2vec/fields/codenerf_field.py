@@ -1,4 +1,5 @@
-"""The CodeNeRF field (Jang & Agapito, ICCV 2021) as ANCHORS.md specifies it: the reference we benchmark against.
+"""The CodeNeRF field (Jang & Agapito, "CodeNeRF: Disentangled Neural Radiance Fields for Object
+Categories", ICCV 2021), configured as in the paper: the reference we benchmark against.
 
 Shape code added into the density trunk through 3 blocks, texture code added once in
 the colour branch, width 256, xyz encoded with 10 octaves and direction with 4. The

@@ -46,7 +46,7 @@ class LatentNeRFModelConfig(ModelConfig):
     enable_collider: bool = False
     """rays are clipped to the object's box by the model's own AABB collider"""
     field_type: Literal["triplane", "codenerf"] = "triplane"
-    """"triplane": ours (code-decoded triplanes + FiLM MLPs); "codenerf": the reference from ANCHORS.md"""
+    """"triplane": ours (code-decoded triplanes + FiLM MLPs); "codenerf": CodeNeRF's field (Jang & Agapito, ICCV 2021)"""
     triplane: TriplaneFieldConfig = field(default_factory=TriplaneFieldConfig)
     """settings of our field"""
     codenerf: CodeNeRFFieldConfig = field(default_factory=CodeNeRFFieldConfig)
@@ -62,15 +62,15 @@ class LatentNeRFModelConfig(ModelConfig):
     """weight of the squared code norm per ray"""
     code_decorrelation: float = 1e-3
     """weight of the squared cross-correlation between shape and texture code dimensions over all
-    assets: without it an auto-decoder's texture codes also learn the family (measured: 0.66
-    balanced accuracy from texture codes alone, chance 0.25), which breaks texture-only search"""
+    assets: without it an auto-decoder's texture codes also learn the family (a classifier reads it
+    from texture codes alone far above chance), which breaks texture-only search"""
     code_independence: float = 0.0
     """weight of the kernel dependence of the texture codes on the shape codes (absolute debiased CKA of
     Gaussian kernels of the texture codes at 3 widths and "same k-means cluster of shape codes" kernels; see
     `field_components.dependence`), over the whole table (a seeded draw of `independence_assets` rows
-    above that). The linear decorrelation penalty leaves what an RBF classifier reads: the family at
-    37-44 % from texture codes on a long run (chance 25 %). The shape codes are held fixed in it, only
-    the texture codes move away"""
+    above that). The linear decorrelation penalty leaves what an RBF classifier reads (the family,
+    above chance, from texture codes on a long run). The shape codes are held fixed in it, only the
+    texture codes move away"""
     independence_assets: int = 1024
     """rows the dependence is measured on per step (its cost is quadratic in them)"""
     independence_refresh: int = 250
