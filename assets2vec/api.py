@@ -412,7 +412,7 @@ class Catalog:
         return s.astype(np.float32), t.astype(np.float32)
 
     def _proposer(self) -> ParameterProposer | None:
-        meta = {r: (f, p) for r, f, p in self.store.conn.execute("SELECT row, family, params FROM assets")}
+        meta = self.store.asset_columns("family", "params")
         families = [meta.get(int(r), (None, "{}"))[0] for r in self.rows]
         params = [json.loads(meta.get(int(r), (None, "{}"))[1]) for r in self.rows]
         try:

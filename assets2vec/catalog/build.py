@@ -119,7 +119,7 @@ def _update(store: Store, catalog: Path, run: Path, state: dict, ids: list[str],
     same_network = old_digest == digest
     if old_digest is not None and not same_network:
         log("catalog: the run's network differs from the one this catalog was built from; re-embedding every asset")
-    have_latents = set() if not same_network else {r for r, in store.conn.execute("SELECT asset_row FROM latents")}
+    have_latents = set() if not same_network else store.latent_rows()
     todo = [i for i, a in enumerate(ids) if rows_by_id.get(a) not in have_latents]
     profiles = _new_profiles(store, run, ids, shape, texture, rows_by_id, same_network, progress) if decoded else {}
     datasets: dict[str, RenderedDataset | str] = {}
@@ -132,7 +132,7 @@ def _update(store: Store, catalog: Path, run: Path, state: dict, ids: list[str],
         if not same_network:
             # Codes of assets the new run lacks live in the old network's space: drop them, keep their tags.
             keep = {rows_by_id[a] for a in ids if a in rows_by_id}
-            store.conn.executemany("DELETE FROM latents WHERE asset_row=?", [(r,) for r in set(rows_by_id.values()) - keep])
+            store.drop_latents(set(rows_by_id.values()) - keep)
         next_row = store.next_row()
         new_rows = []
         for i in tqdm(todo, desc="catalog", unit="asset", disable=not progress):
@@ -153,9 +153,9 @@ def _update(store: Store, catalog: Path, run: Path, state: dict, ids: list[str],
         if todo:
             store.put_latents(np.array(new_rows), shape[todo], texture[todo], checkpoint_name)
         if not same_network:
-            store.conn.execute("DELETE FROM decoded")  # decoded by the old network
+            store.drop_decoded()  # decoded by the old network
             # So is what was fitted on those vectors: a later build (even after a --no-decoded one) fits anew.
-            store.conn.executemany("DELETE FROM meta WHERE key=?", [("geometry_pca",), (TEXTURE_ONLY,)])
+            store.drop_meta("geometry_pca", TEXTURE_ONLY)
         row_of = store.row_map()
         if profiles.get("geometry"):
             _store_geometry(store, {row_of[ids[i]]: p for i, p in profiles["geometry"].items()}, same_network, checkpoint_name)
@@ -229,7 +229,7 @@ def _store_texture_only(store: Store, checkpoint_name: str) -> int:
         return 0
     key = fit_key(digest)
     old = store.get_meta(TEXTURE_ONLY)
-    n_latents = store.conn.execute("SELECT COUNT(*) FROM latents").fetchone()[0]
+    n_latents = store.latent_count()
     if old is not None and old.get("key") == key and len(store.decoded_rows(TEXTURE_ONLY)) == n_latents:
         return 0  # nothing new: skip reading every vector of a large catalog
     rows, shape, texture = store.latents()

@@ -42,12 +42,11 @@ def scene_pool(store, rows: np.ndarray, ids: list[str], semantic_by: str, min_co
         raise CatalogError(f"semantic_by: no attribute or tag named {semantic_by!r}; this catalog has "
                            f"{', '.join(sorted(known))}")
     if semantic_by in ("family", "category"):
-        column = dict(store.conn.execute(f"SELECT row, {semantic_by} FROM assets"))  # a fixed column name, not user text
-        labels = {r: v for r, v in column.items() if v}
+        labels = {r: v for r, (v,) in store.asset_columns(semantic_by).items() if v}
         labels.update(effective_values(store, semantic_by, min_confidence))
     else:
         labels = effective_values(store, semantic_by, min_confidence)
-    meta = {r: (c, s) for r, c, s in store.conn.execute("SELECT row, category, source FROM assets")}
+    meta = store.asset_columns("category", "source")
     cache: dict = {}
     pool = []
     for r, asset_id in zip(rows, ids):

@@ -137,6 +137,9 @@ class Store:
         Cheap enough to ask on every query, so a reader hashes the metadata only after a commit."""
         return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
 
+    def drop_meta(self, *keys: str) -> None:
+        self.conn.executemany("DELETE FROM meta WHERE key=?", [(k,) for k in keys])
+
     def set_meta(self, key: str, value: Any) -> None:
         self.conn.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                           (key, json.dumps(value)))
@@ -197,12 +200,37 @@ class Store:
     def row_map(self) -> dict[str, int]:
         return dict(self.conn.execute("SELECT id, row FROM assets"))
 
+    _ASSET_COLUMNS = ("id", "category", "family", "source", "params")
+
+    def asset_columns(self, *columns: str) -> dict[int, tuple]:
+        """{row: (values of `columns`)} for every asset; columns from the assets table's fixed set."""
+        bad = [c for c in columns if c not in self._ASSET_COLUMNS]
+        if bad or not columns:
+            raise ValueError(f"asset columns must be among {self._ASSET_COLUMNS}, got {columns}")
+        return {r[0]: tuple(r[1:]) for r in self.conn.execute(f"SELECT row, {', '.join(columns)} FROM assets")}  # names checked above
+
+    def summary_counts(self) -> dict[str, dict[str, int]]:
+        """Assets per family, manual tags per name and predictions per attribute."""
+        c = self.conn
+        return {"families": dict(c.execute("SELECT family, COUNT(*) FROM assets GROUP BY family").fetchall()),
+                "manual_tags": dict(c.execute("SELECT name, COUNT(*) FROM tags GROUP BY name").fetchall()),
+                "predicted": dict(c.execute("SELECT attribute, COUNT(*) FROM predictions GROUP BY attribute").fetchall())}
+
     # -- latents ----------------------------------------------------------------------------------
     def put_latents(self, rows: np.ndarray, shape: np.ndarray, texture: np.ndarray, checkpoint: str) -> None:
         self.conn.executemany(
             "INSERT INTO latents(asset_row, shape, texture, checkpoint) VALUES (?, ?, ?, ?) "
             "ON CONFLICT(asset_row) DO UPDATE SET shape=excluded.shape, texture=excluded.texture, checkpoint=excluded.checkpoint",
             [(int(r), _blob(s), _blob(t), checkpoint) for r, s, t in zip(rows, shape, texture)])
+
+    def latent_rows(self) -> set[int]:
+        return {r for r, in self.conn.execute("SELECT asset_row FROM latents")}
+
+    def latent_count(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM latents").fetchone()[0])
+
+    def drop_latents(self, rows: Iterable[int]) -> None:
+        self.conn.executemany("DELETE FROM latents WHERE asset_row=?", [(int(r),) for r in rows])
 
     def latents(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rows (n,), shape codes (n, ds), texture codes (n, dt)), float32, in row order."""
@@ -225,8 +253,12 @@ class Store:
         self.conn.executemany("UPDATE decoded SET vector=? WHERE space=? AND asset_row=?",
                               [(_blob(v), space, int(r)) for r, v in zip(rows, vectors)])
 
-    def drop_decoded(self, space: str) -> None:
-        self.conn.execute("DELETE FROM decoded WHERE space=?", (space,))
+    def drop_decoded(self, space: str | None = None) -> None:
+        """Forget the decoded vectors of `space`, or of every space."""
+        if space is None:
+            self.conn.execute("DELETE FROM decoded")
+        else:
+            self.conn.execute("DELETE FROM decoded WHERE space=?", (space,))
 
     def decoded_rows(self, space: str) -> set[int]:
         """Rows that have a vector in decoded `space` (none for a catalog built before the table existed)."""

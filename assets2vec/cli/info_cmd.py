@@ -102,13 +102,9 @@ def _describe_catalog(path: Path) -> dict:
 
     store = Store.open(path)
     try:
-        c = store.conn
         return {
             "kind": "catalog", "path": str(path), "assets": store.count(), "run": store.get_meta("run"),
-            "checkpoint": store.get_meta("checkpoint"), "dims": store.get_meta("dims"),
-            "families": dict(c.execute("SELECT family, COUNT(*) FROM assets GROUP BY family").fetchall()),
-            "manual_tags": dict(c.execute("SELECT name, COUNT(*) FROM tags GROUP BY name").fetchall()),
-            "predicted": dict(c.execute("SELECT attribute, COUNT(*) FROM predictions GROUP BY attribute").fetchall()),
+            "checkpoint": store.get_meta("checkpoint"), "dims": store.get_meta("dims"), **store.summary_counts(),
         }
     finally:
         store.close()
