@@ -569,19 +569,17 @@ class Catalog:
 def load_scene(folder: str | os.PathLike, index: int) -> dict[str, Any]:
     """Scene `index` of a SCENES folder: {"rgb" (H,W,3), "overlay" (PIL image with masks and boxes),
     "depth", "instance", "semantic" (H,W), "record" (its labels JSON)}."""
-    from render_core.artifacts import load_npz
-    from render_core.scenes import scene_overlay
-
-    folder = Path(folder)
-    name = f"{int(index):06d}"
-    label = folder / "labels" / f"{name}.json"
-    if not label.is_file():
-        raise CatalogError(f"{folder}: has no scene {index}")
     from PIL import Image
 
-    maps = load_npz(folder / "labels" / f"{name}.npz")
-    return {"rgb": np.asarray(Image.open(folder / "images" / f"{name}.png").convert("RGB")), "overlay": scene_overlay(folder, index),
-            **maps, "record": json.loads(label.read_text("utf-8"))}
+    from render_core.artifacts import load_npz
+    from render_core.scenes import scene_overlay
+    from render_core.scenes.folder import has_scene, image_path, maps_path, read_record
+
+    folder = Path(folder)
+    if not has_scene(folder, index):
+        raise CatalogError(f"{folder}: has no scene {index}")
+    return {"rgb": np.asarray(Image.open(image_path(folder, index)).convert("RGB")), "overlay": scene_overlay(folder, index),
+            **load_npz(maps_path(folder, index)), "record": read_record(folder, index)}
 
 
 def read_labels(path: str | os.PathLike, attribute: str) -> dict[str, str]:

@@ -10,7 +10,6 @@ the library drops out of the next dataset.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -81,13 +80,14 @@ def read_errors(path: str | os.PathLike, ids: list[str], scenes: str | os.PathLi
 
 
 def _image_assets(scenes: Path, image: str, p: Path, line: int) -> list[tuple[str, float]]:
-    stem = Path(image).stem
-    if not stem.isdigit():
+    from render_core.scenes.folder import has_scene, index_of_image, read_record
+
+    index = index_of_image(image)
+    if index is None:
         raise CatalogError(f"{p}:{line}: image {image!r} is not a scene image name like 000012.png")
-    label = scenes / "labels" / f"{stem}.json"
-    if not label.is_file():
+    if not has_scene(scenes, index):
         raise CatalogError(f"{p}:{line}: image {image!r} is not in {scenes}")
-    rec = json.loads(label.read_text("utf-8"))
+    rec = read_record(scenes, index)
     objs = [o for o in rec["objects"] if o.get("annotated") and o.get("asset_id")]
     total = sum(o["visible_pixels"] for o in objs) or 1
     return [(o["asset_id"], o["visible_pixels"] / total) for o in objs]

@@ -81,11 +81,13 @@ def describe(path: Path) -> dict:
 def _describe_scenes(path: Path, header: dict) -> dict:
     import json
 
+    from render_core.scenes.folder import read_records
+
     objects: Counter = Counter()
     n = 0
-    for p in sorted((path / "labels").glob("*.json")):
+    for record in read_records(path):
         n += 1
-        objects.update(o["label"] for o in json.loads(p.read_text("utf-8"))["objects"] if o.get("annotated") and o.get("asset_id"))
+        objects.update(o["label"] for o in record["objects"] if o.get("annotated") and o.get("asset_id"))
     report = {}
     if (path / "report.json").is_file():
         report = json.loads((path / "report.json").read_text("utf-8"))

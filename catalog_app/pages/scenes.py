@@ -81,7 +81,9 @@ if "scenes_out" in st.session_state:
         st.warning(f"skipped asset {f['asset_id']}: {f['error']}")
     show_masks = st.toggle("Mask and box overlays", True, key="scenes_overlay")
     cols = st.columns(4)
-    done = sorted(int(p.stem) for p in (Path(out) / "labels").glob("*.json"))  # a failed scene leaves a gap
+    from render_core.scenes.folder import done_indices
+
+    done = done_indices(out)  # a failed scene leaves a gap
     for n_shown, i in enumerate(done):
         scene = load_scene(out, i)
         objs = [o for o in scene["record"]["objects"] if o.get("annotated") and o["asset_id"]]

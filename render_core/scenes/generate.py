@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -46,6 +45,7 @@ from render_core.assets.loaders import LoadLimits, load_mesh
 from render_core.assets.mesh import MeshData, normalize
 from render_core.scenes.compose import STUFF_CLASSES, SceneAsset, compose
 from render_core.scenes.config import SceneConfig, SceneConfigError
+from render_core.scenes.folder import done_indices, has_scene, image_path, maps_path, read_record, record_path, scene_name
 from render_core.scenes.labels import annotate, coco, read_scene_records
 from render_core.scenes.overlay import overlay, sheet
 from render_core.scenes.render import SceneRenderer
@@ -183,8 +183,8 @@ def generate_scenes(pool: list[SceneAsset], out: str | Path, n: int, seed: int, 
         pool_size=len(pool), pool_digest=pool_digest(pool, w), selection=selection or {},
         camera_convention="c2w: OpenGL (camera looks along -Z, +Y up); K in pixels, pixel centres at +0.5; "
                           "depth is z along the view axis in metres"))
-    (out / "images").mkdir(exist_ok=True)
-    (out / "labels").mkdir(exist_ok=True)
+    image_path(out, 0).parent.mkdir(exist_ok=True)
+    record_path(out, 0).parent.mkdir(exist_ok=True)
     renderer = SceneRenderer(cfg.image_size, cfg.supersample, device)
     cache = MeshCache()
     made, skipped, failed_scenes = [], [], []
@@ -195,8 +195,8 @@ def generate_scenes(pool: list[SceneAsset], out: str | Path, n: int, seed: int, 
     bar = tqdm(range(n), desc="scenes", unit="scene", disable=not progress)
     try:
         for i in bar:
-            name = f"{i:06d}"
-            if (out / "labels" / f"{name}.json").exists():
+            name = scene_name(i)
+            if has_scene(out, i):
                 skipped.append(i)
                 continue
             s = scene_seed(seed, i)
@@ -219,10 +219,9 @@ def generate_scenes(pool: list[SceneAsset], out: str | Path, n: int, seed: int, 
                 "background": list(scene.background), "floor_size": scene.floor_size,
                 "objects": objects, "dropped": scene.dropped,
             }
-            atomic_write_bytes(out / "images" / f"{name}.png", _png(maps["rgb"]))
-            atomic_save_npz(out / "labels" / f"{name}.npz", depth=maps["depth"], instance=maps["instance"],
-                            semantic=maps["semantic"])
-            atomic_write_json(out / "labels" / f"{name}.json", record)  # last: marks the scene done
+            atomic_write_bytes(image_path(out, i), _png(maps["rgb"]))
+            atomic_save_npz(maps_path(out, i), depth=maps["depth"], instance=maps["instance"], semantic=maps["semantic"])
+            atomic_write_json(record_path(out, i), record)  # last: marks the scene done
             made.append(i)
             if on_scene is not None:
                 on_scene(i + 1, n)
@@ -233,7 +232,7 @@ def generate_scenes(pool: list[SceneAsset], out: str | Path, n: int, seed: int, 
     finally:
         bar.close()
         elapsed = time.time() - t0
-        done = sorted(int(p.stem) for p in (out / "labels").glob("*.json"))
+        done = done_indices(out)
         report = {
             "made": len(made), "skipped": len(skipped), "total_in_folder": len(done),
             "failed_scenes": failed_scenes,
@@ -256,8 +255,6 @@ def generate_scenes(pool: list[SceneAsset], out: str | Path, n: int, seed: int, 
 
 def scene_overlay(folder: str | Path, index: int) -> Image.Image:
     """Scene `index` of a SCENES folder with its masks, boxes and labels drawn."""
-    folder = Path(folder)
-    name = f"{index:06d}"
-    record = json.loads((folder / "labels" / f"{name}.json").read_text("utf-8"))
-    rgb = np.asarray(Image.open(folder / "images" / f"{name}.png").convert("RGB"))
-    return overlay(rgb, load_npz(folder / "labels" / f"{name}.npz")["instance"], record["objects"])
+    record = read_record(folder, index)
+    rgb = np.asarray(Image.open(image_path(folder, index)).convert("RGB"))
+    return overlay(rgb, load_npz(maps_path(folder, index))["instance"], record["objects"])

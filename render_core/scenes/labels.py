@@ -8,7 +8,6 @@ encoded once per scene so the final COCO file is assembled from the scene files 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Iterable
 
@@ -82,5 +81,6 @@ def coco(scene_records: Iterable[dict], semantic_classes: list[str], first_objec
 
 
 def read_scene_records(folder: Path) -> Iterable[dict]:
-    for p in sorted((folder / "labels").glob("*.json")):
-        yield json.loads(p.read_text("utf-8"))
+    from render_core.scenes.folder import read_records
+
+    return read_records(folder)
