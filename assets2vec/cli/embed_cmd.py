@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from assets2vec.cpus import worker_threads
+from assets2vec.workers import cli, run_shards
 
 
 def add_parser(sub) -> None:
@@ -33,24 +33,13 @@ def add_parser(sub) -> None:
 
 def _run_workers(args: argparse.Namespace, log) -> dict:
     """One `embed --shard i/N` process per worker, with the cores split between them, then merge."""
-    import os
-    import subprocess
-
     from assets2vec.embed_shards import merge_embeddings
 
     n = args.workers
     root = args.run.with_name(args.run.name + ".embed-shards")
     dirs = [root / f"{i}-of-{n}" for i in range(n)]
-    env = {**os.environ, "OMP_NUM_THREADS": worker_threads(n)}
-    procs = [subprocess.Popen([sys.executable, "-m", "assets2vec.cli.main", "embed", str(args.run), str(args.data),
-                               "--shard", f"{i}/{n}", "--out", str(d), "--steps", str(args.steps), "--seed", str(args.seed),
-                               "--quiet"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-             for i, d in enumerate(dirs)]
-    errors = []
-    for i, p in enumerate(procs):
-        _, err = p.communicate()
-        if p.returncode != 0:
-            errors.append(f"shard {i}/{n} failed: {(err.strip().splitlines() or ['no message'])[-1]}")
+    errors = run_shards([cli("embed", str(args.run), str(args.data), "--shard", f"{i}/{n}", "--out", str(d),
+                             "--steps", str(args.steps), "--seed", str(args.seed), "--quiet") for i, d in enumerate(dirs)])
     if errors:
         raise ValueError("; ".join(errors))
     return merge_embeddings(args.run, dirs, log)

@@ -8,8 +8,6 @@ import os
 import sys
 from pathlib import Path
 
-from assets2vec.cpus import worker_threads
-
 
 def add_parser(sub) -> None:
     from assets2vec.configs import PRESETS
@@ -122,32 +120,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _torchrun(n: int, original: list[str]) -> int:
     """Re-run this very command under `torchrun --standalone --nproc_per_node n`, minus --workers."""
-    import subprocess
+    from assets2vec.workers import torchrun
 
-    argv, skip = [], False
-    for a in original:
-        if skip:
-            skip = False
-            continue
-        if a == "--workers":
-            skip = True
-            continue
-        if a.startswith("--workers="):
-            continue
-        argv.append(a)
-    argv.append("--workers=1")  # the last value wins, whatever abbreviation the user typed
-    env = dict(os.environ)
-    env.setdefault("OMP_NUM_THREADS", worker_threads(n))  # split the cores
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", "-m", "assets2vec.cli.main", *argv]
-    proc = subprocess.Popen(cmd, env=env)
-    try:
-        rc = proc.wait()
-    except KeyboardInterrupt:
-        # torchrun passes the interrupt on to the workers, which stop together; rank 0 saves.
-        import signal
-
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-        proc.wait()
-        return 130
-    return rc if rc >= 0 else 128 - rc
+    return torchrun(n, original)

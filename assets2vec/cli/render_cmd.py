@@ -11,7 +11,7 @@ import torch
 from render_core.assets.mesh import UP_AXES
 from render_core.rig import DEFAULT_FLOOR_VIEWS
 
-from assets2vec.cpus import worker_threads
+from assets2vec.workers import cli, run_shards
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -68,11 +68,6 @@ def _worker_device(device: str, i: int) -> str:
 
 def _run_workers(args: argparse.Namespace, library, device: str) -> dict:
     """One `render --shard i/N` process per worker into OUT.shards/, a joint progress bar, then merge."""
-    import os
-    import subprocess
-    import sys
-    import time
-
     from tqdm import tqdm
 
     from render_core.shards import merge_datasets
@@ -80,32 +75,26 @@ def _run_workers(args: argparse.Namespace, library, device: str) -> dict:
     n = args.workers
     root = args.out.with_name(args.out.name + ".shards")
     dirs = [root / f"{i}-of-{n}" for i in range(n)]
-    base = [sys.executable, "-m", "assets2vec.cli.main", "render", str(args.assets), "--quiet",
+    base = cli("render", str(args.assets), "--quiet",
             "--views", str(args.views), "--size", str(args.size), "--elevations=" + ",".join(map(str, args.elevations)),  # "=": a negative value must not read as an option
             "--floor-views", str(args.floor_views), "--floor-lift", str(args.floor_lift),
             "--distance", str(args.distance), "--fov", str(args.fov), "--lighting", args.lighting, "--seed", str(args.seed),
-            "--colour", args.colour, "--up-axis", args.up_axis, "--max-faces", str(args.max_faces), "--device", device]
+            "--colour", args.colour, "--up-axis", args.up_axis, "--max-faces", str(args.max_faces), "--device", device)
     if args.manifest:
         base += ["--manifest", str(args.manifest)]
-    # Split the cores between workers: oversubscribed threads slow everyone down.
-    env = {**os.environ, "OMP_NUM_THREADS": worker_threads(n)}
-    procs = [subprocess.Popen(base[:5] + [str(d), "--shard", f"{i}/{n}"] + base[5:-1] + [_worker_device(device, i)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for i, d in enumerate(dirs)]
+    commands = [base[:5] + [str(d), "--shard", f"{i}/{n}"] + base[5:-1] + [_worker_device(device, i)] for i, d in enumerate(dirs)]
     bar = tqdm(total=len(library.records), desc=f"render x{n}", unit="asset", disable=args.quiet)
+
+    def progress() -> None:
+        bar.n = sum(len(list((d / "assets").glob("*.npz"))) for d in dirs if (d / "assets").is_dir())
+        bar.refresh()
+
     try:
-        while any(p.poll() is None for p in procs):
-            bar.n = sum(len(list((d / "assets").glob("*.npz"))) for d in dirs if (d / "assets").is_dir())
-            bar.refresh()
-            time.sleep(1.0)
-    except KeyboardInterrupt:
-        for p in procs:
-            p.terminate()
-        raise
+        errors = run_shards(commands, ok=(0, 1), poll=progress)  # 1: some assets failed, listed in the shard's report
     finally:
         bar.close()
-    errors = [(i, p.stderr.read().strip().splitlines()[-1:]) for i, p in enumerate(procs) if p.returncode not in (0, 1)]
     if errors:
-        raise ValueError("; ".join(f"shard {i}/{n} failed: {' '.join(e) or 'no message'}" for i, e in errors))
+        raise ValueError("; ".join(errors))
     report = merge_datasets(dirs, args.out)
     report["shards"] = str(root)
     return report
