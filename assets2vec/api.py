@@ -530,16 +530,16 @@ class Catalog:
     def model(self):
         """(model, rig, image size) of the run this catalog was built from, loaded once."""
         if self._model is None:
-            from assets2vec.train import load_run, run_rig
+            from assets2vec.run import Run
 
             run = self.store.get_meta("run")
             if not run or not Path(run).exists():
                 raise CatalogError(f"the run this catalog was built from ({run}) is not available; rendering and image search need it")
-            model, _, state = load_run(run)
-            rig, size = run_rig(state)
-            self._model = (model, rig, size)
+            opened = Run.open(run)
+            rig, size = opened.rig()
+            self._model = (opened.model(), rig, size)
             self._run = run
-            self._run_ids = list(state["asset_ids"])
+            self._run_ids = opened.asset_ids
         return self._model
 
     def render(self, shape: np.ndarray, texture: np.ndarray, azimuth: float = 30.0, elevation: float = 20.0,

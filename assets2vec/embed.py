@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from assets2vec.checkpoint import latest_checkpoint, save_checkpoint
 from assets2vec.data.rays import holdout_views
 from assets2vec.invert import InversionConfig, invert
-from assets2vec.train import load_run, run_rig
+from assets2vec.run import Run
 from render_core.dataset import RenderedDataset
 
 # A new asset is not in the table: no exemplar starts; its known cameras need no search.
@@ -45,9 +45,10 @@ def embed(
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     run = Path(run)
-    model, fit_config, state = load_run(run)
+    opened = Run.open(run)
+    model, fit_config, state = opened.model(), opened.config, opened.state
     dataset = RenderedDataset(data)
-    _, trained_size = run_rig(state)
+    _, trained_size = opened.rig()
     if dataset.image_size != trained_size:
         log(f"embed: note: {data} is rendered at {dataset.image_size} px, the run was trained at {trained_size} px")
     known = set(state["asset_ids"])

@@ -21,11 +21,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from assets2vec.catalog.build import network_digest
 from assets2vec.checkpoint import CheckpointError, latest_checkpoint, save_checkpoint
 from assets2vec.embed import EMBED_CONFIG, invert_asset
 from assets2vec.invert import InversionConfig
-from assets2vec.train import load_run
+from assets2vec.run import Run
 from render_core.artifacts import ArtifactError, atomic_save_npz, atomic_write_json, load_npz, make_header, read_header, write_header
 from render_core.dataset import RenderedDataset
 from render_core.shards import Shard
@@ -52,9 +51,9 @@ def embed_shard(run: str | os.PathLike, data: str | os.PathLike, shard: Shard, o
                 log: Callable[[str], None] = print) -> dict[str, Any]:
     """Invert the assets of `data` that shard `shard` owns and `run` lacks, into folder `out`."""
     run, out = Path(run), Path(out)
-    model, fit_config, state = load_run(run)
+    opened = Run.open(run)
+    model, fit_config, state, digest = opened.model(), opened.config, opened.state, opened.digest
     dataset = RenderedDataset(data)
-    digest = network_digest(state["model"])
     header = make_header("embedding", producer="assets2vec embed --shard", seed=config.seed, run=str(run.resolve()),
                          network=digest, dataset=str(Path(data).resolve()), shard=str(shard),
                          inversion={"refine_steps": config.refine_steps, "refine_rays": config.refine_rays, "lr": config.lr})
@@ -114,8 +113,8 @@ def merge_embeddings(run: str | os.PathLike, shards: list[Path], log: Callable[[
     if not shards:
         raise ValueError("merge: no shard folders given")
     headers = [read_header(p, "embedding") for p in shards]
-    model, _, state = load_run(run)
-    digest = network_digest(state["model"])
+    opened = Run.open(run)
+    model, state, digest = opened.model(), opened.state, opened.digest
     for p, h in zip(shards, headers):
         if h.get("network") != digest:
             raise CheckpointError(f"{p}: was inverted with another network than {run}'s (retrained since?); embed it again")

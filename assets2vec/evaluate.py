@@ -20,11 +20,10 @@ from tqdm.auto import tqdm
 
 from assets2vec.data.rays import holdout_views
 from assets2vec.render import render_views
-from assets2vec.train import load_run
+from assets2vec.run import EVAL_JSON, Run
 from render_core.artifacts import atomic_write_json
 from render_core.dataset import RenderedDataset
 
-EVAL_JSON = "eval.json"
 
 
 def psnr(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -59,7 +58,8 @@ def evaluate(
     write: bool = True,
 ) -> dict[str, Any]:
     t0 = time.time()
-    model, config, state = load_run(run)
+    opened = Run.open(run)
+    model, config, state = opened.model(), opened.config, opened.state
     dataset = RenderedDataset(data if data is not None else state["dataset"])
     ids: list[str] = state["asset_ids"]
     present = set(dataset.asset_ids)

@@ -23,7 +23,6 @@ from nerfstudio.data.scene_box import SceneBox
 from tqdm.auto import tqdm
 
 from assets2vec.checkpoint import (
-    CheckpointError,
     checkpoint_dir,
     latest_checkpoint,
     load_checkpoint,
@@ -34,10 +33,10 @@ from assets2vec.data.rays import (BYTES_PER_RAY, AssetBatcher, RayBatcher, RayTa
                                  to_ray_bundle)
 from assets2vec.models.latent_nerf import LatentNeRFModel
 from assets2vec.render import render_rays
+from assets2vec.run import HISTORY, Run
 from render_core.artifacts import ArtifactError, atomic_write_text, make_header, read_header, write_header
 from render_core.dataset import RenderedDataset
 
-HISTORY = "history.jsonl"
 
 
 class RunError(ValueError):
@@ -388,27 +387,11 @@ class _NoWriter:
 
 
 def load_run(run: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[LatentNeRFModel, FitConfig, dict[str, Any]]:
-    """The trained model of a RUN folder (or checkpoint file), its config and the checkpoint state."""
-    state = load_checkpoint(run)
-    try:
-        config = FitConfig.from_json(state["config"])
-    except (TypeError, KeyError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{run}: checkpoint config is unreadable ({exc})") from exc
-    model = build_model(config, len(state["asset_ids"]), device)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"{run}: checkpoint weights do not match its config ({str(exc).splitlines()[0]})") from exc
-    model.eval()
-    return model, config, state
+    """(model, config, checkpoint state) of a RUN folder or checkpoint file: a shorthand for `Run.open`."""
+    opened = Run.open(run)
+    return opened.model(device), opened.config, opened.state
 
 
 def run_rig(state: dict[str, Any]):
     """The rig and image size a run was trained with (defaults if its dataset has moved)."""
-    from render_core.rig import RigConfig
-
-    try:
-        ds = RenderedDataset(state["dataset"])
-        return ds.config.rig, ds.image_size
-    except ValueError:
-        return RigConfig(), 64
+    return Run(Path(state.get("dataset", "")), state).rig()

@@ -13,7 +13,6 @@ different spaces. One build at a time per catalog (a lock file); readers are nev
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import time
 from contextlib import contextmanager
@@ -21,7 +20,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from assets2vec.catalog.appearance import appearance_vectors, decode_appearance
@@ -30,7 +28,8 @@ from assets2vec.catalog.index import LatentIndex, gpu_available
 from assets2vec.catalog.spaces import DECODED_SPACES, SPACES, TEXTURE_ONLY, SpaceTransform
 from assets2vec.catalog.store import DB_NAME, CatalogError, Store
 from assets2vec.catalog.texture_only import NeighbourResidual, fit_key
-from assets2vec.checkpoint import load_checkpoint
+from assets2vec.checkpoint import CheckpointError
+from assets2vec.run import Run
 from render_core.artifacts import ArtifactError, make_header, read_header, write_header
 from render_core.dataset import RenderedDataset
 
@@ -59,17 +58,6 @@ def build_lock(catalog: Path, log: Callable[[str], None]) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def network_digest(model_state: dict[str, Any]) -> str:
-    """Identity of the network a run's codes belong to: every weight except the code tables."""
-    h = hashlib.sha256()
-    for k in sorted(model_state):
-        if k.startswith("codes."):
-            continue
-        h.update(k.encode())
-        h.update(model_state[k].detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
 def _check_catalog_folder(catalog: Path) -> None:
     if catalog.exists() and not catalog.is_dir():
         raise CatalogError(f"{catalog}: is a file; a catalog is a folder")
@@ -88,15 +76,13 @@ def build_catalog(run: str | os.PathLike, catalog: str | os.PathLike, *, use_gpu
     fill in the texture-only space (which needs the geometry)."""
     run, catalog = Path(run), Path(catalog)
     t0 = time.time()
-    state = load_checkpoint(run)
-    ids = list(state["asset_ids"])
-    model = state["model"]
-    shape = model["codes.shape.weight"].float().numpy()
-    texture = model["codes.texture.weight"].float().numpy()
-    if len(ids) != len(shape) or len(ids) != len(texture):
-        raise CatalogError(f"{run}: checkpoint lists {len(ids)} asset ids but holds {len(shape)} codes")
-    digest = network_digest(model)
-    checkpoint_name = f"{run.resolve()}@step{int(state['step'])}"
+    opened = Run.open(run)
+    state, ids, digest = opened.state, opened.asset_ids, opened.digest
+    try:
+        shape, texture = opened.codes()
+    except CheckpointError as exc:
+        raise CatalogError(str(exc)) from None
+    checkpoint_name = f"{run.resolve()}@step{opened.step}"
     _check_catalog_folder(catalog)
     with build_lock(catalog, log):
         store = Store.open(catalog, create=True)
@@ -184,9 +170,7 @@ def _new_profiles(store: Store, run: Path, ids: list[str], shape: np.ndarray, te
         need[space] = [i for i, a in enumerate(ids) if rows_by_id.get(a) not in have]
     if not any(need.values()):
         return {}
-    from assets2vec.train import load_run
-
-    model, _, _ = load_run(run)
+    model = Run.open(run).model()
     out = {}
     if need["geometry"]:
         out["geometry"] = dict(zip(need["geometry"], decode_profiles(model, shape[need["geometry"]], progress=progress)))

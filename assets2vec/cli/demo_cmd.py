@@ -126,12 +126,13 @@ def _photo_search(args, cat, run_dir: Path) -> dict:
     from PIL import Image
 
     from assets2vec.data.rays import holdout_views
-    from assets2vec.train import load_run
+    from assets2vec.run import Run
     from render_core.dataset import RenderedDataset
 
-    _, config, state = load_run(run_dir)
-    asset = state["asset_ids"][len(state["asset_ids"]) // 2]
-    views = RenderedDataset(state["dataset"]).load(asset)
+    run = Run.open(run_dir)
+    config, ids = run.config, run.asset_ids
+    asset = ids[len(ids) // 2]
+    views = RenderedDataset(run.dataset).load(asset)
     photo = args.out / "photo.png"
     Image.fromarray(views.rgb[int(holdout_views(asset, views.n_views, config.n_holdout, config.seed)[0])]).save(photo)
     found = cat.search_image(photo, k=1)
@@ -146,8 +147,9 @@ def _train_and_show(args, dataset_dir: Path, run_dir: Path, steps: int) -> dict:
     from assets2vec.checkpoint import latest_checkpoint
     from assets2vec.cli.render_latent_cmd import _save_png
     from assets2vec.configs import preset
-    from assets2vec.evaluate import EVAL_JSON, evaluate
-    from assets2vec.train import fit, load_run
+    from assets2vec.evaluate import evaluate
+    from assets2vec.run import EVAL_JSON, Run
+    from assets2vec.train import fit
     from render_core.dataset import RenderedDataset
 
     if latest_checkpoint(run_dir).is_file():
@@ -165,11 +167,12 @@ def _train_and_show(args, dataset_dir: Path, run_dir: Path, steps: int) -> dict:
         print(f"[4/{steps}] evaluating on the held-out views -> {eval_path}")
         result = evaluate(run_dir)
     print(f"[5/{steps}] rendering from the codes: swap grid and turntable")
-    model, _, state = load_run(run_dir)
+    run = Run.open(run_dir)
+    model, run_ids = run.model(), run.asset_ids
     ds = RenderedDataset(dataset_dir)
     # One asset per family for the grid: the first chair, table, sofa and lamp.
     rows, seen = [], set()
-    for i, asset_id in enumerate(state["asset_ids"]):
+    for i, asset_id in enumerate(run_ids):
         family = asset_id.split("-")[0]
         if family not in seen:
             seen.add(family)

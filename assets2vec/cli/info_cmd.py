@@ -113,7 +113,8 @@ def _describe_catalog(path: Path) -> dict:
 
 
 def _describe_run(path: Path, header: dict) -> dict:
-    from assets2vec.checkpoint import latest_checkpoint, load_checkpoint
+    from assets2vec.checkpoint import latest_checkpoint
+    from assets2vec.run import Run
 
     config = header.get("config", {})
     model = config.get("model", {})
@@ -122,19 +123,16 @@ def _describe_run(path: Path, header: dict) -> dict:
         "assets_trained": len(header.get("asset_ids", [])), "codes": f"{model.get('shape_dim')} shape + {model.get('texture_dim')} texture",
         "seed": header.get("seed"),
     }
-    if latest_checkpoint(path).is_file():
-        state = load_checkpoint(path)
-        info.update(step=state["step"], assets_in_tables=len(state["asset_ids"]), embedded=len(state.get("embedded", {})),
-                    train_minutes=round(float(state.get("train_seconds", 0.0)) / 60, 1))
-    else:
+    if not latest_checkpoint(path).is_file():
         info["step"] = "no checkpoint yet"
-    history = path / "history.jsonl"
-    if history.is_file() and history.read_text().strip():
-        info["last_heldout_psnr_8_assets"] = json.loads(history.read_text().strip().splitlines()[-1])["psnr"]
-    evaluation = path / "eval.json"
-    if evaluation.is_file():
-        e = json.loads(evaluation.read_text())
-        info["eval"] = {k: round(e[k], 4) for k in ("psnr", "ssim", "mask_iou") if k in e}
+        return info
+    run = Run.open(path)
+    info.update(step=run.step, assets_in_tables=len(run.asset_ids), embedded=len(run.embedded),
+                train_minutes=round(float(run.state.get("train_seconds", 0.0)) / 60, 1))
+    if run.history:
+        info["last_heldout_psnr_8_assets"] = run.history[-1]["psnr"]
+    if run.evaluation is not None:
+        info["eval"] = {k: round(run.evaluation[k], 4) for k in ("psnr", "ssim", "mask_iou") if k in run.evaluation}
     return info
 
 

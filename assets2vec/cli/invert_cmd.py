@@ -28,12 +28,13 @@ def run(args: argparse.Namespace) -> int:
     from assets2vec.code_bank import run_bank
     from assets2vec.invert import InversionConfig, invert, nearest_codes
     from assets2vec.images import load_image
-    from assets2vec.train import load_run, run_rig
+    from assets2vec.run import Run
     from render_core.rig import intrinsics
 
-    model, _, state = load_run(args.run)
-    rig, size = run_rig(state)
-    ids = state["asset_ids"]
+    run = Run.open(args.run)
+    model = run.model()
+    rig, size = run.rig()
+    ids = run.asset_ids
     bank = None if args.no_bank else run_bank(args.run, model, rig, size)
     for path in args.images:
         image = load_image(path, size)

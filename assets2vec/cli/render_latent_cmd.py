@@ -56,11 +56,11 @@ def _save_png(path: Path, image) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from assets2vec import latent
-    from assets2vec.train import load_run, run_rig
+    from assets2vec.run import Run
 
-    model, _, state = load_run(args.run)
-    ids = state["asset_ids"]
-    rig, size = run_rig(state)
+    run = Run.open(args.run)
+    model, ids = run.model(), run.asset_ids
+    rig, size = run.rig()
     size = args.size or size
     if not 8 <= size <= 1024:
         raise ValueError(f"--size must be in [8, 1024], got {size}")

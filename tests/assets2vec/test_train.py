@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -225,3 +226,19 @@ def test_info_describes_a_run(tiny_run, capsys):
     assert main(["info", str(tiny_run), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["kind"] == "run" and info["step"] == 60 and info["assets_trained"] == 8 and info["preset"] == "tiny"
+
+
+def test_run_owns_what_a_run_folder_holds(tiny_run, tmp_path):
+    from assets2vec.run import Run
+
+    run = Run.open(tiny_run)
+    shape, texture = run.codes()
+    assert len(run.asset_ids) == len(shape) == len(texture) and run.step == 60
+    assert shape.shape[1] == run.config.model.shape_dim and texture.dtype == np.float32
+    assert run.model() is run.model()  # built once
+    assert torch.equal(run.model().codes.shape.weight.detach(), torch.from_numpy(shape))
+    assert run.digest == Run.open(tiny_run / "checkpoints" / "latest.ckpt").digest  # folder or file, same network
+    assert run.bank_dir == tiny_run / "inversion_bank" and run.evaluation is None
+    assert all("psnr" in h for h in run.history)
+    with pytest.raises(CheckpointError):
+        Run.open(tmp_path)
