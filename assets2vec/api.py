@@ -548,7 +548,8 @@ class Catalog:
         pose in the OpenGL convention, or else from (azimuth, elevation) at the run's rig distance."""
         import torch
 
-        from assets2vec.latent import _render, orbit_poses
+        from assets2vec.latent import _render
+        from render_core.poses import orbit_poses
         from render_core.rig import intrinsics
 
         model, rig, trained = self.model()

@@ -222,12 +222,12 @@ class CodeBank:
 def run_bank(run: str | os.PathLike, model, rig, size: int, progress: bool = True) -> CodeBank | None:
     """The bank a camera-unknown inversion against `run` should use: its training codes seen from
     `rig`'s poses at `size` px (read from the run folder or built there), or None above `MAX_CODES`."""
-    from assets2vec.invert import candidate_poses
+    from render_core.poses import rig_poses
     from render_core.rig import intrinsics
 
     if model.codes.shape.weight.shape[0] > MAX_CODES:
         return None
-    return CodeBank.for_run(run, model, candidate_poses(rig), intrinsics(rig.fov_deg, size), size, progress=progress)
+    return CodeBank.for_run(run, model, rig_poses(rig), intrinsics(rig.fov_deg, size), size, progress=progress)
 
 
 

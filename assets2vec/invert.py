@@ -34,7 +34,8 @@ from nerfstudio.cameras.rays import RayBundle
 
 from assets2vec.data.rays import camera_rays
 from assets2vec.models.latent_nerf import LatentNeRFModel
-from render_core.rig import RigConfig, camera_to_world, look_at_rt, make_cameras
+from render_core.poses import rig_poses
+from render_core.rig import RigConfig
 
 if TYPE_CHECKING:
     from assets2vec.code_bank import CodeBank
@@ -115,15 +116,8 @@ def image_to_rgb_mask(image: np.ndarray, name: str = "image") -> tuple[np.ndarra
     return rgb, alpha
 
 
-def candidate_poses(rig: RigConfig, azimuth_steps: int | None = None) -> np.ndarray:
-    """(K, 4, 4) camera-to-world poses to search: the rig's views, or its elevations x `azimuth_steps` azimuths."""
-    if azimuth_steps is None:
-        _, c2w, _, _ = make_cameras(rig)
-        return c2w.numpy() if isinstance(c2w, torch.Tensor) else np.asarray(c2w)
-    elev = np.repeat(np.asarray(rig.elevations, dtype=np.float32), azimuth_steps)
-    azim = np.tile(np.arange(azimuth_steps, dtype=np.float32) * 360.0 / azimuth_steps, len(rig.elevations))
-    R, T = look_at_rt(elev, azim, rig.distance)
-    return camera_to_world(R, T).numpy()
+# The poses inversion searches: the rig's views, or its elevations x N azimuths.
+candidate_poses = rig_poses
 
 
 class _Target:

@@ -15,13 +15,8 @@ from sklearn.decomposition import PCA
 
 from assets2vec.models.latent_nerf import LatentNeRFModel
 from assets2vec.render import render_views
-from render_core.rig import RigConfig, camera_to_world, intrinsics, look_at_rt
-
-
-def orbit_poses(elevation: float, azimuths: np.ndarray, distance: float) -> np.ndarray:
-    """(N, 4, 4) cameras on a ring looking at the origin."""
-    R, T = look_at_rt(np.full(len(azimuths), elevation, dtype=np.float32), np.asarray(azimuths, dtype=np.float32), distance)
-    return camera_to_world(R, T).numpy()
+from render_core.poses import orbit_poses  # noqa: F401 - callers render along orbits through this module
+from render_core.rig import RigConfig, intrinsics
 
 
 def _to_u8(rgb: np.ndarray) -> np.ndarray:

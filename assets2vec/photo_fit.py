@@ -29,7 +29,8 @@ from nerfstudio.cameras.rays import RayBundle
 from assets2vec.code_bank import pixel_directions
 from assets2vec.invert import image_to_rgb_mask
 from assets2vec.photo import PreparedPhoto
-from render_core.rig import RigConfig, camera_to_world, look_at_rt
+from render_core.poses import rig_poses, sphere_poses
+from render_core.rig import RigConfig
 
 PHOTO_ELEVATIONS = (-5.0, 10.0, 25.0, 40.0, 55.0)
 """elevations of the photo bank's poses: photos are mostly taken from a little above the object"""
@@ -40,12 +41,7 @@ PHOTO_AZIMUTHS = 12
 def photo_poses(rig: RigConfig, elevations=PHOTO_ELEVATIONS, azimuths: int = PHOTO_AZIMUTHS) -> np.ndarray:
     """(V + E*A, 4, 4) camera-to-world poses looking at the origin: the rig's own ring views (what the
     run was trained from: a photo taken there starts exactly), then a sphere of E elevations x A azimuths."""
-    from assets2vec.invert import candidate_poses
-
-    elev = np.repeat(np.asarray(elevations, np.float32), azimuths)
-    azim = np.tile(np.arange(azimuths, dtype=np.float32) * 360.0 / azimuths, len(elevations))
-    R, T = look_at_rt(elev, azim, rig.distance)
-    return np.concatenate([candidate_poses(rig), camera_to_world(R, T).numpy()]).astype(np.float32)
+    return np.concatenate([rig_poses(rig), sphere_poses(elevations, azimuths, rig.distance)]).astype(np.float32)
 
 
 @dataclass

@@ -91,3 +91,19 @@ def test_floor_ring_sits_at_the_assets_floor():
         RigConfig(floor_views=-1)
     with pytest.raises(ValueError, match="floor lift"):
         RigConfig(floor_lift=0.6)
+
+
+def test_poses_look_at_the_origin_from_the_rig_distance():
+    import numpy as np
+
+    from render_core.poses import orbit_poses, rig_poses, sphere_poses
+    from render_core.rig import RigConfig, make_cameras
+
+    rig = RigConfig()
+    for poses in (orbit_poses(20.0, np.array([0.0, 90.0, 200.0]), 2.6), sphere_poses([-10, 30], 5, 2.6), rig_poses(rig, 4)):
+        eye = poses[:, :3, 3]
+        assert np.allclose(np.linalg.norm(eye, axis=1), 2.6, atol=1e-5)
+        forward = -poses[:, :3, 2]  # the camera looks along its -Z
+        assert np.allclose(forward, -eye / np.linalg.norm(eye, axis=1, keepdims=True), atol=1e-5)
+    assert sphere_poses([-10, 30], 5, 2.6).shape == (10, 4, 4) and rig_poses(rig, 4).shape == (4 * len(rig.elevations), 4, 4)
+    assert np.allclose(rig_poses(rig), make_cameras(rig)[1].numpy())
