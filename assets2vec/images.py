@@ -43,6 +43,7 @@ def read_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
     encoded bytes (PNG, JPEG, ...), refusing files over `MAX_FILE_BYTES` and images over `MAX_PIXELS`
     before they are decoded."""
     import io
+    import warnings
 
     from PIL import Image
 
@@ -57,9 +58,13 @@ def read_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
         data = path.read_bytes() if path.stat().st_size <= MAX_FILE_BYTES else b"x" * (MAX_FILE_BYTES + 1)
     if len(data) > MAX_FILE_BYTES:
         raise ValueError(f"{name}: {len(data) / 2**20:.1f} MB exceeds the {MAX_FILE_BYTES >> 20} MB limit")
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # refuse decompression bombs
+    # The size is checked from the header, before decoding. PIL's own bomb limit is process-wide state
+    # that texture loading relies on too, so it is left as it is (it only ever refuses more).
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+        with im:
             if im.width * im.height > MAX_PIXELS:
                 raise ValueError(f"{name}: {im.width}x{im.height} exceeds the {MAX_PIXELS:,}-pixel limit")
             return np.asarray(im.convert(_mode(im)))

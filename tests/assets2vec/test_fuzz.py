@@ -155,3 +155,14 @@ def test_obj_loader_answers_or_refuses_fuzzed_files(tmp_path, lines):
         assert "m.obj" in str(exc)
     else:
         assert np.isfinite(mesh.verts).all() and len(mesh.faces) and mesh.faces.max() < len(mesh.verts)
+
+
+def test_reading_an_upload_leaves_pils_process_wide_limit_alone():
+    """Texture loading in the same process (the API renders scenes) relies on PIL's own limit."""
+    from PIL import Image
+
+    from assets2vec.images import read_image
+
+    before = Image.MAX_IMAGE_PIXELS
+    read_image(_png("RGB"), name="upload")
+    assert Image.MAX_IMAGE_PIXELS == before
