@@ -32,7 +32,7 @@ class FitConfig:
     """preset this configuration started from"""
     model: LatentNeRFModelConfig = field(default_factory=LatentNeRFModelConfig)
     """model settings (field, code sizes, sampling, losses)"""
-    steps: int = 6000
+    steps: int = 12000
     """optimisation steps; the learning-rate schedule spans them"""
     max_minutes: float | None = None
     """wall-clock budget for the whole fit; the schedule is shortened to fit it"""
@@ -44,7 +44,7 @@ class FitConfig:
     """distinct assets per batch (batch_size / assets_per_batch rays each); None: rays mixed over all assets"""
     foreground_fraction: float | None = 0.5
     """share of each batch drawn from rays that hit an asset (None: uniform over all rays)"""
-    edge_fraction: float | None = None
+    edge_fraction: float | None = 0.25
     """share of each batch drawn from the empty rays within 2 pixels of the asset, which keep thin
     gaps (under a sofa, between legs) empty; None: no such share (needs assets_per_batch)"""
     ray_table: str = "auto"
@@ -89,24 +89,31 @@ class FitConfig:
 
     @classmethod
     def from_json(cls, text: str) -> "FitConfig":
-        d: dict[str, Any] = json.loads(text)
-        model = dict(d.pop("model"))
+        """Read a stored config as it was trained: a setting the file predates takes the value it had then."""
+        d: dict[str, Any] = {**LEGACY_FIT_DEFAULTS, **json.loads(text)}
+        model = {**LEGACY_MODEL_DEFAULTS, **d.pop("model")}
         model["triplane"] = TriplaneFieldConfig(**model["triplane"])
         model["codenerf"] = CodeNeRFFieldConfig(**model["codenerf"])
         return cls(model=LatentNeRFModelConfig(**model), **d)
 
 
+# Settings added after runs were already being written, with the value those runs trained with.
+LEGACY_FIT_DEFAULTS: dict[str, Any] = {"edge_fraction": None}
+LEGACY_MODEL_DEFAULTS: dict[str, Any] = {"code_independence": 0.0}
+
+
 def preset(name: str) -> FitConfig:
     if name == "fast":
-        return FitConfig(preset=name, steps=12000, edge_fraction=0.25, model=LatentNeRFModelConfig(code_independence=0.2))
+        return FitConfig(preset=name)  # the dataclass defaults are the product's
     if name == "codenerf":
         return FitConfig(
             preset=name,
             model=LatentNeRFModelConfig(
                 field_type="codenerf", shape_dim=256, texture_dim=256, code_init_std=1.0 / 128**0.5,
                 train_sampler="stratified", num_coarse_samples=96, num_fine_samples=0, eval_sampler="coarse_fine",
+                code_independence=0.0,
             ),
-            batch_size=2048, assets_per_batch=None, foreground_fraction=None, optimizer="adamw",
+            steps=6000, edge_fraction=None, batch_size=2048, assets_per_batch=None, foreground_fraction=None, optimizer="adamw",
             lr_field=1e-4, lr_codes=1e-3, lr_final_factor=1.0, warmup_steps=0,
         )
     if name == "tiny":
@@ -116,8 +123,9 @@ def preset(name: str) -> FitConfig:
                 shape_dim=8, texture_dim=8,
                 triplane=TriplaneFieldConfig(num_basis=4, channels=4, resolution=16, xyz_frequencies=2, num_layers=1, hidden_dim=16, geo_feat_dim=8, color_layers=1, color_hidden_dim=16),
                 num_uniform_samples=4, num_surface_samples=4, num_coarse_samples=16, num_fine_samples=8, grid_resolution=16, grid_samples=32,
+                code_independence=0.0,
             ),
-            steps=200, batch_size=512, assets_per_batch=4, eval_every=100, eval_assets=2, checkpoint_every=100, warmup_steps=10,
+            steps=200, edge_fraction=None, batch_size=512, assets_per_batch=4, eval_every=100, eval_assets=2, checkpoint_every=100, warmup_steps=10,
         )
     raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
 

@@ -72,7 +72,7 @@ def main() -> None:
             fov, fill = float(rng.uniform(25, 60)), float(rng.uniform(0.25, 0.8))
             distance = max(0.95, 1.0 / (2 * fill * math.tan(math.radians(fov) / 2)))
             rig = RigConfig(n_views=1, elevations=(float(rng.uniform(0, 50)),), fov_deg=fov, distance=distance,
-                            azimuth_offset=float(rng.uniform(0, 360)))
+                            azimuth_offset=float(rng.uniform(0, 360)), floor_views=0)
             views = MultiviewRenderer(RenderConfig(image_size=args.size, rig=rig)).render(mesh)
             wall, floor = rng.integers(30, 230, 3), rng.integers(30, 230, 3)
             horizon = int(rng.uniform(0.4, 0.75) * args.size)

@@ -61,7 +61,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5, help="timed runs of the fast path (stock: 1)")
     args = ap.parse_args()
 
-    cameras, _, _, _ = make_cameras(RigConfig(n_views=args.views))
+    cameras, _, _, _ = make_cameras(RigConfig(n_views=args.views, floor_views=0))
     settings = RasterizationSettings(image_size=args.size, faces_per_pixel=1, blur_radius=0.0, bin_size=0)
     fast_r = FastMeshRasterizer(cameras=cameras, raster_settings=settings)
     stock_r = MeshRasterizer(cameras=cameras, raster_settings=settings)

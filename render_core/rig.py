@@ -29,9 +29,10 @@ import torch
 _P3D_TO_GL = torch.diag(torch.tensor([-1.0, 1.0, -1.0]))
 
 
-# Floor views the product renders by default (`assets2vec render`, the demo). RigConfig keeps 0 so a
-# dataset header written before the floor ring existed still reads as it was rendered.
+# Floor views the product renders by default (`assets2vec render`, the demo, `RigConfig()`). A dataset
+# header written before the floor ring existed has no floor_views and reads as rendered: none.
 DEFAULT_FLOOR_VIEWS = 6
+LEGACY_RIG_DEFAULTS = {"floor_views": 0}
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class RigConfig:
     fov_deg: float = 40.0
     azimuth_offset: float = 0.0  # degrees added to every azimuth
     # Extra views after the fixed rings, at the asset's floor + floor_lift (units of the unit box).
-    floor_views: int = 0
+    floor_views: int = DEFAULT_FLOOR_VIEWS
     floor_lift: float = 0.02
 
     @property
@@ -72,7 +73,7 @@ class RigConfig:
 
     @classmethod
     def from_json(cls, d: dict) -> "RigConfig":
-        return cls(**{**d, "elevations": tuple(d["elevations"])})
+        return cls(**{**LEGACY_RIG_DEFAULTS, **d, "elevations": tuple(d["elevations"])})
 
 
 def floor_elevation(cfg: RigConfig, floor: float) -> float:

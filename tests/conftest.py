@@ -29,7 +29,7 @@ def small_dataset(small_library, tmp_path_factory):
     from render_core.rig import RigConfig
 
     out = tmp_path_factory.mktemp("ds") / "dataset"
-    cfg = RenderConfig(image_size=32, rig=RigConfig(n_views=6, elevations=(10.0, 40.0)))
+    cfg = RenderConfig(image_size=32, rig=RigConfig(n_views=6, elevations=(10.0, 40.0), floor_views=0))
     render_library(open_library(small_library), out, cfg, progress=False)
     return out
 

@@ -71,7 +71,7 @@ def run_sheet(args: argparse.Namespace) -> int:
     from render_core.rig import RigConfig
 
     lib = open_library(args.assets)
-    rig = RigConfig(n_views=6, elevations=(20.0,), azimuth_offset=35.0)
+    rig = RigConfig(n_views=6, elevations=(20.0,), azimuth_offset=35.0, floor_views=0)
     renderer = MultiviewRenderer(RenderConfig(image_size=args.size, rig=rig))
     view = thumbnail_view(rig)
     images, captions = [], []

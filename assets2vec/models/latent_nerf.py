@@ -64,7 +64,7 @@ class LatentNeRFModelConfig(ModelConfig):
     """weight of the squared cross-correlation between shape and texture code dimensions over all
     assets: without it an auto-decoder's texture codes also learn the family (a classifier reads it
     from texture codes alone far above chance), which breaks texture-only search"""
-    code_independence: float = 0.0
+    code_independence: float = 0.2
     """weight of the kernel dependence of the texture codes on the shape codes (absolute debiased CKA of
     Gaussian kernels of the texture codes at 3 widths and "same k-means cluster of shape codes" kernels; see
     `field_components.dependence`), over the whole table (a seeded draw of `independence_assets` rows

@@ -121,7 +121,7 @@ def test_rebuild_after_embed_adds_only_new_assets(run, catalog, tmp_path):
     shutil.copytree(run, grown)
     generate_library(tmp_path / "lib10", 10, 0, progress=False)  # the same 8 assets plus 2 new
     render_library(open_library(tmp_path / "lib10"), tmp_path / "ds10",
-                   RenderConfig(image_size=32, rig=RigConfig(n_views=6, elevations=(10.0, 40.0))), progress=False)
+                   RenderConfig(image_size=32, rig=RigConfig(n_views=6, elevations=(10.0, 40.0), floor_views=0)), progress=False)
     with Catalog.open(catalog) as cat:
         cat.set_tags("favourite", {cat.ids[0]: "yes"})
         before = cat.vectors("joint").copy()

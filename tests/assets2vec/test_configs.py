@@ -25,3 +25,9 @@ def test_reference_presets_keep_their_own_recipe():
     for name in ("codenerf", "tiny"):
         c = preset(name)
         assert c.edge_fraction is None and c.model.code_independence == 0.0, name
+
+
+def test_dataclass_defaults_are_the_products():
+    # One default per setting: FitConfig() in Python trains what `assets2vec fit` trains.
+    assert FitConfig() == preset("fast")
+    assert FitConfig().edge_fraction == 0.25 and FitConfig().model.code_independence == 0.2 and FitConfig().steps == 12000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from assets2vec.configs import preset
@@ -15,12 +16,15 @@ def test_method_is_registered_with_nerfstudio():
     assert "shape code" in descriptions["assets2vec"]
 
 
-def test_pipeline_trains_a_step_and_renders_a_camera(small_dataset):
+@pytest.mark.parametrize("independence", [0.0, 0.2])  # 0.2: the product's default, whose loss spans the code table
+def test_pipeline_trains_a_step_and_renders_a_camera(small_dataset, independence):
+    from dataclasses import replace
+
     from nerfstudio.pipelines.base_pipeline import VanillaPipelineConfig
 
     from assets2vec.ns_plugin import MultiAssetDataManagerConfig
 
-    model_config = preset("tiny").model
+    model_config = replace(preset("tiny").model, code_independence=independence)
     config = VanillaPipelineConfig(
         datamanager=MultiAssetDataManagerConfig(data=small_dataset, rays_per_batch=256, assets_per_batch=2),
         model=model_config,

@@ -85,7 +85,7 @@ def photo_of(model, row, azimuth, elevation, fov, distance, gain, size=128, back
 @pytest.fixture(scope="module")
 def boxes():
     model = Boxes()
-    bank = CodeBank.build(model, photo_poses(RigConfig(distance=DIST, fov_deg=FOV)), intrinsics(FOV, SIZE), SIZE, grid=10, num_samples=48, progress=False,
+    bank = CodeBank.build(model, photo_poses(RigConfig(distance=DIST, fov_deg=FOV, floor_views=0)), intrinsics(FOV, SIZE), SIZE, grid=10, num_samples=48, progress=False,
                           fill=FILL)
     return model, bank
 

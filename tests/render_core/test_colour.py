@@ -21,7 +21,7 @@ from render_core.multiview import MultiviewRenderer, RenderConfig, render_librar
 from render_core.rig import RigConfig
 
 FLAT = Lighting(ambient=1.0, diffuse=0.0, specular=0.0)  # every surface shows its albedo exactly
-RIG = RigConfig(n_views=1, elevations=(0.0,))
+RIG = RigConfig(n_views=1, elevations=(0.0,), floor_views=0)
 
 
 def test_transfer_functions_round_trip_and_match_the_standard():
@@ -74,7 +74,7 @@ def test_file_vertex_colours_are_display_values(tmp_path):
 
 def test_header_records_the_pipeline_and_old_datasets_read_as_rendered(small_library, tmp_path):
     out = tmp_path / "ds"
-    cfg = RenderConfig(image_size=16, rig=RigConfig(n_views=2, elevations=(20.0,)))
+    cfg = RenderConfig(image_size=16, rig=RigConfig(n_views=2, elevations=(20.0,), floor_views=0))
     render_library(open_library(small_library), out, cfg, progress=False)
     header = json.loads((out / "artifact.json").read_text())
     assert header["render"]["colour"] == "linear" and RenderedDataset(out).config.colour == "linear"

@@ -49,7 +49,7 @@ def test_masks_match_mesh_projection(small_library):
     from render_core.multiview import MultiviewRenderer
 
     lib = open_library(small_library)
-    renderer = MultiviewRenderer(RenderConfig(image_size=64, rig=RigConfig(n_views=6, elevations=(-10.0, 40.0))))
+    renderer = MultiviewRenderer(RenderConfig(image_size=64, rig=RigConfig(n_views=6, elevations=(-10.0, 40.0), floor_views=0)))
     for record in lib.records:
         mesh, _ = normalize(load_mesh(lib.path_of(record)))
         _, pts = surface_samples(mesh, 6000)
@@ -82,7 +82,7 @@ def test_solid_mask_equals_projection_exactly(tmp_path):
     lib.mkdir()
     trimesh.creation.icosphere(subdivisions=3).export(lib / "ball.ply")
     trimesh.creation.box(extents=(1.0, 0.6, 0.3)).export(lib / "slab.ply")
-    cfg = RenderConfig(image_size=48, rig=RigConfig(n_views=6, elevations=(-10.0, 35.0)))
+    cfg = RenderConfig(image_size=48, rig=RigConfig(n_views=6, elevations=(-10.0, 35.0), floor_views=0))
     render_library(open_library(lib), tmp_path / "ds", cfg, progress=False)
     ds = RenderedDataset(tmp_path / "ds")
     library = open_library(lib)
@@ -114,7 +114,7 @@ def test_depth_lies_on_the_surface(small_library, small_dataset):
 
 
 def test_resume_skips_finished_and_rerenders_missing(small_library, tmp_path):
-    cfg = RenderConfig(image_size=16, rig=RigConfig(n_views=3, elevations=(20.0,)))
+    cfg = RenderConfig(image_size=16, rig=RigConfig(n_views=3, elevations=(20.0,), floor_views=0))
     out = tmp_path / "ds"
     first = render_library(open_library(small_library), out, cfg, progress=False)
     assert first["rendered"] == 8
@@ -129,7 +129,7 @@ def test_resume_skips_finished_and_rerenders_missing(small_library, tmp_path):
 def test_interrupted_run_leaves_no_partial_asset(small_library, tmp_path, monkeypatch):
     import render_core.multiview as mv
 
-    cfg = RenderConfig(image_size=16, rig=RigConfig(n_views=3, elevations=(20.0,)))
+    cfg = RenderConfig(image_size=16, rig=RigConfig(n_views=3, elevations=(20.0,), floor_views=0))
     out = tmp_path / "ds"
     real = mv.MultiviewRenderer.render
     calls = {"n": 0}
@@ -159,7 +159,7 @@ def test_bad_assets_are_reported_and_the_batch_goes_on(tmp_path):
     (lib / "bad").mkdir()
     (lib / "bad" / "empty.obj").write_bytes(b"")
     (lib / "bad" / "nan.obj").write_text("v 0 0 0\nv nan 0 0\nv 0 1 0\nf 1 2 3\n")
-    cfg = RenderConfig(image_size=16, rig=RigConfig(n_views=2, elevations=(20.0,)))
+    cfg = RenderConfig(image_size=16, rig=RigConfig(n_views=2, elevations=(20.0,), floor_views=0))
     rep = render_library(open_library(lib), tmp_path / "ds", cfg, progress=False)
     assert rep["rendered"] == 1
     errors = {f["path"]: f["error"] for f in rep["failed"]}
@@ -169,14 +169,14 @@ def test_bad_assets_are_reported_and_the_batch_goes_on(tmp_path):
 
 def test_different_settings_refuse_to_mix(small_library, tmp_path):
     out = tmp_path / "ds"
-    render_library(open_library(small_library), out, RenderConfig(image_size=16, rig=RigConfig(n_views=2, elevations=(20.0,))), progress=False)
+    render_library(open_library(small_library), out, RenderConfig(image_size=16, rig=RigConfig(n_views=2, elevations=(20.0,), floor_views=0)), progress=False)
     with pytest.raises(ArtifactError, match="different settings"):
-        render_library(open_library(small_library), out, RenderConfig(image_size=32, rig=RigConfig(n_views=2, elevations=(20.0,))), progress=False)
+        render_library(open_library(small_library), out, RenderConfig(image_size=32, rig=RigConfig(n_views=2, elevations=(20.0,), floor_views=0)), progress=False)
 
 
 def test_random_lighting_is_deterministic_per_seed(small_library, tmp_path):
     def run(name, seed):
-        cfg = RenderConfig(image_size=16, rig=RigConfig(n_views=2, elevations=(20.0,)), lighting="random", seed=seed)
+        cfg = RenderConfig(image_size=16, rig=RigConfig(n_views=2, elevations=(20.0,), floor_views=0), lighting="random", seed=seed)
         render_library(open_library(small_library), tmp_path / name, cfg, progress=False)
         return RenderedDataset(tmp_path / name).load("chair-s0-00000").rgb
 
@@ -236,7 +236,7 @@ def test_any_error_in_one_asset_is_isolated(small_library, tmp_path, monkeypatch
         return real(path, limits)
 
     monkeypatch.setattr(mv, "load_mesh", sometimes_broken)
-    cfg = RenderConfig(image_size=16, rig=RigConfig(n_views=2, elevations=(20.0,)))
+    cfg = RenderConfig(image_size=16, rig=RigConfig(n_views=2, elevations=(20.0,), floor_views=0))
     rep = render_library(open_library(small_library), tmp_path / "ds", cfg, progress=False)
     assert rep["rendered"] == 6 and len(rep["failed"]) == 2
     assert all("TypeError" in f["error"] for f in rep["failed"])
@@ -247,7 +247,7 @@ def test_resume_refuses_another_library(small_library, tmp_path):
 
     other = tmp_path / "other"
     generate_library(other, 2, 1, progress=False)
-    cfg = RenderConfig(image_size=16, rig=RigConfig(n_views=2, elevations=(20.0,)))
+    cfg = RenderConfig(image_size=16, rig=RigConfig(n_views=2, elevations=(20.0,), floor_views=0))
     render_library(open_library(small_library), tmp_path / "ds", cfg, progress=False)
     with pytest.raises(ArtifactError, match="rendered from"):
         render_library(open_library(other), tmp_path / "ds", cfg, progress=False)
@@ -258,7 +258,7 @@ def test_chunked_rendering_matches_one_batch(small_library):
 
     lib = open_library(small_library)
     mesh, _ = normalize(load_mesh(lib.path_of(lib.records[0])))
-    cfg = RenderConfig(image_size=24, rig=RigConfig(n_views=6, elevations=(-10.0, 40.0)))
+    cfg = RenderConfig(image_size=24, rig=RigConfig(n_views=6, elevations=(-10.0, 40.0), floor_views=0))
     whole = MultiviewRenderer(cfg).render(mesh)
     chunked = MultiviewRenderer(cfg)
     chunked.max_samples_per_chunk = (24 * 3) ** 2 * 2  # two views per chunk
@@ -270,7 +270,7 @@ def test_chunked_rendering_matches_one_batch(small_library):
 def test_dataset_files_are_byte_identical_across_runs(small_library, tmp_path):
     import time
 
-    cfg = RenderConfig(image_size=16, rig=RigConfig(n_views=2, elevations=(20.0,)))
+    cfg = RenderConfig(image_size=16, rig=RigConfig(n_views=2, elevations=(20.0,), floor_views=0))
     render_library(open_library(small_library), tmp_path / "a", cfg, progress=False)
     time.sleep(1.1)  # across a clock second: no timestamps may leak into the files
     render_library(open_library(small_library), tmp_path / "b", cfg, progress=False)

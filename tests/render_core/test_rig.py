@@ -10,19 +10,19 @@ from render_core.rig import RigConfig, intrinsics, make_cameras, project, rig_an
 
 
 def test_rig_angles_spread_views_over_rings():
-    elev, azim = rig_angles(RigConfig(n_views=18))
+    elev, azim = rig_angles(RigConfig(n_views=18, floor_views=0))
     assert len(elev) == 18
     assert sorted(set(elev.tolist())) == [-10.0, 20.0, 50.0]
     for e in (-10.0, 20.0, 50.0):
         ring = np.sort(azim[elev == e])
         assert len(ring) == 6
         np.testing.assert_allclose(np.diff(ring), 60.0, atol=1e-4)
-    elev, _ = rig_angles(RigConfig(n_views=7, elevations=(0.0, 30.0)))
+    elev, _ = rig_angles(RigConfig(n_views=7, elevations=(0.0, 30.0), floor_views=0))
     assert (elev == 0).sum() == 4 and (elev == 30).sum() == 3
 
 
 def test_camera_centres_on_rings_and_looking_at_origin():
-    cfg = RigConfig(n_views=12, elevations=(-10.0, 20.0, 50.0), distance=2.6)
+    cfg = RigConfig(n_views=12, elevations=(-10.0, 20.0, 50.0), distance=2.6, floor_views=0)
     cams, c2w, elev, azim = make_cameras(cfg)
     c2w = c2w.numpy()
     centres = c2w[:, :3, 3]
@@ -41,7 +41,7 @@ def test_camera_centres_on_rings_and_looking_at_origin():
 
 
 def test_project_matches_pytorch3d_screen_coordinates():
-    cfg = RigConfig(n_views=6, elevations=(15.0,))
+    cfg = RigConfig(n_views=6, elevations=(15.0,), floor_views=0)
     cams, c2w, _, _ = make_cameras(cfg)
     size = 64
     K = intrinsics(cfg.fov_deg, size)
@@ -56,7 +56,7 @@ def test_project_matches_pytorch3d_screen_coordinates():
 
 
 def test_unproject_inverts_project():
-    cfg = RigConfig(n_views=3, elevations=(30.0,))
+    cfg = RigConfig(n_views=3, elevations=(30.0,), floor_views=0)
     _, c2w, _, _ = make_cameras(cfg)
     K = intrinsics(cfg.fov_deg, 16)
     depth = np.zeros((16, 16), np.float32)
@@ -90,7 +90,7 @@ def test_floor_ring_sits_at_the_assets_floor():
     with pytest.raises(ValueError, match="floor views"):
         RigConfig(floor_views=-1)
     with pytest.raises(ValueError, match="floor lift"):
-        RigConfig(floor_lift=0.6)
+        RigConfig(floor_lift=0.6, floor_views=0)
 
 
 def test_poses_look_at_the_origin_from_the_rig_distance():
@@ -107,3 +107,13 @@ def test_poses_look_at_the_origin_from_the_rig_distance():
         assert np.allclose(forward, -eye / np.linalg.norm(eye, axis=1, keepdims=True), atol=1e-5)
     assert sphere_poses([-10, 30], 5, 2.6).shape == (10, 4, 4) and rig_poses(rig, 4).shape == (4 * len(rig.elevations), 4, 4)
     assert np.allclose(rig_poses(rig), make_cameras(rig)[1].numpy())
+
+
+def test_rig_default_is_the_products_and_old_headers_read_as_rendered():
+    from render_core.rig import DEFAULT_FLOOR_VIEWS, RigConfig
+
+    assert RigConfig().floor_views == DEFAULT_FLOOR_VIEWS  # what `assets2vec render` renders
+    old = RigConfig(floor_views=0).to_json()
+    del old["floor_views"]  # a header written before the floor ring existed
+    assert RigConfig.from_json(old).floor_views == 0
+    assert RigConfig.from_json(RigConfig().to_json()) == RigConfig()

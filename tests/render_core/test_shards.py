@@ -14,7 +14,7 @@ from render_core.multiview import RenderConfig, render_library
 from render_core.rig import RigConfig
 from render_core.shards import Shard, merge_datasets, shard_of
 
-CFG = RenderConfig(image_size=32, rig=RigConfig(n_views=6, elevations=(10.0, 40.0)))
+CFG = RenderConfig(image_size=32, rig=RigConfig(n_views=6, elevations=(10.0, 40.0), floor_views=0))
 
 
 def test_shards_partition_ids_stably():
