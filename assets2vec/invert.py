@@ -25,6 +25,7 @@ alpha or, for an opaque image on white, from its non-white pixels.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -179,6 +180,25 @@ def invert(
     `bank`: renders of the training codes from the same candidate poses (`CodeBank`); with it,
     the search starts from a lookup of the best (pose, code) pairs instead of from every pose.
     """
+    with frozen(model):
+        return _invert(model, images, intrinsics, poses, rig, config, azimuth_steps, bank)
+
+
+@contextmanager
+def frozen(model):
+    """The network's gradients off inside (codes are fitted, weights stay); each parameter's own flag is
+    restored afterwards, also when the body raises."""
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+
+
+def _invert(model, images, intrinsics, poses, rig, config, azimuth_steps, bank) -> InversionResult:
     t0 = time.time()
     if not images:
         raise ValueError("inversion needs at least one image")
@@ -186,8 +206,6 @@ def invert(
     if len(sizes) != 1 or images[0].shape[0] != images[0].shape[1]:
         raise ValueError(f"images must be square and all the same size, got {sorted(sizes)}")
     model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
     gen = torch.Generator().manual_seed(config.seed)
     mean_shape, mean_texture = model.codes.mean()
     if poses is not None:
@@ -290,8 +308,6 @@ def invert(
         losses.append(float(loss.detach()))
     with torch.no_grad():
         _, colour = step_loss(target.sample(4 * config.refine_rays, 0.5, gen), one)
-    for p in model.parameters():
-        p.requires_grad_(True)
     return InversionResult(
         shape_code=shape.detach()[0], texture_code=texture.detach()[0], c2w=candidates[chosen, 0],
         camera_index=chosen if K > 1 else None, score=float(-10 * torch.log10(colour.clamp(min=1e-10))[0]),

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from nerfstudio.cameras.rays import RayBundle
 
 from assets2vec.code_bank import pixel_directions
-from assets2vec.invert import image_to_rgb_mask
+from assets2vec.invert import frozen, image_to_rgb_mask
 from assets2vec.photo import PreparedPhoto
 from render_core.poses import rig_poses, sphere_poses
 from render_core.rig import RigConfig
@@ -229,13 +229,8 @@ def fit_photo(model, photo: PreparedPhoto, bank, config: PhotoFitConfig = PhotoF
     if bank.size != target.size:
         raise ValueError(f"the bank was built for {bank.size} px crops, the photo was prepared at {target.size} px")
     model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    try:
+    with frozen(model):
         return _fit(model, target, bank, config, t0)
-    finally:
-        for p in model.parameters():
-            p.requires_grad_(True)
 
 
 def _fit(model, target: _Target, bank, config: PhotoFitConfig, t0: float) -> PhotoFit:

@@ -148,6 +148,17 @@ def test_inversion_bad_input(trained):
         invert(model, [np.zeros((8, 8, 3), np.uint8)] * 2, K, rig=RigConfig())
 
 
+def test_a_failed_inversion_leaves_every_gradient_flag_as_it_was(trained):
+    """Inversion freezes the network; an error inside must not leave it frozen, nor unfreeze what was frozen."""
+    model, _, _ = load_run(trained)
+    params = list(model.parameters())
+    params[0].requires_grad_(False)  # frozen by the caller: stays frozen
+    before = [p.requires_grad for p in params]
+    with pytest.raises(ValueError):
+        invert(model, [np.zeros((8, 8), np.uint8)], np.eye(3, dtype=np.float32), rig=RigConfig())
+    assert [p.requires_grad for p in params] == before and not params[0].requires_grad and params[1].requires_grad
+
+
 def test_render_latent_cli(trained, tmp_path, capsys):
     ids = load_checkpoint(trained)["asset_ids"]
     gif = tmp_path / "turn.gif"
