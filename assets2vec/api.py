@@ -548,7 +548,7 @@ class Catalog:
         pose in the OpenGL convention, or else from (azimuth, elevation) at the run's rig distance."""
         import torch
 
-        from assets2vec.latent import _render
+        from assets2vec.latent import render_image
         from render_core.poses import orbit_poses
         from render_core.rig import intrinsics
 
@@ -557,7 +557,7 @@ class Catalog:
         pose = orbit_poses(elevation, np.array([azimuth]), rig.distance)[0] if c2w is None else np.asarray(c2w, np.float32)
         if pose.shape != (4, 4):
             raise ValueError(f"c2w must be a 4x4 camera-to-world matrix, got shape {pose.shape}")
-        return _render(model, pose, intrinsics(rig.fov_deg, size), size,
+        return render_image(model, pose, intrinsics(rig.fov_deg, size), size,
                        torch.as_tensor(np.asarray(shape, np.float32)), torch.as_tensor(np.asarray(texture, np.float32)))
 
     def swap(self, shape_of: str, texture_of: str, **camera) -> np.ndarray:

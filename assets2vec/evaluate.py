@@ -19,7 +19,7 @@ from torchmetrics.functional.image import structural_similarity_index_measure
 from tqdm.auto import tqdm
 
 from assets2vec.data.rays import holdout_views
-from assets2vec.render import render_views
+from assets2vec.nerf_render import render_views
 from assets2vec.run import EVAL_JSON, Run
 from render_core.artifacts import atomic_write_json
 from render_core.dataset import RenderedDataset

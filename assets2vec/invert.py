@@ -154,7 +154,7 @@ class _Target:
         return torch.cat(parts)
 
 
-def _render(model: LatentNeRFModel, origins, directions, shape, texture, num_samples: int, num_fine: int = 0):
+def _render_rays(model: LatentNeRFModel, origins, directions, shape, texture, num_samples: int, num_fine: int = 0):
     """Differentiable render of rays (N, 3) with per-ray codes (N, d): uniform samples in the box,
     plus `num_fine` where those found density."""
     bundle = RayBundle(origins=origins, directions=directions, pixel_area=torch.ones_like(origins[:, :1]),
@@ -234,7 +234,7 @@ def _invert(model, images, intrinsics, poses, rig, config, azimuth_steps, bank) 
         n, m = len(idx), len(pose_rows)
         o = target.origins[pose_rows][:, idx].reshape(-1, 3)
         d = target.directions[pose_rows][:, idx].reshape(-1, 3)
-        out = _render(model, o, d, s_codes.repeat_interleave(n, 0), t_codes.repeat_interleave(n, 0), config.num_samples,
+        out = _render_rays(model, o, d, s_codes.repeat_interleave(n, 0), t_codes.repeat_interleave(n, 0), config.num_samples,
                       fine if fine_samples is None else fine_samples)
         rgb = out["rgb"].view(m, n, 3)
         acc = out["accumulation"].view(m, n)

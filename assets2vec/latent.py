@@ -14,7 +14,7 @@ import torch
 from sklearn.decomposition import PCA
 
 from assets2vec.models.latent_nerf import LatentNeRFModel
-from assets2vec.render import render_views
+from assets2vec.nerf_render import render_views
 from render_core.poses import orbit_poses  # noqa: F401 - callers render along orbits through this module
 from render_core.rig import RigConfig, intrinsics
 
@@ -23,7 +23,8 @@ def _to_u8(rgb: np.ndarray) -> np.ndarray:
     return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
-def _render(model, pose, K, size, shape, texture) -> np.ndarray:
+def render_image(model, pose, K, size, shape, texture) -> np.ndarray:
+    """One uint8 (size, size, 3) image of codes `shape`, `texture` from camera `pose` (4, 4) with intrinsics K."""
     return _to_u8(render_views(model, pose[None], K, size, shape, texture)["rgb"][0])
 
 
@@ -39,7 +40,7 @@ def swap_grid(model: LatentNeRFModel, rows: list[int], rig: RigConfig, size: int
     pose = orbit_poses(elevation, np.array([azimuth]), rig.distance)[0]
     K = intrinsics(rig.fov_deg, size)
     S, T = model.codes.shape.weight.detach(), model.codes.texture.weight.detach()
-    grid = [[_render(model, pose, K, size, S[i], T[j]) for j in rows] for i in rows]
+    grid = [[render_image(model, pose, K, size, S[i], T[j]) for j in rows] for i in rows]
     return np.concatenate([np.concatenate(r, 1) for r in grid], 0)
 
 
@@ -48,7 +49,7 @@ def interpolation(model: LatentNeRFModel, a: int, b: int, rig: RigConfig, size: 
     pose = orbit_poses(20.0, np.array([azimuth]), rig.distance)[0]
     K = intrinsics(rig.fov_deg, size)
     S, T = model.codes.shape.weight.detach(), model.codes.texture.weight.detach()
-    cells = [_render(model, pose, K, size, torch.lerp(S[a], S[b], w), torch.lerp(T[a], T[b], w)) for w in np.linspace(0, 1, steps)]
+    cells = [render_image(model, pose, K, size, torch.lerp(S[a], S[b], w), torch.lerp(T[a], T[b], w)) for w in np.linspace(0, 1, steps)]
     return np.concatenate(cells, 1)
 
 
@@ -78,7 +79,7 @@ def pca_traversal(model: LatentNeRFModel, half: str, rig: RigConfig, size: int, 
         cells = []
         for w in np.linspace(-sigmas, sigmas, steps):
             code = torch.as_tensor(mean + w * std[k] * comps[k], dtype=torch.float32)
-            cells.append(_render(model, pose, K, size, code, other) if half == "shape" else _render(model, pose, K, size, other, code))
+            cells.append(render_image(model, pose, K, size, code, other) if half == "shape" else render_image(model, pose, K, size, other, code))
         rows.append(np.concatenate(cells, 1))
     return np.concatenate(rows, 0)
 

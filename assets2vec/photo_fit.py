@@ -168,7 +168,7 @@ class _Target:
         return torch.cat([fg, anywhere])
 
 
-def _render(model, origins, directions, shape, texture, num_samples: int, num_fine: int):
+def _render_crops(model, origins, directions, shape, texture, num_samples: int, num_fine: int):
     """rgb (M, P, 3) and coverage (M, P) of codes (M, d) along rays (M, P, 3)."""
     M, P, _ = origins.shape
     bundle = RayBundle(origins=origins.reshape(-1, 3), directions=directions.reshape(-1, 3),
@@ -209,7 +209,7 @@ class _Loss:
     def __call__(self, cams: _Cameras, shape, texture, gain, pixels, fine: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-camera data losses (M,) and colour errors (M,) on `pixels`."""
         o, d = cams.rays(pixels)
-        rgb, acc = _render(self.model, o, d, shape, texture, self.c.num_samples, fine)
+        rgb, acc = _render_crops(self.model, o, d, shape, texture, self.c.num_samples, fine)
         pred = rgb * gain[:, None]
         on = self.t.core[pixels].float()  # (P,) the photo's object, inside its border
         err = F.huber_loss(pred, self.t.rgb[pixels].expand_as(pred), reduction="none", delta=self.c.huber_delta).sum(-1)
@@ -250,7 +250,7 @@ def _fit(model, target: _Target, bank, config: PhotoFitConfig, t0: float) -> Pho
             o, d = cams.rays(idx)
             losses, gains = [], []
             for part in torch.arange(len(rows)).split(16):
-                rgb, acc = _render(model, o[part], d[part], table_s[rows[part]], table_t[rows[part]], config.num_samples, 0)
+                rgb, acc = _render_crops(model, o[part], d[part], table_s[rows[part]], table_t[rows[part]], config.num_samples, 0)
                 on = target.core[idx].float()
                 # the gain is read where both show the object: elsewhere the render is its white background
                 gain = _colour_gain(*_split_gain(_closed_form_gain(rgb, target.rgb[idx], on * (acc > 0.9).float()),
@@ -317,7 +317,7 @@ def _fit(model, target: _Target, bank, config: PhotoFitConfig, t0: float) -> Pho
         rgbs, accs = [], []
         for part in full.split(4096):
             o, d = cam.rays(part)
-            rgb, acc = _render(model, o, d, shape.detach(), texture.detach(), config.num_samples, config.fine_samples)
+            rgb, acc = _render_crops(model, o, d, shape.detach(), texture.detach(), config.num_samples, config.fine_samples)
             rgbs.append((rgb * lg.exp()[:, None]).clamp(0, 1)[0])
             accs.append(acc[0])
         rgb, acc = torch.cat(rgbs), torch.cat(accs)

@@ -32,7 +32,7 @@ from assets2vec.configs import FitConfig
 from assets2vec.data.rays import (BYTES_PER_RAY, AssetBatcher, RayBatcher, RayTable, StreamedRayTable, build_ray_table, holdout_views,
                                  to_ray_bundle)
 from assets2vec.models.latent_nerf import LatentNeRFModel
-from assets2vec.render import render_rays
+from assets2vec.nerf_render import render_rays
 from assets2vec.run import HISTORY, Run
 from render_core.artifacts import ArtifactError, atomic_write_text, make_header, read_header, write_header
 from render_core.dataset import RenderedDataset

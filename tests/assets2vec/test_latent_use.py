@@ -16,7 +16,7 @@ from assets2vec.cli.main import main
 from assets2vec.code_bank import CodeBank
 from assets2vec.configs import preset
 from assets2vec.invert import InversionConfig, _Target, candidate_poses, invert, nearest_codes
-from assets2vec.render import render_views
+from assets2vec.nerf_render import render_views
 from assets2vec.train import fit, load_run
 from render_core.dataset import RenderedDataset
 from render_core.rig import RigConfig

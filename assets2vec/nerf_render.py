@@ -1,4 +1,5 @@
-"""Render any shape/texture code pair from any camera with a trained model."""
+"""Rendering images through the NeRF: any shape/texture code pair from any camera with a trained model
+(the `render` command, by contrast, rasterizes meshes with render_core)."""
 
 from __future__ import annotations
 
