@@ -300,6 +300,7 @@ class RestrictedIndex:
         self.positions = positions
         self.fraction = len(positions) / max(parent.ntotal, 1)
         self.mode = "exact"
+        self.far_exact = False  # partition mode: queries outside the subset go to the flat copy
         self._exact: faiss.Index | None = None
         part = parent.partition
         if parent.built_kind == "hnsw" and part is not None and len(positions):
@@ -317,7 +318,7 @@ class RestrictedIndex:
                 # A subset in every list has no outside: only a sparse corner, which the first probe covers.
                 self.far_d2 = FAR_FACTOR * float(np.median(part.residuals[positions])) if occupied < part.nlist else None
                 self.far_exact = wide["exact"] < wide["partition"]
-        if self.mode == "exact" or getattr(self, "far_exact", False):
+        if self.mode == "exact" or self.far_exact:
             self._exact = faiss.IndexFlatL2(parent.dim)
             if len(positions):
                 self._exact.add(np.ascontiguousarray(parent.vectors[positions]))
