@@ -20,6 +20,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from nerfstudio.data.scene_box import SceneBox
+from nerfstudio.engine.callbacks import TrainingCallbackLocation
 from tqdm.auto import tqdm
 
 from assets2vec.checkpoint import (
@@ -43,10 +44,11 @@ class RunError(ValueError):
     """The RUN folder cannot be used as asked (exists, belongs to other data, ...)."""
 
 
-def build_model(config: FitConfig, num_assets: int, device: str | torch.device = "cpu") -> LatentNeRFModel:
+def build_model(config: FitConfig, num_assets: int, device: str | torch.device = "cpu", **training) -> LatentNeRFModel:
+    """The run's model; `training`: the trainer's `generator` and data-parallel `batch_rows`."""
     h = config.model.scene_half_size
     box = SceneBox(aabb=torch.tensor([[-h, -h, -h], [h, h, h]]))
-    return config.model.setup(scene_box=box, num_train_data=num_assets).to(device)
+    return config.model.setup(scene_box=box, num_train_data=num_assets, **training).to(device)
 
 
 def build_optimizer(config: FitConfig, model: LatentNeRFModel) -> torch.optim.Optimizer:
@@ -174,8 +176,7 @@ def fit(
 
 def _fit(data, out, config, resume, device, progress, log, on_step, ddp, rank, world_size) -> dict[str, Any]:
     """The body of `fit` for worker `rank` of `world_size` (1 when not data-parallel)."""
-    main = rank == 0
-    if not main:  # one voice: the other workers train in silence
+    if rank != 0:  # one voice: the other workers train in silence
         progress, log = False, (lambda m: None)
     dataset = RenderedDataset(data)
     if len(dataset) == 0:
@@ -191,189 +192,231 @@ def _fit(data, out, config, resume, device, progress, log, on_step, ddp, rank, w
         bad = [v for v in config.views if not 0 <= v < dataset.n_views]
         if bad:
             raise ValueError(f"--views {bad}: the dataset has views 0..{dataset.n_views - 1}")
+    trainer = _Trainer(dataset, asset_ids, out, config, state, device, log, ddp, rank, world_size)
+    return trainer.train(progress, on_step)
 
-    t_start = time.time()
-    views = {a: config.views for a in asset_ids} if config.views is not None else None
-    table = _training_rays(dataset, asset_ids, config, views)
-    quick = QuickEval.build(dataset, asset_ids, config)
-    log(f"fit: {len(asset_ids)} assets, {len(table):,} training rays from {data}"
-        + (f" (streamed, {config.ray_cache_assets} assets cached)" if isinstance(table, StreamedRayTable) else "")
-        + f"; preset {config.preset}, seed {config.seed}" + (f"; {world_size} data-parallel workers" if world_size > 1 else ""))
 
-    torch.manual_seed(config.seed)  # initial weights and nerfstudio's stratified jitter
-    model = build_model(config, len(asset_ids), device)
-    optimizer = build_optimizer(config, model)
-    generator = torch.Generator().manual_seed(config.seed)
+def _make_batcher(table, config: FitConfig, generator: torch.Generator) -> RayBatcher | AssetBatcher:
     if config.assets_per_batch:
-        batcher = AssetBatcher(table, config.assets_per_batch, max(1, config.batch_size // config.assets_per_batch), generator,
-                               config.foreground_fraction, config.edge_fraction)
-    else:
-        if config.edge_fraction:
-            raise ValueError(f"edge rays are drawn per asset: preset {config.preset!r} mixes rays over all assets "
-                             "(assets_per_batch None); leave edge_fraction unset")
-        batcher = RayBatcher(table, config.batch_size, generator, config.foreground_fraction)
-    model.generator = generator
-    if world_size > 1 and config.model.train_sampler != "surface":
-        # nerfstudio's stratified sampler draws its jitter from the global RNG per worker; only
-        # the surface sampler draws for the global batch and slices, as data-parallel needs.
-        raise ValueError(f"data-parallel training needs the surface sampler; preset {config.preset!r} uses "
-                         f"{config.model.train_sampler!r} (train it with one process)")
-    step, horizon, elapsed_before = 0, config.steps, 0.0
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        batcher.load_state_dict(state["batcher"])
-        torch.set_rng_state(state["torch_rng"])
-        if device.type == "cuda" and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"], device)  # nerfstudio's stratified jitter draws on the GPU
-        step, horizon, elapsed_before = int(state["step"]), int(state["horizon"]), float(state["train_seconds"])
-        log(f"fit: resuming {out} at step {step} of {horizon}")
-    elif main:
-        out.mkdir(parents=True, exist_ok=True)
-        write_header(out, make_header("run", producer="assets2vec fit", seed=config.seed, dataset=str(data.resolve()),
-                                      config=json.loads(config.to_json()), asset_ids=asset_ids))
-    ddp.broadcast_module(model)
-    if main:
-        checkpoint_dir(out).mkdir(parents=True, exist_ok=True)
+        return AssetBatcher(table, config.assets_per_batch, max(1, config.batch_size // config.assets_per_batch), generator,
+                            config.foreground_fraction, config.edge_fraction)
+    if config.edge_fraction:
+        raise ValueError(f"edge rays are drawn per asset: preset {config.preset!r} mixes rays over all assets "
+                         "(assets_per_batch None); leave edge_fraction unset")
+    return RayBatcher(table, config.batch_size, generator, config.foreground_fraction)
 
-    from torch.utils.tensorboard import SummaryWriter
 
-    writer = SummaryWriter(str(out / "tensorboard"), purge_step=step if step else None) if main else _NoWriter()
-    history_path = out / HISTORY
-    history = [json.loads(line) for line in history_path.read_text().splitlines() if line.strip()] if history_path.is_file() else []
-    history = [h for h in history if h["step"] <= step]
+class _Trainer:
+    """One worker's training loop: set-up, the optimisation step, the time budget, evaluations,
+    checkpoints and Ctrl-C. Step-dependent behaviour reaches the model through its nerfstudio
+    training callbacks; the generator and the worker's batch rows are given when it is built."""
 
-    def snapshot() -> dict[str, Any]:
+    def __init__(self, dataset: RenderedDataset, asset_ids: list[str], out: Path, config: FitConfig,
+                 state: dict[str, Any] | None, device: torch.device, log, ddp, rank: int, world_size: int):
+        self.dataset, self.data, self.asset_ids, self.out, self.config = dataset, Path(dataset.root), asset_ids, out, config
+        self.state, self.device, self.log, self.ddp, self.world_size = state, device, log, ddp, world_size
+        self.main = rank == 0
+        self.t_start = time.time()
+        views = {a: config.views for a in asset_ids} if config.views is not None else None
+        self.table = _training_rays(dataset, asset_ids, config, views)
+        self.quick = QuickEval.build(dataset, asset_ids, config)
+        log(f"fit: {len(asset_ids)} assets, {len(self.table):,} training rays from {self.data}"
+            + (f" (streamed, {config.ray_cache_assets} assets cached)" if isinstance(self.table, StreamedRayTable) else "")
+            + f"; preset {config.preset}, seed {config.seed}" + (f"; {world_size} data-parallel workers" if world_size > 1 else ""))
+        if world_size > 1 and config.model.train_sampler != "surface":
+            # nerfstudio's stratified sampler draws its jitter from the global RNG per worker; only
+            # the surface sampler draws for the global batch and slices, as data-parallel needs.
+            raise ValueError(f"data-parallel training needs the surface sampler; preset {config.preset!r} uses "
+                             f"{config.model.train_sampler!r} (train it with one process)")
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.batcher = _make_batcher(self.table, config, self.generator)
+        self.rows = ddp.rows_of(rank, world_size, self.batcher.batch_size)
+        torch.manual_seed(config.seed)  # initial weights and nerfstudio's stratified jitter
+        self.model = build_model(config, len(asset_ids), device, generator=self.generator,
+                                 batch_rows=(*self.rows, self.batcher.batch_size))
+        self.optimizer = build_optimizer(config, self.model)
+        self.callbacks = self.model.get_training_callbacks(None)
+        self.step, self.horizon, self.elapsed_before = 0, config.steps, 0.0
+        self._restore_or_start()
+        ddp.broadcast_module(self.model)
+        if self.main:
+            checkpoint_dir(out).mkdir(parents=True, exist_ok=True)
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(str(out / "tensorboard"), purge_step=self.step or None) if self.main else _NoWriter()
+        self.history_path = out / HISTORY
+        history = self.history_path.read_text().splitlines() if self.history_path.is_file() else []
+        self.history = [h for h in (json.loads(line) for line in history if line.strip()) if h["step"] <= self.step]
+
+    def _restore_or_start(self) -> None:
+        state, out, config = self.state, self.out, self.config
+        if state is not None:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.batcher.load_state_dict(state["batcher"])
+            torch.set_rng_state(state["torch_rng"])
+            if self.device.type == "cuda" and state.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state(state["cuda_rng"], self.device)  # nerfstudio's stratified jitter draws on the GPU
+            self.step, self.horizon, self.elapsed_before = int(state["step"]), int(state["horizon"]), float(state["train_seconds"])
+            self.log(f"fit: resuming {out} at step {self.step} of {self.horizon}")
+        elif self.main:
+            out.mkdir(parents=True, exist_ok=True)
+            write_header(out, make_header("run", producer="assets2vec fit", seed=config.seed, dataset=str(self.data.resolve()),
+                                          config=json.loads(config.to_json()), asset_ids=self.asset_ids))
+
+    # -- the loop ------------------------------------------------------------------------------
+
+    def train(self, progress: bool, on_step: Callable[[int], None] | None) -> dict[str, Any]:
+        config = self.config
+        self.budget_s = config.max_minutes * 60 if config.max_minutes else None
+        self.t_loop = self.last_saved = time.time()
+        self.model.train()
+        # With a time budget the step count is known only once the speed is: no total (and no
+        # misleading ETA) until then.
+        sized_by_time = bool(self.budget_s) and self.state is None
+        self.bar = tqdm(total=None if sized_by_time else self.horizon, initial=self.step, disable=not progress, unit="step",
+                        dynamic_ncols=True, desc="fit")
+        self.ema_psnr, self.timed_from, stopped_by = None, None, "steps"
+        try:
+            # Under DDP a Ctrl-C only raises a flag, honoured by all workers at one step boundary.
+            with self.ddp.deferred_interrupts(self.world_size > 1) as flags:
+                while self.step < self.horizon:
+                    loss_value, reduced = self.optimisation_step()
+                    self._report(loss_value, reduced)
+                    if on_step is not None:
+                        on_step(self.step)
+                    self._periodic()
+                    if self._over_budget(flags):
+                        stopped_by = "time"
+                        break
+        except KeyboardInterrupt:
+            self.bar.close()
+            self.checkpoint(periodic=False)
+            self.writer.close()
+            self.log(f"fit: interrupted at step {self.step}; checkpoint saved, continue with --resume")
+            raise
+        return self._finish(stopped_by)
+
+    def optimisation_step(self) -> tuple[float, dict[str, float]]:
+        """One step on this worker's rows of the global batch; the loss terms summed over workers."""
+        config, model, ddp, world_size = self.config, self.model, self.ddp, self.world_size
+        for g in self.optimizer.param_groups:
+            base = config.lr_field if g["name"] == "fields" else config.lr_codes
+            g["lr"] = base * lr_factor(self.step, self.horizon, config)
+        for callback in self.callbacks:
+            callback.run_callback_at_location(self.step, TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
+        # Every worker draws the same batch, but only its own rows.
+        batch = self.batcher.table.select(self.batcher.next_indices(*self.rows))
+        outputs = model(to_ray_bundle(batch, self.device))
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        counts = ddp.sum_(model.local_counts(outputs, batch).detach())
+        losses = model.get_loss_dict(outputs, batch, counts=counts)
+        table = {k: losses.pop(k) for k in model.TABLE_LOSSES if k in losses}
+        # Every term summed over workers (one all-reduce): logs and PSNR describe the global batch.
+        names = list(losses) + list(table)
+        terms = [losses[k].detach().float() for k in losses] + [v.detach().float() / world_size for v in table.values()]
+        reduced = dict(zip(names, ddp.sum_(torch.stack(terms)).tolist()))
+        loss_value = float(sum(reduced.values()))
+        if not math.isfinite(loss_value):
+            raise FloatingPointError(f"loss became {loss_value} at step {self.step}; lower the learning rates")
+        self.optimizer.zero_grad(set_to_none=True)
+        sum(losses.values()).backward()
+        if world_size > 1:
+            ddp.reduce_gradients(list(model.field.parameters()), [model.codes.shape, model.codes.texture],
+                                 self.batcher.batch_assets().to(self.device))
+        if table:
+            sum(table.values()).backward()  # identical on every worker: added once, after the reduction
+        self.optimizer.step()
+        self.step += 1
+        return loss_value, reduced
+
+    def _report(self, loss_value: float, reduced: dict[str, float]) -> None:
+        """Progress bar, TensorBoard, and the schedule shortened to the time budget once the speed is known."""
+        step, config = self.step, self.config
+        psnr = -10.0 * math.log10(max(reduced["rgb_loss"] / max(self.model.config.rgb_loss_mult, 1e-12), 1e-10))  # batch MSE
+        self.ema_psnr = psnr if self.ema_psnr is None else 0.9 * self.ema_psnr + 0.1 * psnr
+        if step % 25 == 0:
+            for k, v in reduced.items():
+                self.writer.add_scalar(f"train/{k}", v, step)
+            self.writer.add_scalar("train/psnr", psnr, step)
+        now = time.time()
+        if step == 20:
+            self.timed_from = (now, step)
+        # With a time budget, shorten the schedule once the speed is known, so the
+        # learning rate still anneals before the budget ends.
+        if self.budget_s and self.timed_from and step == self.timed_from[1] + 30 and self.state is None:
+            rate = 30 / (now - self.timed_from[0])
+            left = self.budget_s - (now - self.t_start) - 0.04 * self.budget_s
+            horizon = min(self.horizon, step + max(1, int(rate * left * 0.97)))
+            self.horizon = self.ddp.broadcast_ints([horizon])[0]  # rank 0's clock decides for all
+            self.bar.total = self.horizon
+            self.log(f"fit: {rate:.1f} steps/s; the schedule will end at step {self.horizon} to fit {config.max_minutes:g} min")
+        rays_s = (self.bar.format_dict.get("rate") or 0.0) * config.batch_size
+        self.bar.set_postfix(loss=f"{loss_value:.4f}", psnr=f"{self.ema_psnr:.2f}", rays_s=f"{rays_s:,.0f}", refresh=False)
+        self.bar.update(1)
+
+    def _periodic(self) -> None:
+        step, config = self.step, self.config
+        if step % config.eval_every == 0 and step < self.horizon:
+            self.quick_eval()
+        if step % config.checkpoint_every == 0 and step < self.horizon:
+            self.checkpoint(periodic=True)
+        elif config.checkpoint_minutes and time.time() - self.last_saved >= 60 * config.checkpoint_minutes and step < self.horizon:
+            self.checkpoint(periodic=False)  # by time: only the latest checkpoint, no step file
+
+    def _over_budget(self, flags: dict[str, bool]) -> bool:
+        over = bool(self.budget_s and time.time() - self.t_start > self.budget_s)
+        if self.world_size > 1:
+            over = bool(self.ddp.broadcast_ints([int(over)])[0])  # rank 0's clock decides for all
+            if self.ddp.any_flag([flags["stop"]], self.device)[0]:
+                raise KeyboardInterrupt
+        return over
+
+    def _finish(self, stopped_by: str) -> dict[str, Any]:
+        self.bar.close()
+        self.quick_eval()
+        self.checkpoint(periodic=False)
+        self.writer.close()
+        # No worker returns (or tears the process group down) before rank 0's checkpoint is on
+        # disk: a worker leaving early would report a run that is not there yet.
+        self.ddp.barrier()
+        summary = {
+            "run": str(self.out), "steps": self.step, "horizon": self.horizon, "stopped_by": stopped_by,
+            "train_seconds": round(self.elapsed_before + time.time() - self.t_loop, 1), "assets": len(self.asset_ids),
+            "final_quick_psnr": self.history[-1]["psnr"] if self.history else None,
+        }
+        self.log(f"fit: done, {self.step} steps in {summary['train_seconds']:.0f} s; checkpoint {latest_checkpoint(self.out)}")
+        return summary
+
+    # -- evaluations and checkpoints -------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
         return {
-            "config": config.to_json(), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "batcher": batcher.state_dict(), "torch_rng": torch.get_rng_state(), "asset_ids": asset_ids,
-            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-            "step": step, "horizon": horizon, "train_seconds": elapsed_before + (time.time() - t_loop),
-            "dataset": str(data.resolve()), "history": history,
+            "config": self.config.to_json(), "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "batcher": self.batcher.state_dict(), "torch_rng": torch.get_rng_state(), "asset_ids": self.asset_ids,
+            "cuda_rng": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+            "step": self.step, "horizon": self.horizon, "train_seconds": self.elapsed_before + (time.time() - self.t_loop),
+            "dataset": str(self.data.resolve()), "history": self.history,
         }
 
-    last_saved = [time.time()]
-
-    def checkpoint(periodic: bool) -> None:
-        last_saved[0] = time.time()
-        if not main:
+    def checkpoint(self, periodic: bool) -> None:
+        self.last_saved = time.time()
+        if not self.main:
             return
-        s = snapshot()
+        s = self.snapshot()
         if periodic:
-            save_checkpoint(checkpoint_dir(out) / f"step-{step:07d}.ckpt", s)
-        save_checkpoint(latest_checkpoint(out), s)
-        atomic_write_text(history_path, "".join(json.dumps(h) + "\n" for h in history))
+            save_checkpoint(checkpoint_dir(self.out) / f"step-{self.step:07d}.ckpt", s)
+        save_checkpoint(latest_checkpoint(self.out), s)
+        atomic_write_text(self.history_path, "".join(json.dumps(h) + "\n" for h in self.history))
 
-    def quick_eval() -> None:
-        if quick is None or not main:
+    def quick_eval(self) -> None:
+        if self.quick is None or not self.main:
             return
-        psnr = quick.psnr(model)
-        entry = {"step": step, "seconds": round(time.time() - t_start + elapsed_before, 2), "psnr": round(psnr, 3)}
-        history.append(entry)
-        writer.add_scalar("eval/psnr", psnr, step)
-        log(f"fit: step {step}: held-out PSNR {psnr:.2f} dB ({len(quick.rows)} assets) at {entry['seconds']:.0f} s")
-
-    budget_s = config.max_minutes * 60 if config.max_minutes else None
-    t_loop = time.time()
-    model.train()
-    # With a time budget the step count is known only once the speed is: no total (and no
-    # misleading ETA) until then.
-    sized_by_time = bool(budget_s) and state is None
-    bar = tqdm(total=None if sized_by_time else horizon, initial=step, disable=not progress, unit="step", dynamic_ncols=True, desc="fit")
-    ema_psnr, timed_from = None, None
-    stopped_by = "steps"
-    try:
-        # Under DDP a Ctrl-C only raises a flag, honoured by all workers at one step boundary.
-        with ddp.deferred_interrupts(world_size > 1) as flags:
-            while step < horizon:
-                for g in optimizer.param_groups:
-                    base = config.lr_field if g["name"] == "fields" else config.lr_codes
-                    g["lr"] = base * lr_factor(step, horizon, config)
-                lo, hi = ddp.rows_of(rank, world_size, batcher.batch_size)
-                model.batch_rows = (lo, hi, batcher.batch_size)
-                model.train_step = step
-                # This worker's rows of the global batch (every worker draws the same batch, but only its own rows).
-                batch = batcher.table.select(batcher.next_indices(lo, hi))
-                outputs = model(to_ray_bundle(batch, device))
-                batch = {k: v.to(device) for k, v in batch.items()}
-                counts = ddp.sum_(model.local_counts(outputs, batch).detach())
-                model.loss_counts = {"rays": counts[0], "covered": counts[1], "free": counts[2]}
-                losses = model.get_loss_dict(outputs, batch)
-                table = {k: losses.pop(k) for k in model.TABLE_LOSSES if k in losses}
-                loss = sum(losses.values())
-                # Every term summed over workers (one all-reduce): logs and PSNR describe the global batch.
-                names = list(losses) + list(table)
-                terms = [losses[k].detach().float() for k in losses] + [v.detach().float() / world_size for v in table.values()]
-                reduced = dict(zip(names, ddp.sum_(torch.stack(terms)).tolist()))
-                loss_value = float(sum(reduced.values()))
-                if not math.isfinite(loss_value):
-                    raise FloatingPointError(f"loss became {loss_value} at step {step}; lower the learning rates")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if world_size > 1:
-                    ddp.reduce_gradients(list(model.field.parameters()), [model.codes.shape, model.codes.texture],
-                                         batcher.batch_assets().to(device))
-                if table:
-                    sum(table.values()).backward()  # identical on every worker: added once, after the reduction
-                optimizer.step()
-                step += 1
-                psnr = -10.0 * math.log10(max(reduced["rgb_loss"] / max(model.config.rgb_loss_mult, 1e-12), 1e-10))  # batch MSE
-                ema_psnr = psnr if ema_psnr is None else 0.9 * ema_psnr + 0.1 * psnr
-                if step % 25 == 0:
-                    for k, v in reduced.items():
-                        writer.add_scalar(f"train/{k}", v, step)
-                    writer.add_scalar("train/psnr", psnr, step)
-                now = time.time()
-                if step == 20:
-                    timed_from = (now, step)
-                # With a time budget, shorten the schedule once the speed is known, so the
-                # learning rate still anneals before the budget ends.
-                if budget_s and timed_from and step == timed_from[1] + 30 and state is None:
-                    rate = 30 / (now - timed_from[0])
-                    left = budget_s - (now - t_start) - 0.04 * budget_s
-                    horizon = min(horizon, step + max(1, int(rate * left * 0.97)))
-                    horizon = ddp.broadcast_ints([horizon])[0]  # rank 0's clock decides for all
-                    bar.total = horizon
-                    log(f"fit: {rate:.1f} steps/s; the schedule will end at step {horizon} to fit {config.max_minutes:g} min")
-                rays_s = (bar.format_dict.get("rate") or 0.0) * config.batch_size
-                bar.set_postfix(loss=f"{loss_value:.4f}", psnr=f"{ema_psnr:.2f}", rays_s=f"{rays_s:,.0f}", refresh=False)
-                bar.update(1)
-                if on_step is not None:
-                    on_step(step)
-                if step % config.eval_every == 0 and step < horizon:
-                    quick_eval()
-                if step % config.checkpoint_every == 0 and step < horizon:
-                    checkpoint(periodic=True)
-                elif config.checkpoint_minutes and time.time() - last_saved[0] >= 60 * config.checkpoint_minutes and step < horizon:
-                    checkpoint(periodic=False)  # by time: only the latest checkpoint, no step file
-                over = bool(budget_s and time.time() - t_start > budget_s)
-                if world_size > 1:
-                    over = bool(ddp.broadcast_ints([int(over)])[0])  # rank 0's clock decides for all
-                    if ddp.any_flag([flags["stop"]], device)[0]:
-                        raise KeyboardInterrupt
-                if over:
-                    stopped_by = "time"
-                    break
-    except KeyboardInterrupt:
-        bar.close()
-        checkpoint(periodic=False)
-        writer.close()
-        log(f"fit: interrupted at step {step}; checkpoint saved, continue with --resume")
-        raise
-    bar.close()
-    quick_eval()
-    checkpoint(periodic=False)
-    writer.close()
-    # No worker returns (or tears the process group down) before rank 0's checkpoint is on
-    # disk: a worker leaving early would report a run that is not there yet.
-    ddp.barrier()
-    summary = {
-        "run": str(out), "steps": step, "horizon": horizon, "stopped_by": stopped_by,
-        "train_seconds": round(elapsed_before + time.time() - t_loop, 1), "assets": len(asset_ids),
-        "final_quick_psnr": history[-1]["psnr"] if history else None,
-    }
-    log(f"fit: done, {step} steps in {summary['train_seconds']:.0f} s; checkpoint {latest_checkpoint(out)}")
-    return summary
+        psnr = self.quick.psnr(self.model)
+        entry = {"step": self.step, "seconds": round(time.time() - self.t_start + self.elapsed_before, 2), "psnr": round(psnr, 3)}
+        self.history.append(entry)
+        self.writer.add_scalar("eval/psnr", psnr, self.step)
+        self.log(f"fit: step {self.step}: held-out PSNR {psnr:.2f} dB ({len(self.quick.rows)} assets) at {entry['seconds']:.0f} s")
 
 
 class _NoWriter:

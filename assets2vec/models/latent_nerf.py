@@ -22,6 +22,7 @@ from typing import Dict, List, Literal, Type
 import torch
 from nerfstudio.cameras.rays import Frustums, RayBundle, RaySamples
 from nerfstudio.data.scene_box import SceneBox
+from nerfstudio.engine.callbacks import TrainingCallback, TrainingCallbackLocation
 from nerfstudio.field_components.field_heads import FieldHeadNames
 from nerfstudio.model_components.ray_samplers import PDFSampler, UniformSampler
 from nerfstudio.model_components.renderers import AccumulationRenderer, DepthRenderer, RGBRenderer
@@ -124,7 +125,8 @@ class LatentNeRFModel(Model):
         self.codes = LatentCodes(self.num_train_data, c.shape_dim, c.texture_dim, c.code_init_std)
         # Only runs trained with the penalty carry the clusters (older checkpoints load unchanged).
         self.shape_clusters = ShapeClusters(c.shape_dim, refresh=c.independence_refresh) if c.code_independence > 0 else None
-        # The trainer sets the step, so refits fall on the same steps after a resume.
+        # The step reaches the model through its training callback, so refits fall on the same steps
+        # after a resume; without a trainer (tests, ns-train evaluation) loss calls are counted instead.
         self.train_step: int | None = None
         self._loss_calls = 0
         if c.field_type == "triplane":
@@ -146,12 +148,19 @@ class LatentNeRFModel(Model):
         self.renderer_rgb = RGBRenderer(background_color=colors.WHITE)
         self.renderer_accumulation = AccumulationRenderer()
         self.renderer_depth = DepthRenderer(method="expected")
-        # Training randomness comes from here when the trainer sets it (explicit, resumable).
-        self.generator: torch.Generator | None = None
-        # Data-parallel training: which rows of the global batch this worker holds (start, stop,
-        # total), and the global counts the losses divide by (rays, covered rays, free samples).
-        self.batch_rows: tuple[int, int, int] | None = None
-        self.loss_counts: dict[str, Tensor] | None = None
+        # Set up by the trainer (`Model.setup(..., generator=, batch_rows=)`): training randomness
+        # comes from `generator` (explicit, checkpointed, resumable; torch's global RNG without one),
+        # and a data-parallel worker holds rows `batch_rows` = (start, stop, total) of the global batch.
+        self.generator: torch.Generator | None = self.kwargs.get("generator")
+        self.batch_rows: tuple[int, int, int] | None = self.kwargs.get("batch_rows")
+
+    def get_training_callbacks(self, training_callback_attributes=None) -> List[TrainingCallback]:
+        """nerfstudio's hook for step-dependent behaviour: the step, before each iteration."""
+
+        def set_step(step: int) -> None:
+            self.train_step = step
+
+        return [TrainingCallback(where_to_run=[TrainingCallbackLocation.BEFORE_TRAIN_ITERATION], func=set_step)]
 
     def get_param_groups(self) -> Dict[str, List[Parameter]]:
         return {"fields": list(self.field.parameters()), "codes": list(self.codes.parameters())}
@@ -286,22 +295,20 @@ class LatentNeRFModel(Model):
 
     def local_counts(self, outputs, batch) -> Tensor:
         """(rays, covered rays, free samples) of this batch: what the batch-mean losses divide by.
-        Data-parallel workers sum these across workers and set `loss_counts`, so every loss is a
-        sum over this worker's rays divided by the global count, and the workers' gradients add
-        up to the single-process gradient."""
+        Data-parallel workers sum these across workers and pass them to `get_loss_dict`, so every
+        loss is a sum over this worker's rays divided by the global count, and the workers'
+        gradients add up to the single-process gradient."""
         covered = covered_pixels(batch).sum().float()
         free = outputs.get("free_count", torch.zeros((), device=covered.device))
         return torch.stack([torch.tensor(float(len(batch["rgb"])), device=covered.device), covered, free.float()])
 
-    def get_loss_dict(self, outputs, batch, metrics_dict=None) -> Dict[str, Tensor]:
-        """Batch-mean losses. The `TABLE_LOSSES` depend on the whole code table, not on the
-        batch: a data-parallel trainer adds their gradient once, after reducing the others."""
+    def get_loss_dict(self, outputs, batch, metrics_dict=None, counts: Tensor | None = None) -> Dict[str, Tensor]:
+        """Batch-mean losses, divided by `counts` (rays, covered rays, free samples: the global
+        batch's, under data parallelism) or by this batch's own. The `TABLE_LOSSES` depend on the
+        whole code table, not on the batch: a data-parallel trainer adds their gradient once,
+        after reducing the others."""
         c = self.config
-        counts = self.loss_counts
-        if counts is None:
-            n, n_cov, n_free = self.local_counts(outputs, batch)
-        else:
-            n, n_cov, n_free = counts["rays"], counts["covered"], counts["free"]
+        n, n_cov, n_free = self.local_counts(outputs, batch) if counts is None else counts
         loss = {"rgb_loss": c.rgb_loss_mult * ((outputs["rgb"] - batch["rgb"]) ** 2).sum() / (3 * n)}
         if "code_norm_sum" in outputs:
             loss["code_loss"] = c.code_reg * outputs["code_norm_sum"] / n

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 from nerfstudio.cameras.rays import RayBundle
+from nerfstudio.engine.callbacks import TrainingCallbackLocation
 
 from assets2vec.configs import preset
 from assets2vec.field_components.code_triplanes import group_codes
@@ -146,11 +147,12 @@ def test_independence_loss_moves_only_texture_codes_and_subsamples_deterministic
     values = []
     for _ in range(2):
         torch.manual_seed(0)
-        model = build_model(config, 12)
+        model = build_model(config, 12, generator=torch.Generator().manual_seed(3))
         with torch.no_grad():  # texture codes that copy the shape codes: a dependence to penalise
             model.codes.texture.weight.copy_(3 * model.codes.shape.weight)
-        model.generator = torch.Generator().manual_seed(3)
-        model.train_step = 0
+        for callback in model.get_training_callbacks(None):  # as a nerfstudio trainer does before step 0
+            callback.run_callback_at_location(0, TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
+        assert model.train_step == 0
         outputs = {"rgb": torch.zeros(4, 3), "code_norm_sum": torch.tensor(4.0), "accumulation": torch.zeros(4, 1),
                    "depth": torch.zeros(4, 1)}
         batch = {"rgb": torch.zeros(4, 3), "alpha": torch.zeros(4), "surface_t": torch.zeros(4)}
@@ -187,9 +189,8 @@ def test_covered_texture_rays_keep_empty_pixels_from_training_texture_codes():
         config = preset("fast")
         config.model.texture_rays, config.model.code_reg, config.model.code_decorrelation = mode, 0.0, 0.0
         torch.manual_seed(0)
-        model = build_model(config, 2)
+        model = build_model(config, 2, generator=torch.Generator().manual_seed(0))
         model.train()
-        model.generator = torch.Generator().manual_seed(0)
         batch = _two_asset_batch(64)
         outputs = model(to_ray_bundle(batch))
         model.get_loss_dict(outputs, batch)["rgb_loss"].backward()

@@ -39,8 +39,8 @@ def test_loss_goes_down(small_dataset, tmp_path):
 
     original = train_mod.LatentNeRFModel.get_loss_dict
 
-    def spy(self, outputs, batch, metrics_dict=None):
-        d = original(self, outputs, batch, metrics_dict)
+    def spy(self, outputs, batch, metrics_dict=None, **kw):
+        d = original(self, outputs, batch, metrics_dict, **kw)
         losses.append(float(d["rgb_loss"].detach()))
         return d
 
