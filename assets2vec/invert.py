@@ -207,51 +207,87 @@ def _invert(model, images, intrinsics, poses, rig, config, azimuth_steps, bank) 
         raise ValueError(f"images must be square and all the same size, got {sorted(sizes)}")
     model.eval()
     gen = torch.Generator().manual_seed(config.seed)
-    mean_shape, mean_texture = model.codes.mean()
+    candidates = _candidate_cameras(images, poses, rig, azimuth_steps)
+    target = _Target(images, candidates, np.asarray(intrinsics, dtype=np.float32))
+    loss_fn = _CodeLoss(model, target, config)
+    K = candidates.shape[0]
+    shape = loss_fn.mean_shape.expand(K, -1).clone().requires_grad_(True)
+    texture = loss_fn.mean_texture.expand(K, -1).clone().requires_grad_(True)
+    chosen, which, from_bank = 0, torch.zeros(1, dtype=torch.long), None
+    if K > 1:
+        which, from_bank = _pose_search(model, loss_fn, target, candidates, shape, texture, config, bank, gen)
+        chosen = int(which[0])
+    loss_fn.fine = config.fine_samples  # the pose search renders coarsely; refinement, finely
+    start_shape, start_texture, lr = shape[chosen].detach(), texture[chosen].detach(), config.lr
+    starts = None
+    if from_bank is not None:
+        bank_poses, bank_rows = from_bank
+        table_s, table_t = model.codes.shape.weight.detach(), model.codes.texture.weight.detach()
+        starts = (torch.cat([which, bank_poses]), torch.cat([shape.detach()[which], table_s[bank_rows]]),
+                  torch.cat([texture.detach()[which], table_t[bank_rows]]), [True] * len(which) + [False] * len(bank_rows))
+    elif config.exemplars > 0:
+        starts = _exemplars(model, shape.detach(), texture.detach(), which[: config.exemplar_poses], config.exemplars)
+    if starts is not None:
+        rounds = [(target.sample(n, target.true_fraction, gen), keep, f) for n, keep, f in config.exemplar_rounds]
+        chosen, start_shape, start_texture, from_table = _best_start(loss_fn, *starts, rounds)
+        lr = config.exemplar_lr if from_table else lr
+    target.origins, target.directions = target.origins[chosen : chosen + 1], target.directions[chosen : chosen + 1]
+    shape, texture, losses, colour = _refine(loss_fn, target, start_shape, start_texture, lr, config, gen)
+    return InversionResult(
+        shape_code=shape, texture_code=texture, c2w=candidates[chosen, 0],
+        camera_index=chosen if K > 1 else None, score=float(-10 * torch.log10(colour.clamp(min=1e-10))[0]),
+        seconds=time.time() - t0, losses=losses,
+    )
+
+
+def _candidate_cameras(images, poses, rig, azimuth_steps) -> np.ndarray:
+    """(K, I, 4, 4): the known cameras (K = 1), or for one image the rig's poses to search."""
     if poses is not None:
         poses = np.asarray(poses, dtype=np.float32).reshape(-1, 4, 4)
         if len(poses) != len(images):
             raise ValueError(f"got {len(poses)} poses for {len(images)} images")
-        candidates = poses[None]  # (1, I, 4, 4)
-    else:
-        if len(images) != 1:
-            raise ValueError("with an unknown camera, invert one image at a time (or pass the poses)")
-        if rig is None:
-            raise ValueError("an unknown camera is searched over a rig: pass rig=RigConfig(...) or the poses")
-        candidates = candidate_poses(rig, azimuth_steps)[:, None]  # (K, 1, 4, 4)
-    target = _Target(images, candidates, np.asarray(intrinsics, dtype=np.float32))
-    K = candidates.shape[0]
-    shape = mean_shape.expand(K, -1).clone().requires_grad_(True)
-    texture = mean_texture.expand(K, -1).clone().requires_grad_(True)
-    losses: list[float] = []
+        return poses[None]
+    if len(images) != 1:
+        raise ValueError("with an unknown camera, invert one image at a time (or pass the poses)")
+    if rig is None:
+        raise ValueError("an unknown camera is searched over a rig: pass rig=RigConfig(...) or the poses")
+    return candidate_poses(rig, azimuth_steps)[:, None]
 
-    fine = 0  # the pose search renders coarsely; refinement, finely
 
-    def code_loss(s_codes: torch.Tensor, t_codes: torch.Tensor, pose_rows: torch.Tensor, idx: torch.Tensor, reg: bool = True,
-                  fine_samples: int | None = None):
+class _CodeLoss:
+    """Losses of codes seen from the target's candidate poses, rendered with `fine` extra samples
+    (none while searching poses, the configured number while refining)."""
+
+    def __init__(self, model, target: "_Target", config: InversionConfig):
+        self.model, self.target, self.config, self.fine = model, target, config, 0
+        self.mean_shape, self.mean_texture = model.codes.mean()
+
+    def __call__(self, s_codes: torch.Tensor, t_codes: torch.Tensor, pose_rows: torch.Tensor, idx: torch.Tensor,
+                 reg: bool = True, fine_samples: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Losses (M,) and colour errors (M,) of codes (M, d) seen from candidate poses (M,) on pixels `idx`
         (without the pull towards the mean code when `reg` is False; `fine_samples` overrides the stage's)."""
+        t, c = self.target, self.config
         n, m = len(idx), len(pose_rows)
-        o = target.origins[pose_rows][:, idx].reshape(-1, 3)
-        d = target.directions[pose_rows][:, idx].reshape(-1, 3)
-        out = _render_rays(model, o, d, s_codes.repeat_interleave(n, 0), t_codes.repeat_interleave(n, 0), config.num_samples,
-                      fine if fine_samples is None else fine_samples)
+        o = t.origins[pose_rows][:, idx].reshape(-1, 3)
+        d = t.directions[pose_rows][:, idx].reshape(-1, 3)
+        out = _render_rays(self.model, o, d, s_codes.repeat_interleave(n, 0), t_codes.repeat_interleave(n, 0), c.num_samples,
+                           self.fine if fine_samples is None else fine_samples)
         rgb = out["rgb"].view(m, n, 3)
         acc = out["accumulation"].view(m, n)
-        colour = ((rgb - target.rgb[idx]) ** 2).mean((1, 2))
-        cover = ((acc - target.mask[idx]) ** 2).mean(1)
-        data = colour + config.mask_weight * cover
+        colour = ((rgb - t.rgb[idx]) ** 2).mean((1, 2))
+        data = colour + c.mask_weight * ((acc - t.mask[idx]) ** 2).mean(1)
         if not reg:
             return data, colour
-        return data + config.code_reg * (((s_codes - mean_shape) ** 2).sum(-1) + ((t_codes - mean_texture) ** 2).sum(-1)), colour
+        pull = ((s_codes - self.mean_shape) ** 2).sum(-1) + ((t_codes - self.mean_texture) ** 2).sum(-1)
+        return data + c.code_reg * pull, colour
 
-    def step_loss(idx: torch.Tensor, which: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-candidate losses (len(which),) on pixels `idx`."""
-        return code_loss(shape[which], texture[which], which, idx)
 
-    chosen, which = 0, torch.zeros(1, dtype=torch.long)
-    rounds = config.search_rounds
-    if K > 1 and bank is not None:
+def _pose_search(model, loss_fn: _CodeLoss, target, candidates, shape, texture, config: InversionConfig, bank, gen):
+    """Candidate poses (rows, best first) after fitting per-pose codes by successive halving, and, with
+    a bank, the bank's best (pose rows, code rows) as further starts (else None)."""
+    K = candidates.shape[0]
+    rounds, which, from_bank = config.search_rounds, torch.arange(K), None
+    if bank is not None:
         if len(bank.poses) != K or not np.allclose(bank.poses, candidates[:, 0], atol=1e-4) or bank.size != target.size:
             raise ValueError(f"the inversion bank was built for {len(bank.poses)} poses at {bank.size} px, not for these "
                              f"{K} candidate poses at {target.size} px")
@@ -261,58 +297,42 @@ def _invert(model, images, intrinsics, poses, rig, config, azimuth_steps, bank) 
         bank_poses, bank_rows, _ = bank.search(target.rgb, target.mask, config.bank_candidates, config.mask_weight)
         rounds = config.bank_search_rounds
         n_poses = rounds[0][0] if rounds else 1
-        which = torch.as_tensor(list(dict.fromkeys(bank_poses.tolist()))[:n_poses])
-    if K > 1:
-        # Adam's per-parameter state makes candidates independent, so one optimizer serves all.
-        opt = torch.optim.Adam([shape, texture], lr=config.lr)
-        which = torch.arange(K) if bank is None else which
-        for keep, rays, steps in rounds:
-            if keep < len(which):
-                with torch.no_grad():
-                    score, _ = step_loss(target.sample(4 * rays, config.foreground_fraction, gen), which)
-                which = which[torch.argsort(score)[:keep]]
-            for _ in range(steps):
-                loss, _ = step_loss(target.sample(rays, config.foreground_fraction, gen), which)
-                opt.zero_grad()
-                loss.sum().backward()
-                opt.step()
-        with torch.no_grad():
-            final, _ = step_loss(target.sample(1024, config.foreground_fraction, gen), which)
-        which = which[torch.argsort(final)]
-        chosen = int(which[0])
-    start_shape, start_texture = shape[chosen].detach(), texture[chosen].detach()
-    lr, fine = config.lr, config.fine_samples
-    starts = None
-    if K > 1 and bank is not None:
-        table_s, table_t = model.codes.shape.weight.detach(), model.codes.texture.weight.detach()
-        starts = (torch.cat([which, bank_poses]), torch.cat([shape.detach()[which], table_s[bank_rows]]),
-                  torch.cat([texture.detach()[which], table_t[bank_rows]]), [True] * len(which) + [False] * len(bank_rows))
-    elif config.exemplars > 0:
-        starts = _exemplars(model, shape.detach(), texture.detach(), which[: config.exemplar_poses], config.exemplars)
-    if starts is not None:
-        rounds = [(target.sample(n, target.true_fraction, gen), keep, f) for n, keep, f in config.exemplar_rounds]
-        chosen, start_shape, start_texture, from_table = _best_start(code_loss, *starts, rounds)
-        lr = config.exemplar_lr if from_table else lr
+        which, from_bank = torch.as_tensor(list(dict.fromkeys(bank_poses.tolist()))[:n_poses]), (bank_poses, bank_rows)
+    # Adam's per-parameter state makes candidates independent, so one optimizer serves all.
+    opt = torch.optim.Adam([shape, texture], lr=config.lr)
+    for keep, rays, steps in rounds:
+        if keep < len(which):
+            with torch.no_grad():
+                score, _ = loss_fn(shape[which], texture[which], which, target.sample(4 * rays, config.foreground_fraction, gen))
+            which = which[torch.argsort(score)[:keep]]
+        for _ in range(steps):
+            loss, _ = loss_fn(shape[which], texture[which], which, target.sample(rays, config.foreground_fraction, gen))
+            opt.zero_grad()
+            loss.sum().backward()
+            opt.step()
+    with torch.no_grad():
+        final, _ = loss_fn(shape[which], texture[which], which, target.sample(1024, config.foreground_fraction, gen))
+    return which[torch.argsort(final)], from_bank
+
+
+def _refine(loss_fn: _CodeLoss, target, start_shape, start_texture, lr: float, config: InversionConfig, gen):
+    """(shape code, texture code, losses, colour error) after refining one start at the chosen pose."""
     shape = start_shape[None].clone().requires_grad_(True)
     texture = start_texture[None].clone().requires_grad_(True)
-    target.origins, target.directions = target.origins[chosen : chosen + 1], target.directions[chosen : chosen + 1]
     opt = torch.optim.Adam([shape, texture], lr=lr)
     one = torch.zeros(1, dtype=torch.long)
+    losses: list[float] = []
     for i in range(config.refine_steps):
         for g in opt.param_groups:
             g["lr"] = lr * (0.1 ** (i / max(1, config.refine_steps)))
-        loss, _ = step_loss(target.sample(config.refine_rays, config.foreground_fraction, gen), one)
+        loss, _ = loss_fn(shape, texture, one, target.sample(config.refine_rays, config.foreground_fraction, gen))
         opt.zero_grad()
         loss.sum().backward()
         opt.step()
         losses.append(float(loss.detach()))
     with torch.no_grad():
-        _, colour = step_loss(target.sample(4 * config.refine_rays, 0.5, gen), one)
-    return InversionResult(
-        shape_code=shape.detach()[0], texture_code=texture.detach()[0], c2w=candidates[chosen, 0],
-        camera_index=chosen if K > 1 else None, score=float(-10 * torch.log10(colour.clamp(min=1e-10))[0]),
-        seconds=time.time() - t0, losses=losses,
-    )
+        _, colour = loss_fn(shape, texture, one, target.sample(4 * config.refine_rays, 0.5, gen))
+    return shape.detach()[0], texture.detach()[0], losses, colour
 
 
 def _exemplars(model, shape, texture, poses, k: int):
