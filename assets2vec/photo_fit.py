@@ -237,21 +237,46 @@ def _fit(model, target: _Target, bank, config: PhotoFitConfig, t0: float) -> Pho
     gen = torch.Generator().manual_seed(config.seed)
     loss_fn = _Loss(model, target, config)
     table_s, table_t = model.codes.shape.weight.detach(), model.codes.texture.weight.detach()
-    mean_s, mean_t = table_s.mean(0), table_t.mean(0)
+    # 1. the bank's best (pose, code) pairs, each pose framed for its code
     pose_rows, code_rows, _ = bank.search(target.rgb, target.mask, config.bank_codes, config.mask_weight, colour_gain=True,
                                           per_code=config.bank_poses)
     cams = _Cameras(bank.poses[pose_rows.numpy()], bank.framing[pose_rows.numpy(), code_rows.numpy()], target.size)
-    rows = code_rows
+    # 2. successive halving with closed-form gains; 3. camera and colour with the codes fixed
+    cams, rows, start_gain = _halving(model, target, cams, code_rows, table_s, table_t, config, gen)
+    gains, scores, eval_idx = _fit_cameras(loss_fn, cams, table_s[rows], table_t[rows], start_gain, config, gen)
+    order = torch.argsort(scores)
+    best = int(order[0])
+    others = [int(m) for m in order[1:] if int(rows[m]) != int(rows[best])]
+    runner = others[0] if others else None
+    # 4. joint refinement of the winner. The gain stays as the catalog asset's fit found it: with the
+    # texture code free the two would trade colour between them, and the gain is the photo's colour
+    # cast relative to the catalog's colours.
+    cam = cams.select(torch.tensor([best]))
+    lg = gains[best:best + 1].log()
+    shape, texture, losses = _joint(loss_fn, cam, table_s[rows[best]], table_t[rows[best]], lg.exp(),
+                                    (table_s.mean(0), table_t.mean(0)), config, gen)
+    # 5. the final render over the whole crop: silhouette IoU, colour PSNR on the object, the overlay
+    joint, render, psnr, iou = _final(loss_fn, target, cam, shape, texture, lg.exp(), eval_idx, config)
+    c2w, K = cam.numpy(0)
+    return PhotoFit(
+        shape_code=shape[0], texture_code=texture[0], c2w=c2w, K=K, gain=lg.detach()[0].exp().numpy(),
+        row=int(rows[best]), runner_up=None if runner is None else int(rows[runner]),
+        loss=float(scores[best]), runner_up_loss=None if runner is None else float(scores[runner]),
+        joint_loss=float(joint[0]), psnr=psnr, iou=iou, render=render, seconds=time.time() - t0, losses=losses,
+    )
 
-    # 2. successive halving with closed-form gains
+
+def _halving(model, target: _Target, cams: _Cameras, rows, table_s, table_t, config: PhotoFitConfig, gen):
+    """(cameras, code rows, colour gains) of the starts that survive successive halving: each round
+    scores every start on more pixels, its colour gain in closed form, and keeps the best."""
     with torch.no_grad():
         for pixels, keep in config.halving:
             idx = target.sample(pixels, gen)
             o, d = cams.rays(idx)
+            on = target.core[idx].float()
             losses, gains = [], []
             for part in torch.arange(len(rows)).split(16):
                 rgb, acc = _render_crops(model, o[part], d[part], table_s[rows[part]], table_t[rows[part]], config.num_samples, 0)
-                on = target.core[idx].float()
                 # the gain is read where both show the object: elsewhere the render is its white background
                 gain = _colour_gain(*_split_gain(_closed_form_gain(rgb, target.rgb[idx], on * (acc > 0.9).float()),
                                                  config.white_balance), config.white_balance)
@@ -265,37 +290,35 @@ def _fit(model, target: _Target, bank, config: PhotoFitConfig, t0: float) -> Pho
             if len(other) and not (rows[order] != rows[order[0]]).any():
                 order = torch.cat([order[:-1] if keep > 1 else order, other[:1]])  # keep a runner-up asset to compare with
             cams, rows, start_gain = cams.select(order), rows[order], torch.cat(gains)[order]
+    return cams, rows, start_gain
 
-    # 3. camera + colour with the codes fixed
-    # from the closed form: the steps go to the camera
+
+def _fit_cameras(loss_fn: _Loss, cams: _Cameras, s_fixed, t_fixed, start_gain, config: PhotoFitConfig, gen):
+    """(gains, scores, scoring pixels): every camera and colour gain refined with its codes fixed (from
+    the closed-form gain, so the steps go to the camera), then scored on the same pixels."""
     exposure, balance = (t.clone().requires_grad_(True) for t in _split_gain(start_gain, config.white_balance))
     opt = torch.optim.Adam([*cams.parameters(), exposure, balance], lr=config.camera_lr)
-    s_fixed, t_fixed = table_s[rows], table_t[rows]
     for i in range(config.camera_steps):
         for g in opt.param_groups:
             g["lr"] = config.camera_lr * (0.1 ** (i / config.camera_steps))
         gain = _colour_gain(exposure, balance, config.white_balance)
-        data, _ = loss_fn(cams, s_fixed, t_fixed, gain, target.sample(config.camera_rays, gen), 0)
+        data, _ = loss_fn(cams, s_fixed, t_fixed, gain, loss_fn.t.sample(config.camera_rays, gen), 0)
         reg = config.colour_reg * gain.log().square().sum(-1)
         opt.zero_grad()
         (data + reg).sum().backward()
         opt.step()
-    eval_idx = target.sample(1024, gen)  # the pixels every fixed-code and the joint fit are scored on
+    eval_idx = loss_fn.t.sample(1024, gen)  # the pixels every fixed-code and the joint fit are scored on
     with torch.no_grad():
         gains = _colour_gain(exposure, balance, config.white_balance)
         scores, _ = loss_fn(cams, s_fixed, t_fixed, gains, eval_idx, config.fine_samples)
-    order = torch.argsort(scores)
-    best = int(order[0])
-    others = [int(m) for m in order[1:] if int(rows[m]) != int(rows[best])]
-    runner = others[0] if others else None
+    return gains, scores, eval_idx
 
-    # 4. joint refinement of the winner
-    cam = cams.select(torch.tensor([best]))
-    # The gain stays as the catalog asset's fit found it: with the texture code free the two would trade
-    # colour between them, and the gain is the photo's colour cast relative to the catalog's colours.
-    lg = gains[best:best + 1].log()
-    shape = table_s[rows[best]][None].clone().requires_grad_(True)
-    texture = table_t[rows[best]][None].clone().requires_grad_(True)
+
+def _joint(loss_fn: _Loss, cam: _Cameras, shape0, texture0, gain, means, config: PhotoFitConfig, gen):
+    """(shape (1, ds), texture (1, dt), losses): the winner's camera and codes refined together."""
+    mean_s, mean_t = means
+    shape = shape0[None].clone().requires_grad_(True)
+    texture = texture0[None].clone().requires_grad_(True)
     opt = torch.optim.Adam([{"params": [*cam.parameters()], "lr": config.camera_lr * 0.3},
                             {"params": [shape, texture], "lr": config.code_lr}])
     base_lrs = [g["lr"] for g in opt.param_groups]
@@ -303,39 +326,32 @@ def _fit(model, target: _Target, bank, config: PhotoFitConfig, t0: float) -> Pho
     for i in range(config.joint_steps):
         for g, lr in zip(opt.param_groups, base_lrs):
             g["lr"] = lr * (0.1 ** (i / config.joint_steps))
-        data, _ = loss_fn(cam, shape, texture, lg.exp(), target.sample(config.joint_rays, gen), config.fine_samples)
+        data, _ = loss_fn(cam, shape, texture, gain, loss_fn.t.sample(config.joint_rays, gen), config.fine_samples)
         reg = config.code_reg * ((shape - mean_s).square().sum() + (texture - mean_t).square().sum())
         opt.zero_grad()
         (data.sum() + reg).backward()
         opt.step()
         losses.append(float(data.detach()))
+    return shape.detach(), texture.detach(), losses
 
-    # the final render over the whole crop: silhouette IoU, colour PSNR on the object, the overlay
+
+def _final(loss_fn: _Loss, target: _Target, cam: _Cameras, shape, texture, gain, eval_idx, config: PhotoFitConfig):
+    """(joint loss, render (S, S, 4), colour PSNR on the object, silhouette IoU) of the refined fit."""
     with torch.no_grad():
-        joint, _ = loss_fn(cam, shape, texture, lg.exp(), eval_idx, config.fine_samples)
-        full = torch.arange(target.size * target.size)
+        joint, _ = loss_fn(cam, shape, texture, gain, eval_idx, config.fine_samples)
         rgbs, accs = [], []
-        for part in full.split(4096):
+        for part in torch.arange(target.size * target.size).split(4096):
             o, d = cam.rays(part)
-            rgb, acc = _render_crops(model, o, d, shape.detach(), texture.detach(), config.num_samples, config.fine_samples)
-            rgbs.append((rgb * lg.exp()[:, None]).clamp(0, 1)[0])
+            rgb, acc = _render_crops(loss_fn.model, o, d, shape, texture, config.num_samples, config.fine_samples)
+            rgbs.append((rgb * gain[:, None]).clamp(0, 1)[0])
             accs.append(acc[0])
         rgb, acc = torch.cat(rgbs), torch.cat(accs)
         on = target.mask > 0.5
         mse = ((rgb[target.core] - target.rgb[target.core]) ** 2).mean().clamp(min=1e-10)
-        inter = ((acc > 0.5) & on).sum()
-        union = ((acc > 0.5) | on).sum().clamp(min=1)
-    c2w, K = cam.numpy(0)
+        iou = ((acc > 0.5) & on).sum() / ((acc > 0.5) | on).sum().clamp(min=1)
     S = target.size
-    return PhotoFit(
-        shape_code=shape.detach()[0], texture_code=texture.detach()[0], c2w=c2w, K=K,
-        gain=lg.detach()[0].exp().numpy(),
-        row=int(rows[best]), runner_up=None if runner is None else int(rows[runner]),
-        loss=float(scores[best]), runner_up_loss=None if runner is None else float(scores[runner]),
-        joint_loss=float(joint[0]),
-        psnr=float(-10 * torch.log10(mse)), iou=float(inter / union),
-        render=torch.cat([rgb, acc[:, None]], -1).view(S, S, 4).numpy(), seconds=time.time() - t0, losses=losses,
-    )
+    render = torch.cat([rgb, acc[:, None]], -1).view(S, S, 4).numpy()
+    return joint, render, float(-10 * torch.log10(mse)), float(iou)
 
 
 @dataclass(frozen=True)
