@@ -195,15 +195,12 @@ def generate_scenes(pool: list[SceneAsset], out: str | Path, n: int, seed: int, 
     bar = tqdm(range(n), desc="scenes", unit="scene", disable=not progress)
     try:
         for i in bar:
-            name = scene_name(i)
             if has_scene(out, i):
                 skipped.append(i)
                 continue
             s = scene_seed(seed, i)
             try:
-                scene = compose(i, s, pool, w, cfg, cache, semantic_of)
-                maps = renderer.render(scene)
-                objects = annotate(scene, maps, classes, cfg.min_visible_pixels)
+                scene, maps, objects = _make_scene(i, s, pool, w, cfg, cache, semantic_of, renderer, classes)
             except Exception as exc:  # one scene must not stop the batch; Ctrl-C still does
                 failed_scenes.append({"index": i, "seed": s, "error": f"{type(exc).__name__}: {exc}"})
                 continue
@@ -212,29 +209,18 @@ def generate_scenes(pool: list[SceneAsset], out: str | Path, n: int, seed: int, 
                     dropped_assets[d["asset_id"]] = d["reason"]
                 else:
                     no_space += 1
-            record = {
-                "index": i, "seed": s, "image": f"{name}.png", "width": cfg.image_size, "height": cfg.image_size,
-                "camera": {**scene.camera.to_json(), "K": maps["K"].tolist(), "c2w": maps["c2w"].tolist()},
-                "lights": [light.to_json() for light in scene.lights], "ambient": scene.ambient,
-                "background": list(scene.background), "floor_size": scene.floor_size,
-                "objects": objects, "dropped": scene.dropped,
-            }
-            atomic_write_bytes(image_path(out, i), _png(maps["rgb"]))
-            atomic_save_npz(maps_path(out, i), depth=maps["depth"], instance=maps["instance"], semantic=maps["semantic"])
-            atomic_write_json(record_path(out, i), record)  # last: marks the scene done
+            _write_scene(out, i, s, scene, maps, objects, cfg)
             made.append(i)
             if on_scene is not None:
                 on_scene(i + 1, n)
-            elapsed = time.time() - t0
-            bar.set_postfix(scenes_per_s=f"{len(made) / max(elapsed, 1e-9):.2f}", dropped=len(dropped_assets))
+            bar.set_postfix(scenes_per_s=f"{len(made) / max(time.time() - t0, 1e-9):.2f}", dropped=len(dropped_assets))
     except KeyboardInterrupt:
         interrupted = True
     finally:
         bar.close()
         elapsed = time.time() - t0
-        done = done_indices(out)
         report = {
-            "made": len(made), "skipped": len(skipped), "total_in_folder": len(done),
+            "made": len(made), "skipped": len(skipped), "total_in_folder": len(done_indices(out)),
             "failed_scenes": failed_scenes,
             "failed_assets": [{"asset_id": k, "error": v} for k, v in sorted(dropped_assets.items())],
             "dropped_for_floor_space": no_space,  # drawn assets left out because no free spot was found
@@ -242,15 +228,41 @@ def generate_scenes(pool: list[SceneAsset], out: str | Path, n: int, seed: int, 
             "scenes_per_second": round(len(made) / elapsed, 3) if elapsed > 0 and made else None,
             "interrupted": interrupted,
         }
-        atomic_write_json(out / REPORT, report)
-        header = read_header(out, "scenes")
-        atomic_write_json(out / "coco.json", coco(read_scene_records(out), header["semantic_classes"],
-                                                  header["first_object_class"]))
+        _write_summaries(out, report)
     if interrupted:
         raise KeyboardInterrupt
+    done = done_indices(out)
     if done:
         atomic_write_bytes(out / "preview.png", _png(sheet([scene_overlay(out, i) for i in done[:preview]])))
     return report
+
+
+def _make_scene(i: int, s: int, pool, w, cfg: SceneConfig, cache, semantic_of, renderer, classes):
+    """(scene, rendered maps, object annotations) of scene `i` drawn with seed `s`."""
+    scene = compose(i, s, pool, w, cfg, cache, semantic_of)
+    maps = renderer.render(scene)
+    return scene, maps, annotate(scene, maps, classes, cfg.min_visible_pixels)
+
+
+def _write_scene(out: Path, i: int, s: int, scene, maps, objects, cfg: SceneConfig) -> None:
+    """The scene's image, maps and record; the record last, since it marks the scene done."""
+    record = {
+        "index": i, "seed": s, "image": f"{scene_name(i)}.png", "width": cfg.image_size, "height": cfg.image_size,
+        "camera": {**scene.camera.to_json(), "K": maps["K"].tolist(), "c2w": maps["c2w"].tolist()},
+        "lights": [light.to_json() for light in scene.lights], "ambient": scene.ambient,
+        "background": list(scene.background), "floor_size": scene.floor_size,
+        "objects": objects, "dropped": scene.dropped,
+    }
+    atomic_write_bytes(image_path(out, i), _png(maps["rgb"]))
+    atomic_save_npz(maps_path(out, i), depth=maps["depth"], instance=maps["instance"], semantic=maps["semantic"])
+    atomic_write_json(record_path(out, i), record)
+
+
+def _write_summaries(out: Path, report: dict) -> None:
+    """The run report and the COCO file of every scene in the folder (also after Ctrl-C)."""
+    atomic_write_json(out / REPORT, report)
+    header = read_header(out, "scenes")
+    atomic_write_json(out / "coco.json", coco(read_scene_records(out), header["semantic_classes"], header["first_object_class"]))
 
 
 def scene_overlay(folder: str | Path, index: int) -> Image.Image:
