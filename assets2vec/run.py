@@ -18,10 +18,11 @@ import json
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from nerfstudio.data.scene_box import SceneBox
 
 from assets2vec.checkpoint import CheckpointError, load_checkpoint
 from assets2vec.configs import FitConfig
@@ -29,6 +30,9 @@ from assets2vec.configs import FitConfig
 HISTORY = "history.jsonl"
 EVAL_JSON = "eval.json"
 BANK_DIR = "inversion_bank"
+
+if TYPE_CHECKING:
+    from assets2vec.models.latent_nerf import LatentNeRFModel
 
 
 def network_digest(model_state: dict[str, Any]) -> str:
@@ -40,6 +44,13 @@ def network_digest(model_state: dict[str, Any]) -> str:
         h.update(k.encode())
         h.update(model_state[k].detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()
+
+
+def build_model(config: FitConfig, num_assets: int, device: str | torch.device = "cpu", **training) -> LatentNeRFModel:
+    """The run's model; `training`: the trainer's `generator` and data-parallel `batch_rows`."""
+    h = config.model.scene_half_size
+    box = SceneBox(aabb=torch.tensor([[-h, -h, -h], [h, h, h]]))
+    return config.model.setup(scene_box=box, num_train_data=num_assets, **training).to(device)
 
 
 class Run:
@@ -103,8 +114,6 @@ class Run:
         cache = self.__dict__.setdefault("_models", {})
         key = str(device)
         if key not in cache:
-            from assets2vec.train import build_model
-
             model = build_model(self.config, len(self.asset_ids), device)
             try:
                 model.load_state_dict(self.weights)

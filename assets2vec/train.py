@@ -19,7 +19,6 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from nerfstudio.data.scene_box import SceneBox
 from nerfstudio.engine.callbacks import TrainingCallbackLocation
 from tqdm.auto import tqdm
 
@@ -34,7 +33,7 @@ from assets2vec.data.rays import (BYTES_PER_RAY, AssetBatcher, RayBatcher, RayTa
                                  to_ray_bundle)
 from assets2vec.models.latent_nerf import LatentNeRFModel
 from assets2vec.nerf_render import render_rays
-from assets2vec.run import HISTORY, Run
+from assets2vec.run import HISTORY, Run, build_model
 from render_core.artifacts import ArtifactError, atomic_write_text, make_header, read_header, write_header
 from render_core.dataset import RenderedDataset
 
@@ -42,13 +41,6 @@ from render_core.dataset import RenderedDataset
 
 class RunError(ValueError):
     """The RUN folder cannot be used as asked (exists, belongs to other data, ...)."""
-
-
-def build_model(config: FitConfig, num_assets: int, device: str | torch.device = "cpu", **training) -> LatentNeRFModel:
-    """The run's model; `training`: the trainer's `generator` and data-parallel `batch_rows`."""
-    h = config.model.scene_half_size
-    box = SceneBox(aabb=torch.tensor([[-h, -h, -h], [h, h, h]]))
-    return config.model.setup(scene_box=box, num_train_data=num_assets, **training).to(device)
 
 
 def build_optimizer(config: FitConfig, model: LatentNeRFModel) -> torch.optim.Optimizer:
@@ -156,7 +148,7 @@ def fit(
     Ctrl-C saves a checkpoint before re-raising `KeyboardInterrupt`. `on_step(step)` is
     called after every optimisation step (progress hooks, tests).
     """
-    from assets2vec import distributed as ddp
+    import assets2vec.distributed as ddp
 
     data, out = Path(data), Path(out)
     device = torch.device(device)
