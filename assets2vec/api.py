@@ -67,6 +67,7 @@ class Catalog:
         self._model = None
         self._run: str | None = None
         self._bank = None  # the run's inversion bank, loaded (or built) by the first image search
+        self._encoder = None  # the run's photo encoder, read by the first image search (False: it has none)
         self._geometry_pca = None  # read by the first query that needs codes in the geometry space
         self._texture_only = (NeighbourResidual.from_json(store.get_meta(TEXTURE_ONLY)) if TEXTURE_ONLY in self._vectors else None)
 
@@ -224,24 +225,29 @@ class Catalog:
         (the object is taken from the alpha when there is one, else segmented). `box`: optional
         (x0, y0, x1, y1) in photo pixels around the object, for cluttered photos.
         The first search of a run builds its photo bank (every training code rendered from a sphere of
-        poses on a coarse grid) and saves it in the run folder.
+        poses on a coarse grid) and saves it in the run folder. When the run has a photo encoder
+        (`assets2vec photo-encoder RUN`), the fit compares only the assets it proposes.
 
         Returns {"match": the asset id, or None when no catalog asset explains the photo well enough
         (`rule`), "verdict" (a sentence), "confidence" {"iou", "psnr", "margin", "loss"}, "asset" (the
         catalog asset that explained it best), "runner_up", "neighbours" (nearest to the fitted codes
         in `space`, filtered by `where`), "shape_code" (ds,), "texture_code" (dt,), "camera" {"c2w" (4, 4),
         "K" (3, 3) in the photo's pixels, "photo_size"}, "colour" {"gain"} (per channel, applied to the render), "mask_source", "mask" (H, W) bool: the object found in the photo,
+        "proposals" (the assets the photo encoder proposed and the fit compared; None without an encoder),
         "render" (S, S, 3) uint8 of the fit, "overlay" (H', W', 3) uint8 of the fit on the photo, "seconds"}.
         """
         from assets2vec.images import read_image
         from assets2vec.photo import overlay, prepare_photo
+        from assets2vec.photo_encoder import PROPOSALS
         from assets2vec.photo_fit import MatchRule, PhotoFitConfig, fit_photo
 
         model, _, size = self.model()
         name = str(image) if isinstance(image, (str, os.PathLike)) else "photo"
         photo = read_image(image) if isinstance(image, (str, os.PathLike, bytes, bytearray)) else np.asarray(image)
         prepared = prepare_photo(photo, size, box=box, name=name)
-        fit = fit_photo(model, prepared, self.photo_bank(), PhotoFitConfig(seed=seed))
+        encoder = self.photo_encoder()
+        proposals = None if encoder is None else encoder.propose(prepared.image, PROPOSALS)
+        fit = fit_photo(model, prepared, self.photo_bank(), PhotoFitConfig(seed=seed), codes=proposals)
         rule = rule or MatchRule()
         s, t = fit.shape_code.cpu().numpy(), fit.texture_code.cpu().numpy()
         asset = self._run_ids[fit.row]
@@ -260,10 +266,25 @@ class Catalog:
             "camera": {"c2w": fit.c2w, "K": prepared.framing.intrinsics_in_photo(fit.K), "K_crop": fit.K,
                        "photo_size": prepared.framing.photo_size},
             "colour": {"gain": fit.gain}, "mask_source": prepared.mask_source, "mask": prepared.mask,
+            "proposals": None if proposals is None else [self._run_ids[int(r)] for r in proposals],
             "fit_psnr": round(fit.psnr, 2), "seconds": round(fit.seconds, 2),
             "render": (np.clip(fit.render[..., :3], 0, 1) * 255 + 0.5).astype(np.uint8),
             "overlay": overlay(photo, prepared.framing, fit.render),
         }
+
+    def photo_encoder(self):
+        """The run's photo encoder (`assets2vec photo-encoder RUN`), or None when the run has none: then the
+        photo fit compares every catalog asset's bank renders."""
+        if self._encoder is None:
+            from assets2vec import photo_encoder
+            from assets2vec.run import Run
+
+            self.model()
+            try:
+                self._encoder = photo_encoder.for_run(Run.open(self._run)) or False
+            except ValueError as exc:
+                raise CatalogError(str(exc)) from exc
+        return self._encoder or None
 
     def photo_bank(self):
         """The run's framed bank for photo search: read from the run folder, or built and saved there."""

@@ -139,14 +139,15 @@ class CodeBank:
         return cls(poses, size, grid, renders.numpy(), key, framing)
 
     def search(self, rgb: torch.Tensor, mask: torch.Tensor, k: int, mask_weight: float = 0.5, colour_gain: bool = False,
-               per_code: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+               per_code: int | None = None, codes: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Best `k` (pose row, code row, error) pairs for one image: `rgb` (S*S, 3) and `mask` (S*S,) flattened.
 
         With `colour_gain`, each pair's colours are first scaled per channel by the gains that fit the
         image best on the object (closed form, clamped to [0.25, 4]): a photo's exposure and white
         balance are a per-channel gain in linear light, and nearly one in sRGB too.
         With `per_code`, the best `k` codes each with their best `per_code` poses (k * per_code pairs,
-        the best code first): distinct assets compete, not one asset at its neighbouring poses."""
+        the best code first): distinct assets compete, not one asset at its neighbouring poses.
+        With `codes` (rows), only those codes are searched (e.g. the photo encoder's proposals)."""
         if len(rgb) != self.size * self.size:
             raise ValueError(f"the bank was built for {self.size}x{self.size} images, got {len(rgb)} pixels")
         ref_rgb, ref_mask = rgb[self.pixels].float(), mask[self.pixels].float()
@@ -161,11 +162,18 @@ class CodeBank:
         else:
             err = ((col - ref_rgb) ** 2).mean((-1, -2))
         err = err + mask_weight * ((r[..., 3] - ref_mask) ** 2).mean(-1)  # (K, N)
+        n_codes = self.n_codes
+        if codes is not None:
+            codes = torch.as_tensor(codes, dtype=torch.long).unique()
+            if len(codes) == 0 or int(codes.min()) < 0 or int(codes.max()) >= self.n_codes:
+                raise ValueError(f"codes to search must be rows in [0, {self.n_codes}), got {codes.tolist()}")
+            err = err.masked_fill(~torch.isin(torch.arange(self.n_codes), codes), float("inf"))
+            n_codes = len(codes)
         if per_code is None:
-            err, order = torch.topk(err.flatten(), min(k, err.numel()), largest=False)
+            err, order = torch.topk(err.flatten(), min(k, err.shape[0] * n_codes), largest=False)
             return order // self.n_codes, order % self.n_codes, err
         best, poses = torch.topk(err, min(per_code, err.shape[0]), dim=0, largest=False)  # (P, N) each
-        codes = torch.topk(best[0], min(k, self.n_codes), largest=False).indices  # (k,)
+        codes = torch.topk(best[0], min(k, n_codes), largest=False).indices  # (k,)
         return poses[:, codes].T.reshape(-1), codes.repeat_interleave(poses.shape[0]), best[:, codes].T.reshape(-1)
 
     # -- files --------------------------------------------------------------------------------------

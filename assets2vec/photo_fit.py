@@ -219,9 +219,11 @@ class _Loss:
         return colour + self.c.mask_weight * cover, mse.detach()
 
 
-def fit_photo(model, photo: PreparedPhoto, bank, config: PhotoFitConfig = PhotoFitConfig()) -> PhotoFit:
+def fit_photo(model, photo: PreparedPhoto, bank, config: PhotoFitConfig = PhotoFitConfig(),
+              codes: torch.Tensor | None = None) -> PhotoFit:
     """Fit the run's codes, a camera and a colour transform to a prepared photo (see the module doc).
-    `bank`: a framed `CodeBank` of the run's codes at the photo's size."""
+    `bank`: a framed `CodeBank` of the run's codes at the photo's size. `codes`: the code rows to
+    compare (e.g. the photo encoder's proposals); all of them without."""
     t0 = time.time()
     if bank.framing is None:
         raise ValueError("photo search needs a framed inversion bank (CodeBank.for_run(..., fill=FILL))")
@@ -230,16 +232,16 @@ def fit_photo(model, photo: PreparedPhoto, bank, config: PhotoFitConfig = PhotoF
         raise ValueError(f"the bank was built for {bank.size} px crops, the photo was prepared at {target.size} px")
     model.eval()
     with frozen(model):
-        return _fit(model, target, bank, config, t0)
+        return _fit(model, target, bank, config, t0, codes)
 
 
-def _fit(model, target: _Target, bank, config: PhotoFitConfig, t0: float) -> PhotoFit:
+def _fit(model, target: _Target, bank, config: PhotoFitConfig, t0: float, codes=None) -> PhotoFit:
     gen = torch.Generator().manual_seed(config.seed)
     loss_fn = _Loss(model, target, config)
     table_s, table_t = model.codes.shape.weight.detach(), model.codes.texture.weight.detach()
     # 1. the bank's best (pose, code) pairs, each pose framed for its code
     pose_rows, code_rows, _ = bank.search(target.rgb, target.mask, config.bank_codes, config.mask_weight, colour_gain=True,
-                                          per_code=config.bank_poses)
+                                          per_code=config.bank_poses, codes=codes)
     cams = _Cameras(bank.poses[pose_rows.numpy()], bank.framing[pose_rows.numpy(), code_rows.numpy()], target.size)
     # 2. successive halving with closed-form gains; 3. camera and colour with the codes fixed
     cams, rows, start_gain = _halving(model, target, cams, code_rows, table_s, table_t, config, gen)

@@ -30,6 +30,7 @@ from assets2vec.configs import FitConfig
 HISTORY = "history.jsonl"
 EVAL_JSON = "eval.json"
 BANK_DIR = "inversion_bank"
+ENCODER_FILE = "photo_encoder.pt"
 
 if TYPE_CHECKING:
     from assets2vec.models.latent_nerf import LatentNeRFModel
@@ -146,6 +147,11 @@ class Run:
         """The last `assets2vec eval` result, if any."""
         p = self.folder / EVAL_JSON
         return json.loads(p.read_text("utf-8")) if p.is_file() else None
+
+    @property
+    def encoder_path(self) -> Path:
+        """Where this run's photo encoder is saved (`assets2vec photo-encoder`)."""
+        return self.folder / ENCODER_FILE
 
     @property
     def bank_dir(self) -> Path:

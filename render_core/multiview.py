@@ -120,12 +120,13 @@ class MultiviewRenderer:
         V = len(elev)
         per_view = (self.config.image_size * self.config.supersample) ** 2
         step = max(1, self.max_samples_per_chunk // per_view)
-        chunks = [self._render_views(mesh, lighting, cameras[list(range(i, min(i + step, V)))]) for i in range(0, V, step)]
+        chunks = [self.render_views(mesh, lighting, cameras[list(range(i, min(i + step, V)))]) for i in range(0, V, step)]
         out = {k: np.concatenate([c[k] for c in chunks]) for k in ("rgb", "alpha", "mask", "depth", "normals")}
         out.update(c2w=c2w.numpy().astype(np.float32), intrinsics=self.K, elevation=elev, azimuth=azim)
         return out
 
-    def _render_views(self, mesh: MeshData, lighting: Lighting, cameras) -> dict[str, np.ndarray]:
+    def render_views(self, mesh: MeshData, lighting: Lighting, cameras) -> dict[str, np.ndarray]:
+        """rgb, alpha, mask, depth and normals of `mesh` seen from PyTorch3D `cameras` (any, not only the rig's)."""
         from render_core import shading
 
         V, s, H = len(cameras), self.config.supersample, self.config.image_size

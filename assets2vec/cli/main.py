@@ -23,6 +23,7 @@ from assets2vec.cli import (  # noqa: E402
     info_cmd,
     invert_cmd,
     merge_cmd,
+    photo_encoder_cmd,
     render_cmd,
     render_latent_cmd,
     scenes_cmd,
@@ -32,7 +33,7 @@ from assets2vec.cli import (  # noqa: E402
     weak_spots_cmd,
 )
 
-COMMANDS = (demo_cmd, assets_cmd, render_cmd, merge_cmd, fit_cmd, eval_cmd, render_latent_cmd, invert_cmd, embed_cmd, catalog_cmd, search_cmd, tag_cmd, sparse_cmd, weak_spots_cmd, scenes_cmd, app_cmd, info_cmd)
+COMMANDS = (demo_cmd, assets_cmd, render_cmd, merge_cmd, fit_cmd, eval_cmd, render_latent_cmd, invert_cmd, photo_encoder_cmd, embed_cmd, catalog_cmd, search_cmd, tag_cmd, sparse_cmd, weak_spots_cmd, scenes_cmd, app_cmd, info_cmd)
 
 
 class UserError(Exception):

@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
                    "verdict": r["verdict"], "asset": r["asset"], "runner_up": r["runner_up"], "confidence": r["confidence"],
                    "camera": {"c2w": cam["c2w"].tolist(), "K": cam["K"].tolist(), "photo_size": list(cam["photo_size"])},
                    "colour": {k: v.tolist() for k, v in r["colour"].items()}, "mask_source": r["mask_source"],
+                   "proposals": r["proposals"],
                    "seconds": r["seconds"], "results": hits}
             if args.overlay:
                 from PIL import Image

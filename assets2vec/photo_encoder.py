@@ -1,0 +1,235 @@
+"""The photo encoder: which catalog assets a photo may show, from one forward pass.
+
+Fitting the NeRF to a photo names the asset whose render explains the photo best, but it can only
+compare the few starts that its coarse search keeps, and that search compares colours pixel by pixel
+on a 10x10 grid: a photo whose light, lens or background our renders never had loses the true asset
+before the fit begins. A small CNN trained on the catalog's own meshes under domain randomisation
+(`assets2vec.photo_views`) learns which asset it sees whatever the light and background; its
+`proposals` best assets are the ones the photo fit then compares (`fit_photo(..., codes=)`).
+
+Trained per run (`assets2vec photo-encoder RUN`, `train_for_run`) and saved in the run folder as plain tensors with the run's asset ids (read back with ``torch.load(weights_only=True)``:
+nothing is unpickled).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from assets2vec.photo_views import Randomiser, ViewConfig, render_views
+
+FORMAT = 1
+
+
+@dataclass
+class EncoderConfig:
+    views: ViewConfig = field(default_factory=ViewConfig)
+    size: int = 48
+    """input side: the prepared photo's crop is resized to this"""
+    width: int = 32
+    """channels of the first stage (doubled at each of the four)"""
+    dim: int = 128
+    """embedding size"""
+    epochs: int = 30
+    batch: int = 96
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    temperature: float = 16.0
+    """scale of the cosine logits"""
+    seed: int = 0
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["views"] = asdict(self.views)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict) -> "EncoderConfig":
+        views = d.get("views", {})
+        views = ViewConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in views.items()})
+        return cls(**{**{k: v for k, v in d.items() if k != "views"}, "views": views})
+
+
+def _stage(cin: int, cout: int) -> torch.nn.Sequential:
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(cin, cout, 3, padding=1, bias=False), torch.nn.BatchNorm2d(cout), torch.nn.ReLU(inplace=True),
+        torch.nn.Conv2d(cout, cout, 3, padding=1, bias=False), torch.nn.BatchNorm2d(cout), torch.nn.ReLU(inplace=True))
+
+
+class PhotoEncoder(torch.nn.Module):
+    """(B, 4, s, s) crops (sRGB and the object's mask) -> (B, n_assets) cosine logits, and the embeddings."""
+
+    def __init__(self, n_assets: int, config: EncoderConfig):
+        super().__init__()
+        w = config.width
+        self.features = torch.nn.Sequential(
+            _stage(4, w), torch.nn.MaxPool2d(2), _stage(w, 2 * w), torch.nn.MaxPool2d(2),
+            _stage(2 * w, 4 * w), torch.nn.MaxPool2d(2), _stage(4 * w, 8 * w),
+            torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8 * w, config.dim))
+        # One learned direction per catalog asset: a cosine classifier (its rows are the assets' prototypes).
+        self.prototypes = torch.nn.Parameter(torch.randn(n_assets, config.dim) / math.sqrt(config.dim))
+        self.temperature = config.temperature
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.features(x * 2 - 1), dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.temperature * self.embed(x) @ F.normalize(self.prototypes, dim=-1).T
+
+
+@dataclass
+class TrainedEncoder:
+    net: PhotoEncoder
+    config: EncoderConfig
+    asset_ids: list[str]
+    history: list[dict]
+
+    @torch.no_grad()
+    def probabilities(self, crop: np.ndarray) -> torch.Tensor:
+        """(n_assets,) probabilities of each asset for a prepared photo's crop (S, S, 4) uint8 (alpha = mask)."""
+        x = torch.as_tensor(np.asarray(crop)).permute(2, 0, 1)[None].float() / 255.0
+        x = F.interpolate(x, size=(self.config.size, self.config.size), mode="area")
+        x = torch.cat([x[:, :3], (x[:, 3:] > 0.5).float()], 1)
+        self.net.eval()
+        return torch.softmax(self.net(x), -1)[0]
+
+    def propose(self, crop: np.ndarray, k: int) -> torch.Tensor:
+        """(k,) rows of the assets the crop most probably shows, most probable first."""
+        return torch.topk(self.probabilities(crop), min(k, len(self.asset_ids))).indices
+
+    def save(self, path: str | os.PathLike) -> Path:
+        from render_core.artifacts import atomic_write_bytes
+        import io
+
+        buf = io.BytesIO()
+        torch.save({"format": FORMAT, "state": self.net.state_dict(), "config": json.dumps(self.config.to_json()),
+                    "asset_ids": list(self.asset_ids), "history": json.dumps(self.history)}, buf)
+        atomic_write_bytes(Path(path), buf.getvalue())
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "TrainedEncoder":
+        try:
+            d = torch.load(path, map_location="cpu", weights_only=True)  # plain tensors and strings only
+            if d.get("format") != FORMAT:
+                raise ValueError(f"format {d.get('format')}, expected {FORMAT}")
+            config = EncoderConfig.from_json(json.loads(d["config"]))
+            net = PhotoEncoder(len(d["asset_ids"]), config)
+            net.load_state_dict(d["state"])
+        except Exception as exc:  # an untrusted file fails in many ways inside the unpickler; each is "not readable"
+            raise ValueError(f"{path}: not a readable photo encoder ({exc})") from exc
+        return cls(net.eval(), config, list(d["asset_ids"]), json.loads(d["history"]))
+
+
+def train_encoder(renders: np.ndarray, asset_ids: list[str], config: EncoderConfig = EncoderConfig(),
+                  progress: bool = True, log=print) -> TrainedEncoder:
+    """Train on `renders` (N, V, S, S, 4) uint8 of the N assets `asset_ids`; each step draws new photos
+    from them (`Randomiser`). Holds out one view per asset to report accuracy on while training."""
+    from tqdm.auto import tqdm
+
+    N, V = renders.shape[:2]
+    if N != len(asset_ids) or N < 2:
+        raise ValueError(f"need renders of at least two assets, one per id: got {N} renders for {len(asset_ids)} ids")
+    gen = torch.Generator().manual_seed(config.seed)
+    torch.manual_seed(config.seed)
+    net = PhotoEncoder(N, config)
+    views = torch.as_tensor(renders)
+    train_v = V - 1 if V > 1 else V
+    items = torch.stack(torch.meshgrid(torch.arange(N), torch.arange(train_v), indexing="ij"), -1).reshape(-1, 2)
+    steps_per_epoch = max(1, len(items) // config.batch)
+    total = steps_per_epoch * config.epochs
+    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=total, pct_start=0.15)
+    rand = Randomiser(config.size, gen)
+    history, t0 = [], time.time()
+    bar = tqdm(total=total, disable=not progress, unit="step", desc="photo encoder")
+    for epoch in range(config.epochs):
+        net.train()
+        order = items[torch.randperm(len(items), generator=gen)]
+        for b in range(steps_per_epoch):
+            batch = order[b * config.batch:(b + 1) * config.batch]
+            x = rand(views[batch[:, 0], batch[:, 1]])
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                logits = net(x)
+            loss = F.cross_entropy(logits.float(), batch[:, 0], label_smoothing=0.1)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            bar.update(1)
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", refresh=False)
+        if V > 1:
+            acc = _held_out_accuracy(net, views[:, V - 1], config)
+            history.append({"epoch": epoch + 1, "loss": round(float(loss.detach()), 4), "held_out_top1": round(acc, 4),
+                            "seconds": round(time.time() - t0, 1)})
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", held_out=f"{acc:.2f}", refresh=False)
+    bar.close()
+    if history:
+        log(f"photo encoder: {config.epochs} epochs in {time.time() - t0:.0f} s; top-1 on held-out randomised views "
+            f"{history[-1]['held_out_top1']:.1%}")
+    return TrainedEncoder(net.eval(), config, list(asset_ids), history)
+
+
+@torch.no_grad()
+def _held_out_accuracy(net: PhotoEncoder, views: torch.Tensor, config: EncoderConfig) -> float:
+    """Top-1 on one held-out view per asset, drawn the same way at every epoch."""
+    net.eval()
+    rand = Randomiser(config.size, torch.Generator().manual_seed(config.seed + 1))
+    rows = torch.arange(len(views))
+    hits = 0
+    for part in rows.split(256):
+        x = rand(views[part])
+        hits += int((net(x).argmax(-1) == part).sum())
+    return hits / len(views)
+
+
+def run_meshes(run):
+    """(asset id, normalised mesh) of every asset of an opened `Run`, read from the library its dataset
+    was rendered from, normalised as the dataset's renders were."""
+    from render_core.assets.loaders import load_mesh
+    from render_core.assets.mesh import normalize
+    from render_core.dataset import RenderedDataset
+
+    dataset = RenderedDataset(run.dataset)
+    library = Path(dataset.header["source_library"])
+    up = dataset.header["render"].get("up_axis", "y")
+    for asset_id in run.asset_ids:
+        record = dataset.record(asset_id)
+        mesh, _ = normalize(load_mesh(library / record.path), up)
+        yield asset_id, mesh
+
+
+PROPOSALS = 8
+"""assets the photo fit compares when the run has an encoder: the encoder's most probable"""
+
+
+def train_for_run(run_path: str | os.PathLike, config: EncoderConfig = EncoderConfig(), progress: bool = True,
+                  log=print) -> Path:
+    """Render the run's assets for the encoder, train it and save it in the run folder; returns the file."""
+    from assets2vec.run import Run
+
+    run = Run.open(run_path)
+    t0 = time.time()
+    renders = render_views(run_meshes(run), config.views, progress=progress)
+    log(f"photo encoder: {renders.shape[0]} assets x {renders.shape[1]} views rendered in {time.time() - t0:.0f} s")
+    encoder = train_encoder(renders, run.asset_ids, config, progress=progress, log=log)
+    return encoder.save(run.encoder_path)
+
+
+def for_run(run) -> TrainedEncoder | None:
+    """The opened `Run`'s photo encoder, or None when it has none; an encoder of other assets is an error."""
+    if not run.encoder_path.is_file():
+        return None
+    encoder = TrainedEncoder.load(run.encoder_path)
+    if encoder.asset_ids != list(run.asset_ids):
+        raise ValueError(f"{run.encoder_path}: the photo encoder was trained on other assets than the run's "
+                         f"{len(run.asset_ids)}; retrain it with 'assets2vec photo-encoder {run.folder}'")
+    return encoder
