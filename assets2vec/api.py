@@ -22,6 +22,7 @@ import fcntl
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -226,16 +227,23 @@ class Catalog:
         (x0, y0, x1, y1) in photo pixels around the object, for cluttered photos.
         The first search of a run builds its photo bank (every training code rendered from a sphere of
         poses on a coarse grid) and saves it in the run folder. When the run has a photo encoder
-        (`assets2vec photo-encoder RUN`), the fit compares only the assets it proposes.
+        (`assets2vec photo-encoder RUN`), the encoder names the asset and the fit, on that asset only,
+        finds the camera, the colour transform and the codes; without one, the fit compares every asset.
+        `confidence`: the fit's silhouette IoU, colour PSNR and loss (the match rule reads these), the
+        margin to the runner-up (the encoder's probability ratio less one, or the fit's loss ratio), and
+        the encoder's probability of the answer (None without an encoder).
 
         Returns {"match": the asset id, or None when no catalog asset explains the photo well enough
         (`rule`), "verdict" (a sentence), "confidence" {"iou", "psnr", "margin", "loss"}, "asset" (the
         catalog asset that explained it best), "runner_up", "neighbours" (nearest to the fitted codes
         in `space`, filtered by `where`), "shape_code" (ds,), "texture_code" (dt,), "camera" {"c2w" (4, 4),
         "K" (3, 3) in the photo's pixels, "photo_size"}, "colour" {"gain"} (per channel, applied to the render), "mask_source", "mask" (H, W) bool: the object found in the photo,
-        "proposals" (the assets the photo encoder proposed and the fit compared; None without an encoder),
+        "proposals" (with a photo encoder: the catalog assets most probably in the photo, most probable first;
+        None without one), "seconds" (the search after the photo is read and prepared),
         "render" (S, S, 3) uint8 of the fit, "overlay" (H', W', 3) uint8 of the fit on the photo, "seconds"}.
         """
+        import torch
+
         from assets2vec.images import read_image
         from assets2vec.photo import overlay, prepare_photo
         from assets2vec.photo_encoder import PROPOSALS
@@ -245,29 +253,38 @@ class Catalog:
         name = str(image) if isinstance(image, (str, os.PathLike)) else "photo"
         photo = read_image(image) if isinstance(image, (str, os.PathLike, bytes, bytearray)) else np.asarray(image)
         prepared = prepare_photo(photo, size, box=box, name=name)
+        t0 = time.time()
         encoder = self.photo_encoder()
-        proposals = None if encoder is None else encoder.propose(prepared.image, PROPOSALS)
-        fit = fit_photo(model, prepared, self.photo_bank(), PhotoFitConfig(seed=seed), codes=proposals)
+        if encoder is None:  # the fit compares every catalog asset and names the one that explains the photo best
+            proposals, probability = None, None
+            fit = fit_photo(model, prepared, self.photo_bank(), PhotoFitConfig(seed=seed))
+            asset = self._run_ids[fit.row]
+            runner = None if fit.runner_up is None else self._run_ids[fit.runner_up]
+            margin, ranked = fit.margin, f"runner-up {runner} {fit.margin:+.0%} worse"
+        else:  # the encoder names the asset; the fit finds its camera, colour and codes, and checks it
+            probs = encoder.probabilities(prepared.image)
+            top = torch.topk(probs, min(PROPOSALS, len(probs)))
+            proposals, probability = [self._run_ids[int(r)] for r in top.indices], float(top.values[0])
+            fit = fit_photo(model, prepared, self.photo_bank(), PhotoFitConfig(seed=seed), codes=top.indices[:1])
+            asset, runner = proposals[0], proposals[1] if len(proposals) > 1 else None
+            margin = float(top.values[0] / top.values[1].clamp(min=1e-9) - 1) if len(proposals) > 1 else float("inf")
+            ranked = f"probability {probability:.0%}, runner-up {runner}"
         rule = rule or MatchRule()
         s, t = fit.shape_code.cpu().numpy(), fit.texture_code.cpu().numpy()
-        asset = self._run_ids[fit.row]
-        runner = None if fit.runner_up is None else self._run_ids[fit.runner_up]
         matched = rule(fit)
-        verdict = (f"{asset} (silhouette IoU {fit.iou:.2f}, colour {fit.psnr:.1f} dB, runner-up {runner} "
-                   f"{fit.margin:+.0%} worse)" if matched else
+        verdict = (f"{asset} (silhouette IoU {fit.iou:.2f}, colour {fit.psnr:.1f} dB, {ranked})" if matched else
                    f"no asset in the catalog matches: the best, {asset}, explains the photo only to silhouette IoU "
                    f"{fit.iou:.2f} and {fit.psnr:.1f} dB ({rule.describe()})")
         return {
             "match": asset if matched else None, "verdict": verdict,
-            "confidence": {"iou": round(fit.iou, 4), "psnr": round(fit.psnr, 2), "margin": round(fit.margin, 4),
-                           "loss": round(fit.loss, 5), "joint_loss": round(fit.joint_loss, 5)},
+            "confidence": {"iou": round(fit.iou, 4), "psnr": round(fit.psnr, 2), "margin": round(margin, 4),
+                           "loss": round(fit.loss, 5), "joint_loss": round(fit.joint_loss, 5), "probability": probability},
             "asset": asset, "runner_up": runner,
             "neighbours": self.search_codes(s, t, k, space, where), "shape_code": s, "texture_code": t,
             "camera": {"c2w": fit.c2w, "K": prepared.framing.intrinsics_in_photo(fit.K), "K_crop": fit.K,
                        "photo_size": prepared.framing.photo_size},
             "colour": {"gain": fit.gain}, "mask_source": prepared.mask_source, "mask": prepared.mask,
-            "proposals": None if proposals is None else [self._run_ids[int(r)] for r in proposals],
-            "fit_psnr": round(fit.psnr, 2), "seconds": round(fit.seconds, 2),
+            "proposals": proposals, "fit_psnr": round(fit.psnr, 2), "seconds": round(time.time() - t0, 2),
             "render": (np.clip(fit.render[..., :3], 0, 1) * 255 + 0.5).astype(np.uint8),
             "overlay": overlay(photo, prepared.framing, fit.render),
         }

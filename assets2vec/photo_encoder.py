@@ -34,11 +34,11 @@ class EncoderConfig:
     views: ViewConfig = field(default_factory=ViewConfig)
     size: int = 48
     """input side: the prepared photo's crop is resized to this"""
-    width: int = 32
+    width: int = 16
     """channels of the first stage (doubled at each of the four)"""
     dim: int = 128
     """embedding size"""
-    epochs: int = 30
+    epochs: int = 20
     batch: int = 96
     lr: float = 3e-3
     weight_decay: float = 5e-4

@@ -104,19 +104,27 @@ class Randomiser:
     def _u(self, n: int, lo: float, hi: float) -> torch.Tensor:
         return lo + (hi - lo) * torch.rand(n, generator=self.gen)
 
+    CANVAS = 1.75
+    """the scene is composed on a canvas this much wider than the crop: room for a shadow, and for a crop
+    whose box took the shadow in"""
+
     def __call__(self, rgba: torch.Tensor) -> torch.Tensor:
         """(B, 4, size, size) float inputs (sRGB colours in [0, 1], then the mask) from (B, S, S, 4) uint8 renders."""
         x = rgba.permute(0, 3, 1, 2).float() / 255.0
-        fg = self._frame(x)
+        B, W = len(x), int(round(self.size * self.CANVAS))
+        fg = self._crop(x, W, FILL / self.CANVAS, torch.ones(B), torch.zeros(B, 2), premultiplied=True)
         alpha = fg[:, 3:4]
-        bg = self._background(len(x))
-        bg = bg * self._shadow(alpha)
-        img = fg[:, :3] * alpha + bg * (1 - alpha)  # fg is premultiplied by the warp's zero padding
-        img = self._camera(img)
-        return torch.cat([img, self._segmentation(alpha)], 1)
+        shadow = self._shadow(alpha)
+        img = fg[:, :3] * alpha + self._background(B, W) * shadow * (1 - alpha)
+        scene = torch.cat([img, self._segmentation(alpha, shadow)], 1)
+        # The crop a photo's preparation makes: around the segmentation's box, which may hold the shadow.
+        out = self._crop(scene, self.size, FILL, self._u(B, 0.85, 1.2), torch.stack([self._u(B, -0.06, 0.06), self._u(B, -0.06, 0.06)], 1))
+        return torch.cat([self._camera(out[:, :3]), (out[:, 3:4] > 0.5).float()], 1)
 
-    def _frame(self, x: torch.Tensor) -> torch.Tensor:
-        """Crop each render to its object's box as `prepare_photo` does, with the box a little off."""
+    def _crop(self, x: torch.Tensor, size: int, fill: float, scale: torch.Tensor, shift: torch.Tensor,
+              premultiplied: bool = False) -> torch.Tensor:
+        """Crop each image to a square around the box of its channel 3 (> 0.5), the box's longer side
+        `fill` of the crop times `scale` (B,), the centre moved by `shift` (B, 2) crop sides; resize to `size`."""
         B, _, S, _ = x.shape
         on = x[:, 3] > 0.5
         ys, xs = on.any(2).float(), on.any(1).float()
@@ -126,24 +134,28 @@ class Randomiser:
         y1 = torch.where(ys > 0, idx, -1.0).amax(1) + 1
         x0 = torch.where(xs > 0, idx, big).amin(1)
         x1 = torch.where(xs > 0, idx, -1.0).amax(1) + 1
-        side = torch.maximum(x1 - x0, y1 - y0).clamp(min=2) / FILL * self._u(B, 0.85, 1.2)
-        cx = (x0 + x1) / 2 + side * self._u(B, -0.06, 0.06)
-        cy = (y0 + y1) / 2 + side * self._u(B, -0.06, 0.06)
+        side = torch.maximum(x1 - x0, y1 - y0).clamp(min=2) / fill * scale
+        cx = (x0 + x1) / 2 + side * shift[:, 0]
+        cy = (y0 + y1) / 2 + side * shift[:, 1]
         # affine_grid maps output [-1, 1] to input [-1, 1] (align_corners=False: pixel edges)
         theta = torch.zeros(B, 2, 3)
         theta[:, 0, 0] = side / S
         theta[:, 1, 1] = side / S
         theta[:, 0, 2] = 2 * cx / S - 1
         theta[:, 1, 2] = 2 * cy / S - 1
-        grid = F.affine_grid(theta, (B, 4, self.size, self.size), align_corners=False)
-        premult = torch.cat([x[:, :3] * x[:, 3:4], x[:, 3:4]], 1)
-        out = F.grid_sample(premult, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-        rgb = out[:, :3] / out[:, 3:4].clamp(min=1e-3)
-        return torch.cat([rgb.clamp(0, 1), out[:, 3:4]], 1)
+        grid = F.affine_grid(theta, (B, 4, size, size), align_corners=False)
+        if premultiplied:  # a render: transparent outside, colours weighted by coverage while resampling
+            premult = torch.cat([x[:, :3] * x[:, 3:4], x[:, 3:4]], 1)
+            out = F.grid_sample(premult, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+            rgb = out[:, :3] / out[:, 3:4].clamp(min=1e-3)
+            return torch.cat([rgb.clamp(0, 1), out[:, 3:4]], 1)
+        # a composed photo: its border continues outside the canvas; the mask is empty there
+        rgb = F.grid_sample(x[:, :3], grid, mode="bilinear", padding_mode="border", align_corners=False)
+        mask = F.grid_sample(x[:, 3:4], grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        return torch.cat([rgb, mask], 1)
 
-    def _background(self, B: int) -> torch.Tensor:
-        """Plain sweeps, walls over floors, textures and clutter, in any colours."""
-        s = self.size
+    def _background(self, B: int, s: int) -> torch.Tensor:
+        """Plain sweeps, walls over floors, textures and clutter, in any colours, (B, 3, s, s)."""
         kind = torch.randint(4, (B,), generator=self.gen)
         light = torch.rand(B, 1, 1, 1, generator=self.gen) < 0.5  # studio sweeps are mostly light
         top = torch.where(light, 0.75 + 0.25 * torch.rand(B, 3, 1, 1, generator=self.gen), torch.rand(B, 3, 1, 1, generator=self.gen))
@@ -169,15 +181,16 @@ class Randomiser:
         return bg.clamp(0, 1)
 
     def _shadow(self, alpha: torch.Tensor) -> torch.Tensor:
-        """(B, 1, s, s) multiplier: a soft dark blob under the object, in half of the photos."""
-        B, s = len(alpha), self.size
+        """(B, 1, s, s) multiplier: in most photos a soft shadow cast beside and below the object."""
+        B, s = len(alpha), alpha.shape[-1]
         k = max(3, s // 8) | 1
         blob = F.avg_pool2d(alpha, k, stride=1, padding=k // 2)
-        shift = (self._u(B, 0.02, 0.12) * s).long()
-        dx = (self._u(B, -0.1, 0.1) * s).long()
-        moved = torch.stack([torch.roll(blob[i], shifts=(int(shift[i]), int(dx[i])), dims=(1, 2)) for i in range(B)])
+        dy = (self._u(B, 0.0, 0.15) * s).long()
+        dx = (self._u(B, -0.25, 0.25) * s).long()
+        moved = torch.stack([torch.roll(blob[i], shifts=(int(dy[i]), int(dx[i])), dims=(1, 2)) for i in range(B)])
+        moved = torch.maximum(moved, blob * (dy.view(B, 1, 1, 1) > 0))  # the shadow joins the object's foot
         moved = F.avg_pool2d(moved, k, stride=1, padding=k // 2)
-        depth = self._u(B, 0.2, 0.7).view(B, 1, 1, 1) * (torch.rand(B, 1, 1, 1, generator=self.gen) < 0.5)
+        depth = self._u(B, 0.15, 0.6).view(B, 1, 1, 1) * (torch.rand(B, 1, 1, 1, generator=self.gen) < 0.7)
         return 1 - depth * moved.clamp(0, 1)
 
     def _camera(self, img: torch.Tensor) -> torch.Tensor:
@@ -190,12 +203,15 @@ class Randomiser:
             img[blur] = F.avg_pool2d(F.pad(img[blur], (1, 1, 1, 1), mode="replicate"), 3, stride=1)
         return (img + 0.02 * torch.rand(B, 1, 1, 1, generator=self.gen) * torch.randn(img.shape, generator=self.gen)).clamp(0, 1)
 
-    def _segmentation(self, alpha: torch.Tensor) -> torch.Tensor:
-        """The object's mask as a segmentation finds it: grown or shrunk by a pixel or two at times."""
+    def _segmentation(self, alpha: torch.Tensor, shadow: torch.Tensor) -> torch.Tensor:
+        """The object's mask as a segmentation finds it: at times grown or shrunk by a pixel, and in a
+        third of the photos with the darker part of its shadow taken in (the commonest error on a
+        floor or a studio sweep)."""
         B = len(alpha)
         mask = (alpha > 0.5).float()
         grow = torch.rand(B, generator=self.gen)
         dil = F.max_pool2d(mask, 3, stride=1, padding=1)
         ero = -F.max_pool2d(-mask, 3, stride=1, padding=1)
         mask = torch.where((grow < 0.2).view(B, 1, 1, 1), dil, torch.where((grow > 0.8).view(B, 1, 1, 1), ero, mask))
-        return mask
+        with_shadow = (torch.rand(B, 1, 1, 1, generator=self.gen) < 1 / 3) & (shadow < 0.85)
+        return torch.maximum(mask, with_shadow.float())

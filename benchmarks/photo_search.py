@@ -6,7 +6,8 @@ PHOTOS are folders written by benchmarks/blender_photos.py (a second renderer: B
 camera, three settings) or benchmarks/raster_photos.py (ours, for choosing settings only). A photo
 whose asset is in the catalog should be named: `top1` is the product's answer (`match`, or the asset
 that explained the photo best when the answer was "no match"), `top5` whether the asset is among the
-answer, the runner-up and the nearest assets to the fitted codes. A photo of an asset that is not in
+answer, the runner-up and the nearest assets to the fitted codes; with a photo encoder in the run,
+`proposal_recall` whether the asset was among those it proposed. A photo of an asset that is not in
 the catalog should be flagged ("no asset in the catalog matches"). Also scored: the segmentation
 against the renderer's own mask, and the seconds per photo (the photo bank is built before the first
 photo and timed apart). Writes the per-photo rows and the summary to --out (default
@@ -28,7 +29,10 @@ sys.path.insert(0, str(ROOT))
 
 
 def ranked_answer(r: dict) -> list[str]:
-    """The answer as a ranked list: the named asset, its runner-up, then the nearest to the fitted codes."""
+    """The answer as a ranked list: with a photo encoder, its proposals; else the named asset, its
+    runner-up, then the nearest to the fitted codes."""
+    if r["proposals"]:
+        return list(r["proposals"])
     out = []
     for i in [r["asset"], r["runner_up"]] + [h["id"] for h in r["neighbours"]]:
         if i is not None and i not in out:
@@ -53,6 +57,8 @@ def summarise(rows: list[dict]) -> dict:
             s["top1"] = round(sum(x.get("top1", False) for x in g) / len(g), 4)
             s["top5"] = round(sum(x.get("top5", False) for x in g) / len(g), 4)
             s["wrongly_flagged"] = round(sum(x.get("match") is None for x in ok) / max(1, len(ok)), 4)
+            if any(x.get("proposed") is not None for x in ok):  # the run has a photo encoder
+                s["proposal_recall"] = round(sum(bool(x.get("proposed")) for x in ok) / max(1, len(ok)), 4)
         else:
             s["flagged"] = round(sum(x.get("match") is None for x in ok) / max(1, len(ok)), 4)
         out[key] = s
@@ -126,6 +132,7 @@ def main() -> None:
                 found = r["mask"]
                 row.update(match=r["match"], answer=answer[:5], top1=answer[0] == e["asset_id"], top5=e["asset_id"] in answer[:5],
                            confidence=r["confidence"], seconds=r["seconds"], mask_source=r["mask_source"],
+                           proposals=r["proposals"], proposed=None if r["proposals"] is None else e["asset_id"] in r["proposals"],
                            mask_iou=round(float((found & truth).sum() / max(1, (found | truth).sum())), 4))
                 rows.append(row)
                 print(f"{row['photo']:<40} {row['setting']:<16} {'in ' if row['in_catalog'] else 'out'} -> "

@@ -15,7 +15,7 @@ def add_parser(sub) -> None:
         "Retrain it after the run changes.")
     p.add_argument("run", type=Path, metavar="RUN")
     p.add_argument("--views", type=int, default=48, help="renders per asset (default: 48)")
-    p.add_argument("--epochs", type=int, default=30, help="training epochs (default: 30)")
+    p.add_argument("--epochs", type=int, default=20, help="training epochs (default: 20)")
     p.add_argument("--seed", type=int, default=0, help="seed of the cameras, lights and training (default: 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)

@@ -63,6 +63,10 @@ with by_image:
             c.metric("Silhouette IoU", f"{conf['iou']:.2f}")
             c.metric("Colour PSNR", f"{conf['psnr']:.1f} dB")
             c.metric("Runner-up worse by", f"{conf['margin']:.0%}", help=f"runner-up: {result['runner_up']}")
+            if result["proposals"]:
+                st.caption(f"Compared (the photo encoder's proposals, most probable first): {', '.join(result['proposals'])}")
+            else:
+                st.caption("Compared: every catalog asset (this run has no photo encoder: `assets2vec photo-encoder RUN` trains one)")
             st.caption(f"Nearest to the fitted codes in {space} space")
             show(result["neighbours"])
         except ValueError as exc:
