@@ -62,7 +62,10 @@ with by_image:
             conf = result["confidence"]
             c.metric("Silhouette IoU", f"{conf['iou']:.2f}")
             c.metric("Colour PSNR", f"{conf['psnr']:.1f} dB")
-            c.metric("Runner-up worse by", f"{conf['margin']:.0%}", help=f"runner-up: {result['runner_up']}")
+            if conf.get("probability") is not None:
+                c.metric("Encoder's probability", f"{conf['probability']:.0%}", help=f"runner-up: {result['runner_up']}")
+            else:
+                c.metric("Runner-up worse by", f"{conf['margin']:.0%}", help=f"runner-up: {result['runner_up']}")
             if result["proposals"]:
                 st.caption(f"Compared (the photo encoder's proposals, most probable first): {', '.join(result['proposals'])}")
             else:
