@@ -69,6 +69,7 @@ class Catalog:
         self._run: str | None = None
         self._bank = None  # the run's inversion bank, loaded (or built) by the first image search
         self._encoder = None  # the run's photo encoder, read by the first image search (False: it has none)
+        self._encoder_path: Path | None = None  # where the run keeps it (set with the model)
         self._geometry_pca = None  # read by the first query that needs codes in the geometry space
         self._texture_only = (NeighbourResidual.from_json(store.get_meta(TEXTURE_ONLY)) if TEXTURE_ONLY in self._vectors else None)
 
@@ -239,8 +240,9 @@ class Catalog:
         in `space`, filtered by `where`), "shape_code" (ds,), "texture_code" (dt,), "camera" {"c2w" (4, 4),
         "K" (3, 3) in the photo's pixels, "photo_size"}, "colour" {"gain"} (per channel, applied to the render), "mask_source", "mask" (H, W) bool: the object found in the photo,
         "proposals" (with a photo encoder: the catalog assets most probably in the photo, most probable first;
-        None without one), "seconds" (the search after the photo is read and prepared),
-        "render" (S, S, 3) uint8 of the fit, "overlay" (H', W', 3) uint8 of the fit on the photo, "seconds"}.
+        None without one), "render" (S, S, 3) uint8 of the fit, "overlay" (H', W', 3) uint8 of the fit on the
+        photo, "seconds" (the encoder and the fit; reading the photo, finding the object and loading the bank
+        are not counted)}.
         """
         import torch
 
@@ -253,11 +255,11 @@ class Catalog:
         name = str(image) if isinstance(image, (str, os.PathLike)) else "photo"
         photo = read_image(image) if isinstance(image, (str, os.PathLike, bytes, bytearray)) else np.asarray(image)
         prepared = prepare_photo(photo, size, box=box, name=name)
+        encoder, bank = self.photo_encoder(), self.photo_bank()  # read (or built) once per catalog
         t0 = time.time()
-        encoder = self.photo_encoder()
         if encoder is None:  # the fit compares every catalog asset and names the one that explains the photo best
             proposals, probability = None, None
-            fit = fit_photo(model, prepared, self.photo_bank(), PhotoFitConfig(seed=seed))
+            fit = fit_photo(model, prepared, bank, PhotoFitConfig(seed=seed))
             asset = self._run_ids[fit.row]
             runner = None if fit.runner_up is None else self._run_ids[fit.runner_up]
             margin, ranked = fit.margin, f"runner-up {runner} {fit.margin:+.0%} worse"
@@ -265,7 +267,7 @@ class Catalog:
             probs = encoder.probabilities(prepared.image)
             top = torch.topk(probs, min(PROPOSALS, len(probs)))
             proposals, probability = [self._run_ids[int(r)] for r in top.indices], float(top.values[0])
-            fit = fit_photo(model, prepared, self.photo_bank(), PhotoFitConfig(seed=seed), codes=top.indices[:1])
+            fit = fit_photo(model, prepared, bank, PhotoFitConfig(seed=seed), codes=top.indices[:1])
             asset, runner = proposals[0], proposals[1] if len(proposals) > 1 else None
             margin = float(top.values[0] / top.values[1].clamp(min=1e-9) - 1) if len(proposals) > 1 else float("inf")
             ranked = f"probability {probability:.0%}, runner-up {runner}"
@@ -294,11 +296,10 @@ class Catalog:
         photo fit compares every catalog asset's bank renders."""
         if self._encoder is None:
             from assets2vec import photo_encoder
-            from assets2vec.run import Run
 
             self.model()
             try:
-                self._encoder = photo_encoder.for_run(Run.open(self._run)) or False
+                self._encoder = photo_encoder.for_run(self._encoder_path, self._run_ids) or False
             except ValueError as exc:
                 raise CatalogError(str(exc)) from exc
         return self._encoder or None
@@ -576,7 +577,7 @@ class Catalog:
             opened = Run.open(run)
             rig, size = opened.rig()
             self._model = (opened.model(), rig, size)
-            self._run = run
+            self._run, self._encoder_path = run, opened.encoder_path
             self._run_ids = opened.asset_ids
         return self._model
 

@@ -1,14 +1,15 @@
-"""The photo encoder: which catalog assets a photo may show, from one forward pass.
+"""The photo encoder: which catalog asset a photo shows, from one forward pass.
 
-Fitting the NeRF to a photo names the asset whose render explains the photo best, but it can only
-compare the few starts that its coarse search keeps, and that search compares colours pixel by pixel
-on a 10x10 grid: a photo whose light, lens or background our renders never had loses the true asset
-before the fit begins. A small CNN trained on the catalog's own meshes under domain randomisation
-(`assets2vec.photo_views`) learns which asset it sees whatever the light and background; its
-`proposals` best assets are the ones the photo fit then compares (`fit_photo(..., codes=)`).
+Fitting the NeRF to a photo compares renders with the photo pixel by pixel; a photo whose light, lens
+and background our renders never had is then explained best by whatever asset shares its colours. A
+small CNN trained on the run's own meshes under domain randomisation (`assets2vec.photo_views`)
+learns which asset it sees whatever the light and background. Search by photo takes its answer from
+the encoder and fits the NeRF on that asset only, for the camera, the colour cast, the codes and the
+check of the answer (`Catalog.search_image`).
 
-Trained per run (`assets2vec photo-encoder RUN`, `train_for_run`) and saved in the run folder as plain tensors with the run's asset ids (read back with ``torch.load(weights_only=True)``:
-nothing is unpickled).
+Trained per run (`assets2vec photo-encoder RUN`, `train_for_run`) and saved in the run folder as
+plain tensors with the run's asset ids, read back with `torch.load(weights_only=True)`: nothing is
+unpickled.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import torch.nn.functional as F
 from assets2vec.photo_views import Randomiser, ViewConfig, render_views
 
 FORMAT = 1
+PROPOSALS = 8
+"""assets a search by photo returns as the encoder's proposals, most probable first"""
 
 
 @dataclass
@@ -207,9 +210,6 @@ def run_meshes(run):
         yield asset_id, mesh
 
 
-PROPOSALS = 8
-"""assets the photo fit compares when the run has an encoder: the encoder's most probable"""
-
 
 def train_for_run(run_path: str | os.PathLike, config: EncoderConfig = EncoderConfig(), progress: bool = True,
                   log=print) -> Path:
@@ -224,12 +224,13 @@ def train_for_run(run_path: str | os.PathLike, config: EncoderConfig = EncoderCo
     return encoder.save(run.encoder_path)
 
 
-def for_run(run) -> TrainedEncoder | None:
-    """The opened `Run`'s photo encoder, or None when it has none; an encoder of other assets is an error."""
-    if not run.encoder_path.is_file():
+def for_run(encoder_path: Path, asset_ids: list[str]) -> TrainedEncoder | None:
+    """A run's photo encoder (`Run.encoder_path`), or None when it has none; an encoder of other assets
+    than the run's `asset_ids` is an error."""
+    if not encoder_path.is_file():
         return None
-    encoder = TrainedEncoder.load(run.encoder_path)
-    if encoder.asset_ids != list(run.asset_ids):
-        raise ValueError(f"{run.encoder_path}: the photo encoder was trained on other assets than the run's "
-                         f"{len(run.asset_ids)}; retrain it with 'assets2vec photo-encoder {run.folder}'")
+    encoder = TrainedEncoder.load(encoder_path)
+    if encoder.asset_ids != list(asset_ids):
+        raise ValueError(f"{encoder_path}: the photo encoder was trained on other assets than the run's "
+                         f"{len(asset_ids)}; retrain it with 'assets2vec photo-encoder {encoder_path.parent}'")
     return encoder
