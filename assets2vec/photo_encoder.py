@@ -218,7 +218,7 @@ def train_for_run(run_path: str | os.PathLike, config: EncoderConfig = EncoderCo
 
     run = Run.open(run_path)
     t0 = time.time()
-    renders = render_views(run_meshes(run), config.views, progress=progress)
+    renders = render_views(run_meshes(run), config.views, progress=progress, total=len(run.asset_ids))
     log(f"photo encoder: {renders.shape[0]} assets x {renders.shape[1]} views rendered in {time.time() - t0:.0f} s")
     encoder = train_encoder(renders, run.asset_ids, config, progress=progress, log=log)
     return encoder.save(run.encoder_path)

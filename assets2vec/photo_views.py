@@ -70,10 +70,11 @@ def random_light(rng: np.random.Generator):
                     specular=float(rng.uniform(0.0, 0.3)), colour=colour)
 
 
-def render_views(meshes, config: ViewConfig = ViewConfig(), progress: bool = True) -> np.ndarray:
+def render_views(meshes, config: ViewConfig = ViewConfig(), progress: bool = True, total: int | None = None) -> np.ndarray:
     """(N, V, S, S, 4) uint8 sRGB renders with alpha of N normalised `MeshData`, `config.views` each.
-    `meshes`: an iterable of (asset id, mesh) pairs; each asset's cameras and lights come from the
-    seed and its id, so a render does not depend on the others."""
+    `meshes`: an iterable of (asset id, mesh) pairs, read one at a time (`total` of them, for the
+    progress bar); each asset's cameras and lights come from the seed and its id, so a render does
+    not depend on the others."""
     from tqdm.auto import tqdm
 
     from render_core.multiview import MultiviewRenderer, RenderConfig, asset_rng
@@ -81,7 +82,7 @@ def render_views(meshes, config: ViewConfig = ViewConfig(), progress: bool = Tru
 
     renderer = MultiviewRenderer(RenderConfig(image_size=config.size, rig=RigConfig(floor_views=0), supersample=config.supersample))
     out = []
-    for asset_id, mesh in tqdm(list(meshes), desc="encoder views", unit="asset", disable=not progress):
+    for asset_id, mesh in tqdm(meshes, total=total, desc="encoder views", unit="asset", disable=not progress):
         rng = asset_rng(config.seed, f"photo-encoder/{asset_id}")
         cams = random_cameras(rng, config.views, config)
         parts = []
