@@ -59,6 +59,7 @@ class Catalog:
         # What the stored vectors were made with, read before them: a build that refits it while this reader
         # is open is then seen at query time (a clear "open it again"), not mixed with the old vectors.
         self._checked_version = store.data_version()  # asked first: a commit after it is seen at query time
+        self._opened_version = self._checked_version  # the database state these vectors were read at
         self._fit_digest = store.meta_digest("geometry_pca", "transform")
         self.rows, self._vectors, self.transform = load_vectors(store, self._fit_digest)
         self.ids = store.ids()
@@ -138,11 +139,15 @@ class Catalog:
         return self._indexes[space]
 
     def _write_if_unlocked(self, index: LatentIndex, p: Path) -> None:
-        # Repair the file only when no build holds the catalog; otherwise the build will write it.
+        # Repair the file only when no build holds the catalog (otherwise the build will write it)
+        # and nothing was committed since this reader read its vectors: an index of an older state
+        # would replace the one a build has just written, and the next reader would rebuild again.
         try:
             with open(self.path / LOCK_NAME, "a+") as f:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 try:
+                    if self.store.data_version() != self._opened_version:
+                        return
                     index.write(p)
                 finally:
                     fcntl.flock(f, fcntl.LOCK_UN)

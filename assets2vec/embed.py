@@ -2,7 +2,7 @@
 
 Each new asset's training views (all but its held-out ones, with their known cameras)
 are inverted from the mean code; the codes are appended to the run's tables and the
-checkpoint is rewritten atomically every few assets, so an interrupted embed keeps
+checkpoint is rewritten atomically every few assets and every few minutes, so an interrupted embed keeps
 what it finished and a rerun skips assets the run already has.
 """
 
@@ -41,6 +41,7 @@ def embed(
     *,
     config: InversionConfig = EMBED_CONFIG,
     save_every: int = 10,
+    save_minutes: float = 2.0,
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
@@ -61,9 +62,11 @@ def embed(
     embedded = dict(state.get("embedded", {}))
     failed: dict[str, str] = {}
     new_shape, new_texture, new_ids = [], [], []
-    t0 = time.time()
+    t0 = saved = time.time()
 
     def flush() -> None:
+        nonlocal saved
+        saved = time.time()
         if not new_ids:
             return
         model.codes.grow(torch.stack(new_shape), torch.stack(new_texture))
@@ -89,7 +92,7 @@ def embed(
         new_ids.append(asset_id)
         scores.append(result.score)
         bar.set_postfix(fit_psnr=f"{np.mean(scores):.2f}", refresh=False)
-        if n % save_every == 0:
+        if n % save_every == 0 or time.time() - saved >= 60 * save_minutes:
             flush()
     flush()
     summary = {

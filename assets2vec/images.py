@@ -64,12 +64,16 @@ def read_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(io.BytesIO(data))
-        with im:
-            if im.width * im.height > MAX_PIXELS:
-                raise ValueError(f"{name}: {im.width}x{im.height} exceeds the {MAX_PIXELS:,}-pixel limit")
-            return np.asarray(im.convert(_mode(im)))
-    except (OSError, Image.DecompressionBombError) as exc:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ValueError(f"{name}: not a readable image ({exc})") from exc
+    with im:
+        if im.width * im.height > MAX_PIXELS:
+            raise ValueError(f"{name}: {im.width}x{im.height} exceeds the {MAX_PIXELS:,}-pixel limit")
+        try:
+            return np.asarray(im.convert(_mode(im)))
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            # decoding is lazy: a broken chunk is a SyntaxError, a tile past the image's edge a ValueError
+            raise ValueError(f"{name}: not a readable image ({exc})") from exc
 
 
 def decode_image(data: bytes, size: int, name: str = "upload") -> np.ndarray:

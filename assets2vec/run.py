@@ -120,6 +120,7 @@ class Run:
                 model.load_state_dict(self.weights)
             except RuntimeError as exc:
                 raise CheckpointError(f"{self.path}: checkpoint weights do not match its config ({str(exc).splitlines()[0]})") from exc
+            model.codes.trained = len(self.asset_ids) - len(self.embedded)  # `embed` appends after the trained rows
             cache[key] = model.eval()
         return cache[key]
 

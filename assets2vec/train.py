@@ -111,9 +111,13 @@ def _prepare_run(out: Path, data: Path, config: FitConfig, asset_ids: list[str],
         raise RunError(f"{out}: exists and is not a folder")
     has_header = (out / "artifact.json").is_file()
     ckpt_path = latest_checkpoint(out)
-    if resume:
-        if not ckpt_path.is_file():
+    if resume and not ckpt_path.is_file():
+        if not has_header:
             raise RunError(f"{out}: nothing to resume (no {ckpt_path.relative_to(out)}); drop --resume to start a new run")
+        # Stopped before its first checkpoint: the same command starts the run again from step 0
+        # (the header check below refuses a folder of other settings).
+        resume = False
+    if resume:
         state = load_checkpoint(ckpt_path)
         if state["asset_ids"] != asset_ids:
             raise RunError(

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,9 +68,11 @@ def _place(src: Path, dst: Path) -> bool:
                             "were they rendered with different settings?")
     tmp = dst.with_name(f".{dst.name}.merge")
     try:
+        tmp.unlink(missing_ok=True)  # left by a merge killed between its link and its rename
         os.link(src, tmp)
     except OSError:
-        shutil.copyfile(src, tmp)
+        atomic_write_bytes(dst, src.read_bytes())  # names dst, not src, when the disk is full
+        return True
     os.replace(tmp, dst)
     return True
 

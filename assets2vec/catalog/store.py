@@ -8,6 +8,7 @@ produced them. WAL lets searches read while a build writes; a build is one trans
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import sqlite3
@@ -96,6 +97,7 @@ class Store:
             version = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         except sqlite3.DatabaseError as exc:
             conn.close()
+            _raise_storage_error(exc, path)
             raise CatalogError(f"{path}: not a readable catalog database ({exc})") from exc
         if version is None or int(version[0]) > SCHEMA_VERSION:
             conn.close()
@@ -108,13 +110,18 @@ class Store:
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """One IMMEDIATE transaction: all of it lands or none of it does."""
-        self.conn.execute("BEGIN IMMEDIATE")
         try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                if self.conn.in_transaction:  # SQLite may have rolled back itself (a full disk)
+                    self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            _raise_storage_error(exc, self.path)
             raise
-        self.conn.execute("COMMIT")
 
     # -- meta ---------------------------------------------------------------------------------
     def get_meta(self, key: str, default: Any = None) -> Any:
@@ -344,6 +351,16 @@ class Store:
         names = {r[0] for r in self.conn.execute("SELECT DISTINCT name FROM attributes UNION SELECT DISTINCT name FROM tags "
                                                  "UNION SELECT DISTINCT attribute FROM predictions")}
         return sorted(names | {"family", "category"})
+
+
+def _raise_storage_error(exc: sqlite3.DatabaseError, path: Path) -> None:
+    """SQLite's "disk is full" and "read-only" as the OSError they are (the CLI reports those as
+    storage errors, naming the file); anything else is left to the caller."""
+    msg = str(exc).lower()
+    for words, code in (("disk is full", errno.ENOSPC), ("readonly", errno.EROFS), ("read-only", errno.EROFS),
+                        ("unable to open database", errno.EACCES)):
+        if words in msg:
+            raise OSError(code, f"{exc} (SQLite)", str(path)) from exc
 
 
 def _blob(v: np.ndarray) -> bytes:

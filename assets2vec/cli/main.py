@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 
@@ -76,6 +77,25 @@ def main(argv: list[str] | None = None) -> int:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"assets2vec {args.command}: error: {msg}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if exc.errno not in _STORAGE_ERRORS:
+            raise
+        # The machine, not the input: name the file and what to do; atomic writes left every
+        # finished file as it was, so the same command resumes once there is room or permission.
+        where = f"cannot write {exc.filename}: " if exc.filename else ""
+        print(f"assets2vec {args.command}: error: {where}{exc.strerror} "
+              f"({_STORAGE_ERRORS[exc.errno]}); finished work is kept, rerun the same command to resume", file=sys.stderr)
+        return 3
+
+
+_STORAGE_ERRORS = {
+    errno.ENOSPC: "free some space",
+    errno.EDQUOT: "over the disk quota: free some space",
+    errno.EFBIG: "a file-size limit (ulimit -f) was reached",
+    errno.EROFS: "choose a writable folder",
+    errno.EACCES: "no permission: choose a folder you may write",
+    errno.EPERM: "no permission: choose a folder you may write",
+}
 
 
 def exit_worker(code: int) -> None:

@@ -24,6 +24,10 @@ class LatentCodes(nn.Module):
         self.texture = nn.Embedding(num_assets, texture_dim)
         nn.init.normal_(self.shape.weight, std=init_std)
         nn.init.normal_(self.texture.weight, std=init_std)
+        self.trained = num_assets
+        """Rows learned by training; rows after them were added by inversion (`grow`, or a run
+        reopened with embedded assets) and do not move the mean, so an embedding does not
+        depend on which assets were embedded before it, or in which batches."""
 
     @property
     def num_assets(self) -> int:
@@ -34,7 +38,8 @@ class LatentCodes(nn.Module):
 
     def mean(self) -> tuple[Float[Tensor, "ds"], Float[Tensor, "dt"]]:
         """The mean training code, where inversion starts."""
-        return self.shape.weight.detach().mean(0), self.texture.weight.detach().mean(0)
+        n = self.trained
+        return self.shape.weight.detach()[:n].mean(0), self.texture.weight.detach()[:n].mean(0)
 
     def grow(self, shape: Float[Tensor, "n ds"], texture: Float[Tensor, "n dt"]) -> None:
         """Append rows for new assets (embedding by inversion); existing rows are untouched."""

@@ -32,15 +32,20 @@ def stable_id(rel_path: str) -> str:
 
 def _read_category_manifest(path: Path) -> dict[str, dict[str, str]]:
     """CSV with a `path` column (relative to the library root), `category` and any attribute columns."""
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or "path" not in reader.fieldnames:
-            raise ValueError(f"{path}: manifest CSV needs a 'path' column (and usually 'category')")
-        rows = {}
-        for row in reader:
-            rel = Path(row.pop("path").strip()).as_posix()
-            rows[rel] = {k: (v or "").strip() for k, v in row.items() if k}
-        return rows
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if not reader.fieldnames or "path" not in reader.fieldnames:
+                raise ValueError(f"{path}: manifest CSV needs a 'path' column (and usually 'category')")
+            rows = {}
+            for row in reader:
+                rel = Path((row.pop("path") or "").strip()).as_posix()
+                rows[rel] = {k: (v or "").strip() for k, v in row.items() if isinstance(k, str) and k and isinstance(v, (str, type(None)))}
+            return rows
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text (byte {exc.start}); save the manifest as UTF-8 CSV") from None
+    except csv.Error as exc:
+        raise ValueError(f"{path}: not a readable CSV manifest ({exc})") from None
 
 
 def scan_folder(root: Path, manifest_csv: Path | None = None) -> list[AssetRecord]:

@@ -177,8 +177,11 @@ def load_mesh(path: str | Path, limits: LoadLimits = LoadLimits()) -> MeshData:
             path, f"texture image(s) above {limits.max_texture_pixels} pixels: {', '.join(resolver.too_large)}"
         )
 
-    faces = np.asarray(getattr(tm, "faces", np.zeros((0, 3))), dtype=np.int64).reshape(-1, 3)
-    verts = np.asarray(getattr(tm, "vertices", np.zeros((0, 3))), dtype=np.float64).reshape(-1, 3)
+    try:
+        faces = np.asarray(getattr(tm, "faces", np.zeros((0, 3))), dtype=np.int64).reshape(-1, 3)
+        verts = np.asarray(getattr(tm, "vertices", np.zeros((0, 3))), dtype=np.float64).reshape(-1, 3)
+    except (ValueError, TypeError, OverflowError) as exc:  # ragged faces, lists that are not x y z
+        raise AssetLoadError(path, f"malformed vertex or face arrays ({exc})") from exc
     if len(faces) == 0 or len(verts) == 0:
         raise AssetLoadError(path, "contains no triangles (empty mesh or point cloud)")
     if len(faces) > limits.max_faces:

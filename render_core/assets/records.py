@@ -47,12 +47,15 @@ def write_manifest(path: str | Path, records: Iterable[AssetRecord]) -> None:
 
 def read_manifest(path: str | Path) -> list[AssetRecord]:
     records = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                records.append(AssetRecord.from_json(json.loads(line)))
-            except (json.JSONDecodeError, TypeError) as exc:
-                raise ValueError(f"{path}:{lineno}: bad manifest line ({exc})") from exc
+    try:
+        text = Path(path).read_text("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text (byte {exc.start}); not a library manifest") from None
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            records.append(AssetRecord.from_json(json.loads(line)))
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise ValueError(f"{path}:{lineno}: bad manifest line ({type(exc).__name__}: {exc})") from exc
     return records

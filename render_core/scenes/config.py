@@ -185,7 +185,7 @@ def _build(cls, data: dict, where: str):
     if not isinstance(data, dict):
         raise SceneConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
     names = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(data) - set(names))
+    unknown = sorted(repr(k) if not isinstance(k, str) else k for k in set(data) - set(names))  # YAML keys may be null, 1, ...
     if unknown:
         raise SceneConfigError(f"{where + '.' if where else ''}{unknown[0]}: unknown setting (known: {', '.join(sorted(names))})")
     kwargs = {}
@@ -233,8 +233,9 @@ def load_config(path: str | Path | None) -> SceneConfig:
         raise SceneConfigError(f"{p}: no such config file")
     try:
         data = yaml.safe_load(p.read_text("utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise SceneConfigError(f"{p}: not valid YAML ({exc})") from exc
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: nesting deeper than Python's stack (e.g. thousands of "[")
+        raise SceneConfigError(f"{p}: not valid YAML ({type(exc).__name__}: {str(exc)[:200]})") from None
     try:
         return config_from_dict(data or {})
     except SceneConfigError as exc:

@@ -125,13 +125,19 @@ def test_rebuild_after_embed_adds_only_new_assets(run, catalog, tmp_path):
     with Catalog.open(catalog) as cat:
         cat.set_tags("favourite", {cat.ids[0]: "yes"})
         before = cat.vectors("joint").copy()
+    reader = Catalog.open(catalog, log=quiet)  # opened before the build, its index not loaded yet
     embed(grown, tmp_path / "ds10", config=replace(EMBED_CONFIG, refine_steps=5), progress=False, log=quiet)
     s = build_catalog(grown, catalog, progress=False, log=quiet)
     assert (s["added"], s["skipped_existing"], s["updated"], s["assets"]) == (2, 8, 0, 10)
-    with Catalog.open(catalog) as cat:
+    # The early reader answers from what it read, and leaves the build's new index file alone.
+    assert len(reader.similar(reader.ids[0], k=20)) == 7
+    reader.close()
+    msgs = []
+    with Catalog.open(catalog, log=msgs.append) as cat:
         assert len(cat) == 10 and np.array_equal(cat.vectors("joint")[:8], before)
         assert cat.asset(cat.ids[0])["tags"] == {"favourite": "yes"}
         assert cat.index("joint").ntotal == 10
+    assert not msgs, msgs
 
 
 def test_tagging_predicts_every_asset_and_suggests_what_to_label(catalog, tmp_path):

@@ -116,3 +116,21 @@ def test_render_workers_spread_over_the_visible_gpus(monkeypatch):
     assert _worker_device("cuda:1", 0) == "cuda:1" and _worker_device("cpu", 1) == "cpu"
     monkeypatch.setattr("torch.cuda.device_count", lambda: 1)
     assert _worker_device("cuda", 1) == "cuda"
+
+
+@pytest.mark.parametrize("limit", [1 << 10, 16 << 10])
+def test_a_full_disk_is_one_clear_line_and_resumable(tmp_path, limit):
+    """A write that fails for want of room (here a file-size limit, which the kernel reports like a
+    full disk) ends the command with exit 3, one line naming the file, and no traceback."""
+    import resource
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    cmd = [sys.executable, "-m", "assets2vec.cli.main", "assets", "generate", str(tmp_path / "lib"), "--n", "2", "--quiet"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=small_files)
+    assert proc.returncode == 3, proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert "error: cannot write" in proc.stderr and "File too large" in proc.stderr
+    assert not list((tmp_path / "lib").rglob("*.tmp")), "a temp file was left behind"
+    assert subprocess.run(cmd, capture_output=True).returncode == 0

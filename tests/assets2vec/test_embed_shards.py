@@ -77,3 +77,17 @@ def test_embed_with_local_workers_via_cli(base_run, small_dataset, tmp_path):
     r = subprocess.run([sys.executable, "-m", "assets2vec.cli.main", "embed", str(run), str(small_dataset), "--shard", "0/2"],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "--shard and --out go together" in r.stderr
+
+
+def test_an_embedding_does_not_depend_on_when_the_run_was_saved(base_run, small_dataset, tmp_path):
+    """Saved after every asset (as after a kill and a rerun) or once at the end, the codes are the
+    same: inversion starts from the mean of the trained codes, not of those embedded so far."""
+    once, each = tmp_path / "once", tmp_path / "each"
+    shutil.copytree(base_run, once)
+    shutil.copytree(base_run, each)
+    embed(once, small_dataset, config=CFG, progress=False, log=quiet)
+    embed(each, small_dataset, config=CFG, save_every=1, progress=False, log=quiet)
+    a, b = load_checkpoint(once), load_checkpoint(each)
+    assert a["asset_ids"] == b["asset_ids"] and len(a["asset_ids"]) == 8
+    for k in ("codes.shape.weight", "codes.texture.weight"):
+        assert np.array_equal(a["model"][k].numpy(), b["model"][k].numpy()), k

@@ -166,3 +166,84 @@ def test_reading_an_upload_leaves_pils_process_wide_limit_alone():
     before = Image.MAX_IMAGE_PIXELS
     read_image(_png("RGB"), name="upload")
     assert Image.MAX_IMAGE_PIXELS == before
+
+
+# Inputs the fuzz benchmark (benchmarks/fuzz.py) found that once escaped as tracebacks.
+
+def test_a_png_with_a_broken_chunk_is_a_clear_error():
+    """PIL reports some broken PNG chunks as SyntaxError, not OSError."""
+    from assets2vec.images import read_image
+
+    raw = _png("RGB", (8, 8))
+    i = raw.index(b"IDAT") + 13
+    raw = raw[:i] + b"1,5" + raw[i + 1:]  # two bytes more in the image data than its chunk length says
+    with pytest.raises(ValueError, match="broken.png: not a readable image"):
+        read_image(raw, name="broken.png")
+
+
+@pytest.mark.parametrize("data", [b"path,category\n\xff\xfe,chair\n", b"path,category\n\"unterminated\x00,x\n"])
+def test_manifest_csv_that_is_not_utf8_or_csv_names_the_file(tmp_path, data):
+    from render_core.assets.library import open_library
+
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "a.obj").write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+    m = tmp_path / "manifest.csv"
+    m.write_bytes(data)
+    try:
+        open_library(tmp_path / "lib", m)
+    except ValueError as exc:
+        assert "manifest.csv" in str(exc)
+
+
+def test_library_manifest_that_is_not_utf8_names_the_file(tmp_path):
+    from render_core.assets.library import MANIFEST, open_library
+    from render_core.artifacts import make_header, write_header
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    write_header(lib, make_header("library", producer="test", seed=0))
+    (lib / MANIFEST).write_bytes(b'{"id": "a\xff", "path": "a.obj", "category": "chair"}\n')
+    with pytest.raises(ValueError, match=f"{MANIFEST}: not UTF-8"):
+        open_library(lib)
+    (lib / MANIFEST).write_bytes(b'["a list, not a record"]\n')
+    with pytest.raises(ValueError, match=f"{MANIFEST}:1: bad manifest line"):
+        open_library(lib)
+
+
+def test_scene_config_nested_deeper_than_the_stack_is_a_clear_error(tmp_path):
+    from render_core.scenes.config import SceneConfigError, load_config
+
+    p = tmp_path / "deep.yaml"
+    p.write_text("[" * 5000)
+    with pytest.raises(SceneConfigError, match="deep.yaml: not valid YAML"):
+        load_config(p)
+
+
+# Found by benchmarks/fuzz.py (seed 0): errors that once escaped without naming the input.
+_RAGGED_OBJ = b'mtllib m.mtl\nv 0 0 0\nv 1 0 0\nv 1 -1e308 0\nv 0 1 0\nv  0 1\nvt 0 0\nvt 1 0\nvt 1 1\nvt 0 1\nvn nan 0 -inf\nusemtl red\nf 1/1/1 2/2/1 3/3/1\nf 1/1/1 3/3/1 4/4/1\nf 0x10/inf/1\xe1P\x90m\xa3\xd0j\xf0\r\xad\x1f\x18\x0f\x8b\xd8[K\x0e\xb3\xa3\x90^\x99\x08t\x8d\x8ei\n_ 2/2/1 0/3/1\n'
+_TILE_PAST_EDGE_GIF = bytes.fromhex("474946383761080008008000000000000000002c000000000000000000002c000000000000000000002c000000000000000000002c000000000000000000002c000000000000000000002c000000000000000000002c000000000000000000002c000000000000000000002c000000000000000000002c000000000800080000080f0001081c48b0a0c18308132a4c1810003b")
+
+
+def test_an_obj_whose_faces_do_not_come_in_threes_names_the_file(tmp_path):
+    from render_core.assets.loaders import AssetLoadError, load_mesh
+
+    p = tmp_path / "ragged.obj"
+    p.write_bytes(_RAGGED_OBJ.replace(b"mtllib m.mtl\n", b""))
+    with pytest.raises(AssetLoadError, match="ragged.obj"):
+        load_mesh(p)
+
+
+def test_an_image_whose_tile_leaves_the_frame_names_the_upload():
+    from assets2vec.images import read_image
+
+    with pytest.raises(ValueError, match="upload.gif: not a readable image"):
+        read_image(_TILE_PAST_EDGE_GIF, name="upload.gif")
+
+
+def test_a_scene_config_with_a_null_key_names_the_setting(tmp_path):
+    from render_core.scenes.config import SceneConfigError, load_config
+
+    p = tmp_path / "null.yaml"
+    p.write_text("camera:\n  ~: 1\n  zoom: 2\n")
+    with pytest.raises(SceneConfigError, match="unknown setting"):
+        load_config(p)

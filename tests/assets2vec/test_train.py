@@ -217,6 +217,28 @@ def test_checkpoint_from_another_version_or_corrupt(tiny_run, tmp_path):
         load_checkpoint(tmp_path)
 
 
+def test_resume_before_the_first_checkpoint_starts_again(small_dataset, tmp_path):
+    """Killed before its first checkpoint (or stopped by a full disk while writing it), a run
+    holds its header only: `--resume` then starts it again from step 0, as a user reruns."""
+    straight = tmp_path / "straight"
+    fit(small_dataset, straight, tiny(steps=20), progress=False, log=lambda m: None)
+
+    def crash(step):
+        if step == 5:
+            raise RuntimeError("simulated hard kill")
+
+    broken = tmp_path / "broken"
+    with pytest.raises(RuntimeError):
+        fit(small_dataset, broken, tiny(steps=20, checkpoint_minutes=0), progress=False, log=lambda m: None, on_step=crash)
+    assert (broken / "artifact.json").is_file() and not (broken / "checkpoints" / "latest.ckpt").exists()
+    fit(small_dataset, broken, tiny(steps=20, checkpoint_minutes=0), resume=True, progress=False, log=lambda m: None)
+    a, b = load_checkpoint(straight)["model"], load_checkpoint(broken)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(RunError, match="other settings"):  # a header of other settings is still refused
+        (broken / "checkpoints" / "latest.ckpt").unlink()
+        fit(small_dataset, broken, tiny(steps=21), resume=True, progress=False, log=lambda m: None)
+
+
 def test_nothing_to_resume(small_dataset, tmp_path):
     with pytest.raises(RunError, match="nothing to resume"):
         fit(small_dataset, tmp_path / "fresh", tiny(), resume=True, progress=False, log=lambda m: None)
