@@ -72,6 +72,8 @@ def _check_contained(root: Path, records: list[AssetRecord]) -> None:
     for r in records:
         if safe_id(r.id) != r.id:
             raise ValueError(f"{root / MANIFEST}: asset id {r.id!r} is not a safe file name")
+        if "\x00" in r.path:
+            raise ValueError(f"{root / MANIFEST}: asset {r.id!r} has a NUL byte in its path ({r.path!r})")
         p = Path(r.path)
         if p.is_absolute() or not (base / p).resolve().is_relative_to(base):
             raise ValueError(f"{root / MANIFEST}: asset {r.id!r} points outside the library ({r.path!r})")

@@ -188,9 +188,10 @@ def load_mesh(path: str | Path, limits: LoadLimits = LoadLimits()) -> MeshData:
         raise AssetLoadError(
             path, f"has {len(faces):,} faces, above the limit of {limits.max_faces:,} (raise --max-faces or decimate)"
         )
-    bad = ~np.isfinite(verts).all(axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        bad = ~np.isfinite(verts.astype(np.float32)).all(axis=1)  # rendered in float32: 1e300 is inf there
     if bad.any():
-        raise AssetLoadError(path, f"{int(bad.sum())} of {len(verts)} vertices have NaN/inf coordinates")
+        raise AssetLoadError(path, f"{int(bad.sum())} of {len(verts)} vertices have NaN/inf coordinates (or beyond float32's range)")
     if faces.min() < 0 or faces.max() >= len(verts):
         raise AssetLoadError(path, f"face indices out of range [0, {len(verts)})")
 

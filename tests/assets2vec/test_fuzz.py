@@ -247,3 +247,25 @@ def test_a_scene_config_with_a_null_key_names_the_setting(tmp_path):
     p.write_text("camera:\n  ~: 1\n  zoom: 2\n")
     with pytest.raises(SceneConfigError, match="unknown setting"):
         load_config(p)
+
+
+def test_a_vertex_beyond_float32_range_is_refused(tmp_path):
+    """1e300 is a finite float64 but inf once the mesh is in float32 for rendering."""
+    from render_core.assets.loaders import AssetLoadError, load_mesh
+
+    p = tmp_path / "far.obj"
+    p.write_text("v 0 0 0\nv 1 0 0\nv 0 1e300 0\nf 1 2 3\n")
+    with pytest.raises(AssetLoadError, match="far.obj: 1 of 3 vertices have NaN/inf"):
+        load_mesh(p)
+
+
+def test_a_manifest_path_with_a_nul_byte_names_the_manifest(tmp_path):
+    from render_core.assets.library import MANIFEST, open_library
+    from render_core.artifacts import make_header, write_header
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    write_header(lib, make_header("library", producer="test", seed=0))
+    (lib / MANIFEST).write_text('{"id": "a", "path": "a.obj\\u0000.png", "category": "chair"}\n')
+    with pytest.raises(ValueError, match=f"{MANIFEST}: asset 'a' has a NUL byte"):
+        open_library(lib)
