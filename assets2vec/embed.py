@@ -21,6 +21,7 @@ from assets2vec.checkpoint import latest_checkpoint, save_checkpoint
 from assets2vec.data.rays import holdout_views
 from assets2vec.invert import InversionConfig, invert
 from assets2vec.run import Run
+from render_core.artifacts import sweep_stale_temps
 from render_core.dataset import RenderedDataset
 
 # A new asset is not in the table: no exemplar starts; its known cameras need no search.
@@ -47,6 +48,7 @@ def embed(
 ) -> dict[str, Any]:
     run = Path(run)
     opened = Run.open(run)
+    sweep_stale_temps(run)  # left by an embed killed while saving
     model, fit_config, state = opened.model(), opened.config, opened.state
     dataset = RenderedDataset(data)
     _, trained_size = opened.rig()

@@ -34,7 +34,7 @@ from assets2vec.data.rays import (BYTES_PER_RAY, AssetBatcher, RayBatcher, RayTa
 from assets2vec.models.latent_nerf import LatentNeRFModel
 from assets2vec.nerf_render import render_rays
 from assets2vec.run import HISTORY, Run, build_model
-from render_core.artifacts import ArtifactError, atomic_write_text, make_header, read_header, write_header
+from render_core.artifacts import ArtifactError, atomic_write_text, make_header, read_header, sweep_stale_temps, write_header
 from render_core.dataset import RenderedDataset
 
 
@@ -179,6 +179,8 @@ def _fit(data, out, config, resume, device, progress, log, on_step, ddp, rank, w
         raise ArtifactError(f"{data}: the dataset holds no assets; render some first ('assets2vec render')")
     asset_ids = dataset.asset_ids[: config.max_assets] if config.max_assets else dataset.asset_ids
     state = _prepare_run(out, data, config, asset_ids, resume)
+    if rank == 0 and out.is_dir():
+        sweep_stale_temps(out)  # left by a run killed while writing a checkpoint
     ddp.barrier()  # every worker has read the folder before the first one writes to it
     if state is not None:
         budget = config.max_minutes

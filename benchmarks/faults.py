@@ -3,23 +3,28 @@
 For each of the seven commands that write artifacts (`render`, `fit`, `embed`, `catalog build`,
 `tag`, `scenes generate`, `merge`), on small inputs the script builds first:
 
-1. **References.** The command runs twice uninterrupted into fresh folders. Files whose bytes
-   differ between those two runs carry wall-clock figures (timings, progress history); every other
-   file is *deterministic* and must come out byte-identical after interruptions.
-2. **Kills.** Chains of `--kills-per-chain` kills: the command starts, is killed with SIGKILL (the
-   whole process group, so worker processes die too) at a moment drawn uniformly between the end
-   of its start-up (the time its `--help` takes to load the same modules) and the end of an
-   uninterrupted run, and is started again, as a user would rerun it (`fit` with `--resume` once
-   its folder exists, as its error message says); after the last kill the rerun is left to finish. Counted per command: kills delivered,
-   reruns that completed (exit 0), artifacts byte-identical on their deterministic files, and
-   artifacts lost or corrupt (the artifact does not open with the product's own readers or fails
-   its check, a deterministic file differs, a file is missing, or a stray file is left).
+1. **References.** The command runs twice uninterrupted into fresh folders. Files that differ
+   between those two runs carry wall-clock figures (timings); every other file is *deterministic*
+   and must come out identical after interruptions: byte for byte, except checkpoints (compared
+   by weights, code tables, asset ids and step: they also record training seconds) and SQLite
+   databases (compared by their rows: the page layout depends on the history of writes).
+2. **Kills.** Chains of up to `--kills-per-chain` kills: the command starts, is killed with
+   SIGKILL (its whole process group, so worker processes die too) at a moment drawn uniformly
+   between the end of its start-up (the time its `--help` takes to load the same modules) and the
+   end of an uninterrupted run, and is started again as a user would rerun it (`fit` with
+   `--resume` once its folder exists, as its error message says), until the chain's kills are
+   spent or a rerun finishes first; then it is left to finish. Chains run until `--kills` kills
+   were delivered. Counted per command: kills, reruns that completed (exit 0), artifacts
+   identical to a clean run on their deterministic files, and artifacts lost or corrupt (the
+   artifact does not open with the product's own readers or fails its check, a deterministic
+   file differs, a file is missing, or a stray file is left).
 3. **Disk full.** The command writes onto a small file system (a tmpfs when the process may mount
-   one; otherwise a file-size limit, `RLIMIT_FSIZE`) that holds an earlier artifact and too little
-   room: the command must stop with a one-line error (no traceback) and the earlier artifact must be
-   byte-identical afterwards.
-4. **Read-only.** The same with the output's parent folder read-only (a read-only bind mount as
-   root, where permission bits do not stop writes; `chmod` otherwise).
+   one; otherwise a file-size limit, `RLIMIT_FSIZE`) beside an earlier artifact, once with no room
+   at all and once with 64 KiB: it must stop with a one-line error and no traceback (or, if its
+   output fits, finish), leave the earlier artifact and any artifact it changes in place as they
+   were, and, rerun with room, finish identical to a clean run.
+4. **Read-only.** The same with the output's folder read-only (a read-only bind mount as root,
+   where permission bits do not stop writes; `chmod` otherwise).
 
     .venv/bin/python benchmarks/faults.py                      # 50 kills per command; ~1 h on 2 cores
     .venv/bin/python benchmarks/faults.py --kills 4 --commands render,fit --no-disk   # a quick look
@@ -43,7 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -360,23 +365,25 @@ class Tally:
 
 
 def chain(cmd: Command, inp: Inputs, ref: dict, work: Path, rng: random.Random, kills: int) -> Tally:
-    """Kill the command `kills` times at random moments, rerunning after each, then let it finish."""
+    """Start the command and kill it at a random moment, rerun it, and so on, until it has been
+    killed `kills` times or finishes on its own; then let it finish and compare with a clean run."""
     t = Tally(chains=1)
     work.mkdir(parents=True)
     cmd.prepare(inp, work)
     argv = cmd.argv(inp)
     lo, hi = ref["startup"], ref["seconds"]
-    for _ in range(kills):
-        delay = rng.uniform(lo, hi)
+    finished = False
+    while t.kills < kills and not finished:
         proc = start(cmd.rerun(argv, work), work)
         try:
-            proc.wait(timeout=delay)
+            proc.wait(timeout=rng.uniform(lo, hi))
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
             t.kills += 1
         else:
             t.finished_before_kill += 1
+            finished = True
             if proc.returncode:
                 t.problems.append(f"a rerun exited {proc.returncode}: {proc.stderr.read()[-500:]}")
                 t.lost_or_corrupt += 1
@@ -384,11 +391,12 @@ def chain(cmd: Command, inp: Inputs, ref: dict, work: Path, rng: random.Random, 
         finally:
             proc.stdout.close()
             proc.stderr.close()
-    rc, err, _ = run_to_end(cmd.rerun(argv, work), work)
-    if rc:
-        t.problems.append(f"the final rerun exited {rc}: {err[-800:]}")
-        t.lost_or_corrupt += 1
-        return t
+    if not finished:
+        rc, err, _ = run_to_end(cmd.rerun(argv, work), work)
+        if rc:
+            t.problems.append(f"the final rerun exited {rc}: {err[-800:]}")
+            t.lost_or_corrupt += 1
+            return t
     t.reruns_completed += 1
     problem = compare(cmd, ref, work / cmd.target)
     if problem:
@@ -417,7 +425,6 @@ def kill_test(cmd: Command, inp: Inputs, scratch: Path, kills: int, per_chain: i
               log: Callable[[str], None]) -> tuple[dict, dict]:
     """Returns the command's row and its clean-run reference."""
     ref = reference(cmd, inp, scratch / "ref")
-    n_chains = -(-kills // per_chain)
     total = Tally()
     t0 = time.perf_counter()
 
@@ -425,15 +432,27 @@ def kill_test(cmd: Command, inp: Inputs, scratch: Path, kills: int, per_chain: i
         rng = random.Random(f"{seed}:{cmd.name}:{i}")
         return chain(cmd, inp, ref, scratch / f"chain{i}", rng, per_chain)
 
+    # Chains until `kills` kills were delivered (a rerun that resumes often finishes before its
+    # kill moment, so the number of chains is not known in advance).
     with ThreadPoolExecutor(jobs) as pool:
-        for i, t in enumerate(pool.map(one, range(n_chains))):
-            for k in ("kills", "finished_before_kill", "chains", "reruns_completed", "identical", "lost_or_corrupt"):
-                setattr(total, k, getattr(total, k) + getattr(t, k))
-            total.problems += t.problems
-            done = i + 1
-            rate = (time.perf_counter() - t0) / done
-            log(f"{cmd.name}: chain {done}/{n_chains}, {total.kills} kills, {total.lost_or_corrupt} lost or corrupt; "
-                f"ETA {rate * (n_chains - done):.0f} s")
+        running, started = set(), 0
+        while True:
+            while len(running) < jobs and total.kills + per_chain * len(running) < kills:
+                running.add(pool.submit(one, started))
+                started += 1
+            if not running:
+                break
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for f in done:
+                t = f.result()
+                for k in ("kills", "finished_before_kill", "chains", "reruns_completed", "identical", "lost_or_corrupt"):
+                    setattr(total, k, getattr(total, k) + getattr(t, k))
+                total.problems += t.problems
+                for problem in t.problems:
+                    log(f"{cmd.name}: PROBLEM: {problem}")
+            rate = total.kills / (time.perf_counter() - t0)
+            log(f"{cmd.name}: {total.chains} chains, {total.kills}/{kills} kills, {total.lost_or_corrupt} lost or corrupt; "
+                f"ETA {max(0, kills - total.kills) / max(rate, 1e-9):.0f} s")
     return {"kills": total.kills, "finished_before_kill": total.finished_before_kill, "chains": total.chains,
             "reruns_completed": total.reruns_completed, "identical": total.identical,
             "lost_or_corrupt": total.lost_or_corrupt, "problems": total.problems[:20],

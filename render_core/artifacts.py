@@ -10,6 +10,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
+import socket
 import tempfile
 import zipfile
 from pathlib import Path
@@ -26,6 +28,12 @@ FORMAT_VERSIONS = {"library": 1, "dataset": 1, "run": 1, "catalog": 1, "scenes":
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
+_HOST = socket.gethostname().replace(".", "-") or "host"
+"""With the process id, part of a temp file's name: a later run can then tell a temp file left by
+a killed process (removed by `sweep_stale_temps`) from one being written right now."""
+_TEMP = re.compile(r"^\..+\.(?P<host>[^.]+)\.(?P<pid>\d+)\.[^.]+\.tmp$")
+_FOREIGN_TEMP_AGE = 24 * 3600.0
+
 
 class ArtifactError(ValueError):
     """A path is not the artifact a command expected, or its header is unreadable."""
@@ -36,7 +44,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_HOST}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:  # a read-only or full file system: name the file meant, not a temp name
         raise OSError(exc.errno, exc.strerror, str(path)) from exc
     try:
@@ -55,6 +63,43 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         # Ctrl-C mid-write must not leave a stray temp file that a later run mistakes for data.
         _discard(tmp)
         raise
+
+
+def sweep_stale_temps(folder: str | os.PathLike) -> int:
+    """Remove the temp files of atomic writes that a killed process left under `folder`; returns
+    how many. A temp file of this machine is stale when its process no longer runs; one of
+    another machine (a shared file system) when it is a day old. Called when a command starts
+    on a folder it owns; readers never see temp files (they are hidden and end in .tmp)."""
+    import time
+
+    removed = 0
+    for p in Path(folder).rglob(".*.tmp"):
+        m = _TEMP.match(p.name)
+        if m is None or not p.is_file():
+            continue
+        if m["host"] == _HOST:
+            stale = not _running(int(m["pid"]))
+        else:
+            try:
+                stale = time.time() - p.stat().st_mtime > _FOREIGN_TEMP_AGE
+            except FileNotFoundError:
+                continue
+        if stale:
+            _discard(str(p))
+            removed += 1
+    return removed
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _discard(tmp: str) -> None:

@@ -37,6 +37,7 @@ from render_core.artifacts import (
     atomic_write_json,
     make_header,
     read_header,
+    sweep_stale_temps,
     write_header,
 )
 from render_core.assets.library import Library
@@ -213,6 +214,7 @@ def render_library(
     `shard` (a `render_core.shards.Shard`): only the assets it owns, for one of several workers."""
     out = Path(out)
     _check_or_write_header(out, config, library, device, shard)
+    sweep_stale_temps(out)  # left by a render killed mid-write
     records = library.records if shard is None else [r for r in library.records if shard.owns(r.id)]
     (out / "assets").mkdir(exist_ok=True)
     (out / "thumbs").mkdir(exist_ok=True)

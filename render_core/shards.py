@@ -16,7 +16,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from render_core.artifacts import ArtifactError, atomic_write_bytes, atomic_write_json, make_header, read_header, write_header
+from render_core.artifacts import (
+    ArtifactError,
+    atomic_write_bytes,
+    atomic_write_json,
+    make_header,
+    read_header,
+    sweep_stale_temps,
+    write_header,
+)
 
 
 @dataclass(frozen=True)
@@ -101,6 +109,7 @@ def merge_datasets(shards: list[Path], out: Path) -> dict:
             raise ArtifactError(f"merge: shard(s) {', '.join(f'{i}/{n}' for i in missing)} missing; "
                                 "their assets would be lost (render them, or pass their folders)")
     out.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temps(out)  # left by a merge killed mid-copy
     if (out / "artifact.json").exists():
         h = read_header(out, "dataset")
         if h.get("render") != first.get("render") or h.get("source_library") != first.get("source_library"):

@@ -23,8 +23,8 @@ def test_faults_rehearsal_kills_render_and_loses_nothing(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(out.read_text())
     row = res["commands"]["render"]
-    assert row["kills"] + row["finished_before_kill"] == 3
-    assert row["reruns_completed"] == 1 and row["lost_or_corrupt"] == 0, row["problems"]
+    assert row["kills"] >= 3
+    assert row["reruns_completed"] == row["chains"] and row["lost_or_corrupt"] == 0, row["problems"]
     assert row["volatile_files"] == ["report.json"]  # timings; every other file must come out identical
     faults = row["write_faults"]
     assert len(faults) == 3 and all(f["ok"] for f in faults), faults

@@ -30,7 +30,7 @@ from assets2vec.catalog.store import DB_NAME, CatalogError, Store
 from assets2vec.catalog.texture_only import NeighbourResidual, fit_key
 from assets2vec.checkpoint import CheckpointError
 from assets2vec.run import Run
-from render_core.artifacts import ArtifactError, make_header, read_header, write_header
+from render_core.artifacts import ArtifactError, make_header, read_header, sweep_stale_temps, write_header
 from render_core.dataset import RenderedDataset
 
 INDEX_DIR = "index"
@@ -85,6 +85,7 @@ def build_catalog(run: str | os.PathLike, catalog: str | os.PathLike, *, use_gpu
     checkpoint_name = f"{run.resolve()}@step{opened.step}"
     _check_catalog_folder(catalog)
     with build_lock(catalog, log):
+        sweep_stale_temps(catalog)  # left by a build killed while writing an index
         store = Store.open(catalog, create=True)
         try:
             summary = _update(store, catalog, run, state, ids, shape, texture, digest, checkpoint_name, progress, log, decoded)

@@ -39,6 +39,7 @@ from render_core.artifacts import (
     load_npz,
     make_header,
     read_header,
+    sweep_stale_temps,
     write_header,
 )
 from render_core.assets.loaders import LoadLimits, load_mesh
@@ -185,6 +186,7 @@ def generate_scenes(pool: list[SceneAsset], out: str | Path, n: int, seed: int, 
                           "depth is z along the view axis in metres"))
     image_path(out, 0).parent.mkdir(exist_ok=True)
     record_path(out, 0).parent.mkdir(exist_ok=True)
+    sweep_stale_temps(out)  # left by a run killed mid-write
     renderer = SceneRenderer(cfg.image_size, cfg.supersample, device)
     cache = MeshCache()
     made, skipped, failed_scenes = [], [], []
