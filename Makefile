@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench bench-search bench-filters bench-photos install browser clean-demo
+.PHONY: demo test bench bench-search bench-filters bench-photos bench-reliability install browser clean-demo
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,14 @@ bench-photos: $(STAMP)
 	$(BIN)/python benchmarks/blender_photos.py demo/library demo/photos_in_s1 --seed 1 --size 160 --samples 24 --threads 1 --limit 30
 	$(BIN)/python benchmarks/blender_photos.py demo/photos_other_lib demo/photos_out_s1 --seed 1 --size 160 --samples 24 --threads 1 --limit 30
 	$(BIN)/python benchmarks/photo_search.py demo/catalog demo/photos_in_s1 demo/photos_out_s1
+
+# Reliability: SIGKILL anywhere, a full disk and a read-only folder for seven commands (~1 h; the tmpfs
+# and read-only mounts need root, else a file-size limit and chmod); fuzzed inputs (2 min); the API and
+# the app's data layer under load while a build and a tag write (~15 min). See BENCHMARKS.md.
+bench-reliability: $(STAMP)
+	$(BIN)/python benchmarks/faults.py
+	$(BIN)/python benchmarks/fuzz.py --seed 2
+	$(BIN)/python benchmarks/load.py
 
 clean-demo:
 	rm -rf demo

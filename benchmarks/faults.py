@@ -584,6 +584,8 @@ def main() -> None:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
+    # Stopped with SIGTERM (or Ctrl-C), unwind so the read-only and tmpfs mounts are undone.
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
     t0 = time.perf_counter()
     with (contextlib.nullcontext(str(args.work)) if args.work else tempfile.TemporaryDirectory()) as tmp:
         root = Path(tmp)

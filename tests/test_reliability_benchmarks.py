@@ -44,3 +44,20 @@ def test_fuzz_rehearsal_every_parser_answers_or_refuses(tmp_path):
     assert total["inputs"] >= 200 and total["failures"] == 0 and total["writes_outside"] == 0, \
         {k: v["examples"] for k, v in res["families"].items() if set(v["outcomes"]) - {"answered", "refused"}}
     assert total["outcomes"]["answered"] > 0 and total["outcomes"]["refused"] > 0
+
+
+@pytest.mark.slow
+def test_load_rehearsal_answers_every_query_while_a_build_and_a_tag_write(tmp_path):
+    out = tmp_path / "load.json"
+    proc = subprocess.run([sys.executable, str(BENCH / "load.py"), "--n", "1500", "--new", "100", "--clients", "2",
+                           "--quiet-seconds", "1", "--layers", "app", "--out", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert set(res["scenarios"]) == {"app", "app+photo"}  # the app's shared catalog; the full run adds the API's
+    for name, row in res["scenarios"].items():
+        assert row["errors"] == 0 and row["stale_vector_answers"] == 0, (name, row["error_examples"])
+        assert row["writer"]["build"]["exit"] == 0 and row["writer"]["tag"]["exit"] == 0, row["writer"]
+        assert row["after_writer"] == {"assets": 1600, "new_assets_find_themselves": True, "predictions": 1600}
+        assert row["latency"]["filtered/while_writing"]["n"] > 0 and row["latency"]["similar/quiet"]["n"] > 0
+    assert res["scenarios"]["app+photo"]["latency"]["photo/while_writing"]["n"] > 0

@@ -540,3 +540,21 @@ def test_partition_file_is_checked_like_the_index(tmp_path):
         LatentIndex.read(tmp_path / "i.faiss", X)
     with pytest.raises(ValueError, match="do not match"):
         Partition.from_bytes(data, 2999, 8)
+
+
+def test_a_database_the_machine_will_not_write_is_a_storage_error(catalog):
+    """SQLite's "readonly" / "disk is full" reach the CLI as the OSError they are (exit 3, the file
+    named), not as "not a readable catalog"; the transaction is rolled back."""
+    import errno
+    import sqlite3
+
+    path = catalog / "catalog.sqlite"
+    ro = Store(path, sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None))
+    with pytest.raises(OSError) as info:
+        with ro.write():
+            ro.set_meta("note", "x")
+    assert info.value.errno == errno.EROFS and info.value.filename == str(path)
+    assert not ro.conn.in_transaction
+    ro.close()
+    with Catalog.open(catalog) as cat:
+        assert cat.store.get_meta("note") is None
