@@ -19,6 +19,7 @@ from the run the catalog was built from.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import sys
@@ -32,7 +33,7 @@ from assets2vec.catalog import density, latent_map
 from assets2vec.catalog.build import LOCK_NAME, index_path, load_vectors
 from assets2vec.catalog.csv_input import first_column, open_csv
 from assets2vec.catalog.filters import effective_values, filter_rows
-from assets2vec.catalog.index import IndexFileError, LatentIndex, RestrictedIndex, gpu_available
+from assets2vec.catalog.index import IndexFileError, LatentIndex, RestrictedIndex, gpu_available, vectors_digest
 from assets2vec.catalog.proposals import ParameterProposer
 from assets2vec.catalog.scene_pool import read_weights, scene_pool
 from assets2vec.catalog.spaces import DECODED_SPACES, FEATURE_SPACES, SPACES, STANDARDISED_SPACES, TEXTURE_ONLY, check_space
@@ -64,6 +65,7 @@ class Catalog:
         self.rows, self._vectors, self.transform = load_vectors(store, self._fit_digest)
         self.ids = store.ids()
         self._pos = {int(r): i for i, r in enumerate(self.rows)}
+        self._where_is: dict[str, int] | None = None  # asset id -> position, built by the first search by id
         self._indexes: dict[str, LatentIndex] = {}
         self._restricted: dict[tuple[str, str, float], RestrictedIndex] = {}
         self._model = None
@@ -120,8 +122,16 @@ class Catalog:
         return s, t
 
     def _positions(self, ids: Iterable[str]) -> np.ndarray:
-        rows = self.store.rows_of(list(ids))
-        return np.array([self._pos[int(r)] for r in rows], dtype=np.int64)
+        """Positions of `ids` in this reader's vectors, without a query to the database (a search by
+        asset is then one FAISS call); an unknown id is a `CatalogError` naming it."""
+        ids = list(ids)
+        if self._where_is is None:
+            self._where_is = {a: i for i, a in enumerate(self.ids)}
+        missing = [a for a in ids if a not in self._where_is]
+        if missing:
+            self.store.rows_of(missing)  # not in the catalog at all: its error names them
+            raise CatalogError(f"{self.path}: {missing[0]!r} was added after this catalog was opened; open it again")
+        return np.array([self._where_is[a] for a in ids], dtype=np.int64)
 
     def index(self, space: str = "joint") -> LatentIndex:
         """The FAISS index of `space`, loaded once; a missing, corrupt or stale file is rebuilt."""
@@ -344,7 +354,7 @@ class Catalog:
             if not isinstance(labels, dict):
                 labels = read_labels(labels, attribute)
             self.set_tags(attribute, labels)
-        tagged = self.store.tags(attribute)
+        tagged = self.store.tags(attribute)  # the database's order: the folds follow it
         if not tagged:
             raise CatalogError(f"no labels for {attribute!r}: pass some with --labels")
         lab_pos = np.array([self._pos[r] for r in tagged if r in self._pos], dtype=np.int64)
@@ -355,10 +365,18 @@ class Catalog:
         proba = clf.predict_proba(self._vectors[space][scope])
         pred = clf.classes_[proba.argmax(1)]
         conf = proba.max(1)
-        details = {"params": {k: repr(v) for k, v in clf.best_params_.items()}, "candidates": clf.cv_results_, "seed": seed}
+        # What the predictions follow from: rerunning the same tagging (after a crash, or twice) stores nothing new.
+        inputs = hashlib.sha256(json.dumps([attribute, space, list(candidates), seed, list(tagged.items()),
+                                            vectors_digest(self._vectors[space]), self.rows[scope].tolist()]).encode()).hexdigest()
+        details = {"params": {k: repr(v) for k, v in clf.best_params_.items()}, "candidates": clf.cv_results_, "seed": seed,
+                   "inputs": inputs}
         with self.store.write():
-            cid = self.store.add_classifier(attribute, space, clf.model_name_, clf.cv_accuracy_, len(y), clf.classes_.tolist(), details)
-            self.store.put_predictions(attribute, self.rows[scope], pred.tolist(), conf, cid)
+            last = self.store.classifier(attribute)
+            if last is not None and last.get("inputs") == inputs:
+                cid = last["id"]
+            else:
+                cid = self.store.add_classifier(attribute, space, clf.model_name_, clf.cv_accuracy_, len(y), clf.classes_.tolist(), details)
+                self.store.put_predictions(attribute, self.rows[scope], pred.tolist(), conf, cid)
         self._restricted.clear()
         unlabelled = np.flatnonzero(~np.isin(scope, lab_pos))
         order = unlabelled[uncertainty_order(proba[unlabelled])][:suggest]

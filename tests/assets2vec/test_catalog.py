@@ -131,6 +131,11 @@ def test_rebuild_after_embed_adds_only_new_assets(run, catalog, tmp_path):
     assert (s["added"], s["skipped_existing"], s["updated"], s["assets"]) == (2, 8, 0, 10)
     # The early reader answers from what it read, and leaves the build's new index file alone.
     assert len(reader.similar(reader.ids[0], k=20)) == 7
+    new_id = next(a for a in Catalog.open(catalog, log=quiet).ids if a not in reader.ids)
+    with pytest.raises(CatalogError, match="added after this catalog was opened; open it again"):
+        reader.similar(new_id)
+    with pytest.raises(CatalogError, match="no-such-asset"):
+        reader.similar("no-such-asset")
     reader.close()
     msgs = []
     with Catalog.open(catalog, log=msgs.append) as cat:
@@ -154,8 +159,11 @@ def test_tagging_predicts_every_asset_and_suggests_what_to_label(catalog, tmp_pa
         assert {s["id"] for s in rep["label_next"]} <= set(others[3:])
         preds = cat.predict("is_chair")
         assert set(preds) == set(cat.ids) and all(0.5 <= p["confidence"] <= 1 for p in preds.values())
-        again = cat.tag("is_chair", space="shape")  # same stored labels, same seed: same answer
+        again = cat.tag("is_chair", csv, space="shape")  # the same tagging again (a rerun after a crash): nothing new stored
         assert cat.predict("is_chair") == preds and again["cv_accuracy"] == rep["cv_accuracy"]
+        assert again["classifier_id"] == rep["classifier_id"]
+        other = cat.tag("is_chair", space="shape", seed=1)  # other folds: a new classifier
+        assert other["classifier_id"] == rep["classifier_id"] + 1
         # Predictions are usable as filters; a manual label overrides the prediction.
         hits = cat.similar(cat.ids[0], k=8, where="is_chair=yes", min_confidence=0.0)
         effective = {i: labels.get(i, preds[i]["value"]) for i in cat.ids}
