@@ -564,6 +564,12 @@ WRITE_FAULTS = [("disk_full", 0), ("disk_full", 64 << 10), ("read_only", 0)]
 
 # ----------------------------------------------------------------------------- main
 
+def _commit() -> str | None:
+    """The code's commit, recorded with each command's row."""
+    proc = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True)
+    return proc.stdout.strip() or None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kills", type=int, default=50, help="SIGKILLs per command (default 50)")
@@ -575,6 +581,7 @@ def main() -> None:
     ap.add_argument("--no-disk", action="store_true", help="skip the full-disk and read-only checks")
     ap.add_argument("--work", type=Path, help="keep inputs and runs here (default: a temporary folder)")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--update", action="store_true", help="replace only these commands' rows in --out")
     args = ap.parse_args()
     names = [c.strip() for c in args.commands.split(",") if c.strip()]
     unknown = [n for n in names if n not in COMMANDS]
@@ -595,6 +602,8 @@ def main() -> None:
         inp = build_inputs(root / "inputs", {n for name in names for n in COMMANDS[name].needs}, log)
         res = {"seed": args.seed, "kills_per_command": args.kills, "kills_per_chain": args.kills_per_chain,
                "cores": os.cpu_count(), "commands": {}}
+        if args.update and args.out.is_file():  # rerun some commands, keep the others' rows
+            res["commands"] = json.loads(args.out.read_text())["commands"]
         for name in names:
             cmd = COMMANDS[name]
             scratch = root / "runs" / name.replace(" ", "_")
@@ -605,6 +614,7 @@ def main() -> None:
                 for kind, room in WRITE_FAULTS:
                     row["write_faults"].append(write_fault(cmd, inp, scratch, kind, ref, room))
                     log(f"{name}: {kind}: {row['write_faults'][-1]}")
+            row["git_commit"] = _commit()
             res["commands"][name] = row
             shutil.rmtree(scratch, ignore_errors=True)
         rows = res["commands"].values()
@@ -616,7 +626,7 @@ def main() -> None:
             "write_faults_ok": sum(f["ok"] for r in rows for f in r.get("write_faults", [])),
             "write_faults": sum(len(r.get("write_faults", [])) for r in rows),
         }
-        res["seconds"] = round(time.perf_counter() - t0)
+        res["seconds_this_invocation"] = round(time.perf_counter() - t0)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2) + "\n")
     print(json.dumps(res["total"]))
