@@ -60,6 +60,7 @@ CLI = [sys.executable, "-m", "assets2vec.cli.main"]
 COLOURS = ["red", "green", "blue", "grey"]
 FILTER = "colour=red"
 K = 10
+PHOTO = {"both": (False, True), "off": (False,), "on": (True,)}
 
 
 def cli(*argv: str, cwd: Path) -> None:
@@ -253,6 +254,11 @@ def load_test(root: Path, layer: str, clients: int, quiet_s: float, colour: dict
             if not hasattr(local, "cat"):
                 local.cat = Catalog.open(work / "cat", log=lambda m: None)
             return local.cat
+    elif layer == "shared":
+        shared = Catalog.open(work / "cat", log=lambda m: None)
+
+        def get_catalog():
+            return shared
     else:
         os.environ["ASSETS2VEC_CATALOG"] = str(work / "cat")
         import logging
@@ -307,7 +313,9 @@ def main() -> None:
     ap.add_argument("--new", type=int, default=2_000)
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--quiet-seconds", type=float, default=30.0, help="load kept on after the writer finishes")
-    ap.add_argument("--layers", default="api,app")
+    ap.add_argument("--layers", default="api,app", help="api (a Catalog per client), app (catalog_app.data's), "
+                    "shared (one Catalog for all clients, without Streamlit)")
+    ap.add_argument("--photo", choices=list(PHOTO), default="both", help="scenarios with a photo-search client, without, or both")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
@@ -322,7 +330,7 @@ def main() -> None:
         res["build_seconds_initial"] = made["build_seconds_initial"]
         res["scenarios"] = {f"{layer}{'+photo' if photo else ''}": load_test(root, layer, args.clients, args.quiet_seconds,
                                                                                made["colour"], photo, log)
-                            for layer in args.layers.split(",") for photo in (False, True)}
+                            for layer in args.layers.split(",") for photo in PHOTO[args.photo]}
     rows = res["scenarios"].values()
     res["total"] = {"answers": sum(r["answers"] for r in rows), "errors": sum(r["errors"] for r in rows),
                     "stale_vector_answers": sum(r["stale_vector_answers"] for r in rows),

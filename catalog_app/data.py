@@ -33,11 +33,24 @@ def _build_stamp(path: Path) -> int:
         return 0
 
 
+_current: tuple[tuple[str, int], Catalog] | None = None
+"""The catalog the last call returned, with its (path, build stamp): while neither changes, calls
+return it without Streamlit's cache lookup, which under many concurrent sessions costs more than
+the query that follows it (benchmarks/load.py)."""
+
+
 def catalog() -> Catalog:
     """The catalog, or a clear message on how to build one and a stop."""
+    global _current
     path = catalog_path()
+    key = (str(path), _build_stamp(path))
+    current = _current
+    if current is not None and current[0] == key:
+        return current[1]
     try:
-        return _open(str(path), _build_stamp(path))
+        cat = _open(*key)
+        _current = (key, cat)
+        return cat
     except (CatalogError, ValueError) as exc:
         st.error(f"No catalog to show: {exc}")
         st.markdown(

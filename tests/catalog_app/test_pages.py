@@ -30,9 +30,10 @@ def catalog(small_catalog, tmp_path_factory):
 @pytest.fixture()
 def app(catalog, monkeypatch):
     monkeypatch.setenv("ASSETS2VEC_CATALOG", str(catalog))
-    from catalog_app.data import _open
+    from catalog_app import data
 
-    _open.clear()
+    data._open.clear()
+    monkeypatch.setattr(data, "_current", None)  # each test opens the catalog afresh
     return AppTest.from_file(APP, default_timeout=TIMEOUT)
 
 
@@ -46,10 +47,12 @@ def test_missing_catalog_shows_how_to_build_one(tmp_path, monkeypatch):
 def test_the_app_opens_a_catalog_once_per_build(catalog, monkeypatch):
     import os
 
+    from catalog_app import data
     from catalog_app.data import _open, catalog as app_catalog
 
     monkeypatch.setenv("ASSETS2VEC_CATALOG", str(catalog))
     _open.clear()
+    monkeypatch.setattr(data, "_current", None)
     first = app_catalog()
     assert app_catalog() is first  # reruns reuse the open catalog and its indexes
     header = catalog / "artifact.json"
@@ -198,3 +201,4 @@ def test_scenes_generates_from_filter_and_from_coverage_weights(app):
     assert "weights from coverage of the shape space" in [c.value for c in at.caption]
     at.button(key="scenes_go").click().run()
     assert not at.exception and "scenes in" in at.success[0].value
+
