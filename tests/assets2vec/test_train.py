@@ -82,18 +82,23 @@ def test_resume_continues_identically(small_dataset, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def _crash_at(n: int):
+    """An `on_step` that fails at step n as a hard kill would: nothing saved on the way out."""
+    def crash(step):
+        if step == n:
+            raise RuntimeError("simulated hard kill")
+    return crash
+
+
 def test_time_checkpoints_bound_what_a_crash_loses(small_dataset, tmp_path):
     """A crash that saves nothing (kill -9, OOM) resumes from the last checkpoint by time, exactly."""
     straight = tmp_path / "straight"
     fit(small_dataset, straight, tiny(steps=30), progress=False, log=lambda m: None)
 
-    def crash(step):
-        if step == 13:
-            raise RuntimeError("simulated hard kill")
-
     broken = tmp_path / "broken"
     with pytest.raises(RuntimeError):
-        fit(small_dataset, broken, tiny(steps=30, checkpoint_minutes=1e-9), progress=False, log=lambda m: None, on_step=crash)
+        fit(small_dataset, broken, tiny(steps=30, checkpoint_minutes=1e-9), progress=False, log=lambda m: None,
+            on_step=_crash_at(13))
     assert load_checkpoint(broken)["step"] == 12  # saved by time after the previous step
     assert not list((broken / "checkpoints").glob("step-*.ckpt"))  # by time: the latest only
     fit(small_dataset, broken, tiny(steps=30, checkpoint_minutes=1e-9), resume=True, progress=False, log=lambda m: None)
@@ -223,13 +228,10 @@ def test_resume_before_the_first_checkpoint_starts_again(small_dataset, tmp_path
     straight = tmp_path / "straight"
     fit(small_dataset, straight, tiny(steps=20), progress=False, log=lambda m: None)
 
-    def crash(step):
-        if step == 5:
-            raise RuntimeError("simulated hard kill")
-
     broken = tmp_path / "broken"
     with pytest.raises(RuntimeError):
-        fit(small_dataset, broken, tiny(steps=20, checkpoint_minutes=0), progress=False, log=lambda m: None, on_step=crash)
+        fit(small_dataset, broken, tiny(steps=20, checkpoint_minutes=0), progress=False, log=lambda m: None,
+            on_step=_crash_at(5))
     assert (broken / "artifact.json").is_file() and not (broken / "checkpoints" / "latest.ckpt").exists()
     fit(small_dataset, broken, tiny(steps=20, checkpoint_minutes=0), resume=True, progress=False, log=lambda m: None)
     a, b = load_checkpoint(straight)["model"], load_checkpoint(broken)["model"]
