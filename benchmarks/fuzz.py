@@ -395,7 +395,7 @@ def yaml_case(rng: random.Random, folder: Path) -> Case:
 # ----------------------------------------------------------------------------- running
 
 class Hang(Exception):
-    pass
+    """Raised by the alarm in an input that runs past --timeout."""
 
 
 def _alarm(signum, frame):

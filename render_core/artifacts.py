@@ -103,10 +103,7 @@ def _running(pid: int) -> bool:
 
 
 def _discard(tmp: str) -> None:
-    try:
-        os.unlink(tmp)
-    except FileNotFoundError:
-        pass
+    Path(tmp).unlink(missing_ok=True)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
