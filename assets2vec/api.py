@@ -52,9 +52,13 @@ PHOTO_BANK_GRID = 10  # pixels across the photo bank's renders (a 10 x 10 grid o
 class Catalog:
     """A catalog opened for reading and tagging. Open with `Catalog.open(path)`."""
 
-    def __init__(self, path: Path, store: Store, use_gpu: bool | None = None, log=None):
+    def __init__(self, path: Path, store: Store, use_gpu: bool | None = None, log=None, device=None):
+        from assets2vec.devices import default_device, resolve_device
+
         self.path = path
         self.store = store
+        # where the network runs (rendering, decoding codes, search by photo); FAISS has its own `use_gpu`
+        self.device = default_device() if device is None else resolve_device(device)
         self.use_gpu = gpu_available() if use_gpu is None else use_gpu
         self.log = log or (lambda msg: print(msg, file=sys.stderr))
         # What the stored vectors were made with, read before them: a build that refits it while this reader
@@ -77,14 +81,15 @@ class Catalog:
         self._texture_only = (NeighbourResidual.from_json(store.get_meta(TEXTURE_ONLY)) if TEXTURE_ONLY in self._vectors else None)
 
     @classmethod
-    def open(cls, path: str | os.PathLike, *, use_gpu: bool | None = None, log=None) -> "Catalog":
-        """Open a built catalog. `use_gpu`: None puts flat indexes on the GPU when FAISS has one."""
+    def open(cls, path: str | os.PathLike, *, use_gpu: bool | None = None, log=None, device=None) -> "Catalog":
+        """Open a built catalog. `use_gpu`: None puts flat indexes on the GPU when FAISS has one. `device`: where
+        the network runs ("auto", "cpu", "cuda", "cuda:N" or a torch.device; None: `ASSETS2VEC_DEVICE`, else auto)."""
         path = Path(path)
         try:
             read_header(path, "catalog")
         except ValueError as exc:
             raise CatalogError(f"{exc}; build one with 'assets2vec catalog build RUN {path}'") from exc
-        return cls(path, Store.open(path), use_gpu, log)
+        return cls(path, Store.open(path), use_gpu, log, device)
 
     def close(self) -> None:
         self.store.close()
@@ -314,7 +319,8 @@ class Catalog:
 
             self.model()
             try:
-                self._encoder = photo_encoder.for_run(self._encoder_path, self._run_ids) or False
+                encoder = photo_encoder.for_run(self._encoder_path, self._run_ids)
+                self._encoder = encoder.to(self.device) if encoder is not None else False
             except ValueError as exc:
                 raise CatalogError(str(exc)) from exc
         return self._encoder or None
@@ -531,7 +537,7 @@ class Catalog:
     def generate_scenes(self, out: str | os.PathLike, n: int, seed: int = 0, config=None, *,
                         where: str | None = None, like: str | None = None, k: int = 50, space: str = "joint",
                         ids: Iterable[str] | None = None, weights=None, min_confidence: float = 0.5,
-                        device: str = "cpu", progress: bool = True, on_scene=None) -> dict:
+                        device: str | None = None, progress: bool = True, on_scene=None) -> dict:
         """Render n labelled scenes of chosen assets into `out` (see `render_core.scenes.generate`).
 
         `config`: a `SceneConfig`, a YAML path or None (defaults); `weights`: a CSV path or
@@ -546,6 +552,7 @@ class Catalog:
         selection = {"catalog": str(self.path.resolve()), "where": where, "like": like, "k": k if like else None,
                      "space": space if like else None, "weights": str(weights) if isinstance(weights, (str, os.PathLike)) else
                      ("dict" if weights is not None else None), "assets": len(chosen)}
+        device = str(self.device) if device is None else device  # the scenes rasterize where the network runs
         return generate_scenes(pool, out, n, seed, cfg, w, selection, device=device, progress=progress, on_scene=on_scene)
 
     def weak_spots(self, errors: str | os.PathLike, scenes: str | os.PathLike | None = None, space: str = "shape",
@@ -599,7 +606,7 @@ class Catalog:
                 raise CatalogError(f"the run this catalog was built from ({run}) is not available; rendering and image search need it")
             opened = Run.open(run)
             rig, size = opened.rig()
-            self._model = (opened.model(), rig, size)
+            self._model = (opened.model(self.device), rig, size)
             self._run, self._encoder_path = run, opened.encoder_path
             self._run_ids = opened.asset_ids
         return self._model

@@ -95,7 +95,7 @@ class CodeBank:
     @classmethod
     @torch.no_grad()
     def build(cls, model, poses: np.ndarray, intrinsics: np.ndarray, size: int, grid: int = 8, num_samples: int = 24,
-              progress: bool = True, rays_per_batch: int = 16384, key: str | None = None,
+              progress: bool = True, rays_per_batch: int | None = None, key: str | None = None,
               fill: float | None = None) -> "CodeBank":
         """Render every training code of `model` from each of `poses` (K, 4, 4) on the grid pixels;
         with `fill`, each (pose, code) framed so its object's box spans `fill` of the image."""
@@ -108,9 +108,12 @@ class CodeBank:
         pixels = torch.as_tensor(grid_pixels(size, grid))
         G, K = len(pixels), len(poses)
         rays = camera_rays(poses, np.asarray(intrinsics, np.float32), size)
-        origins = rays.origins.reshape(K, -1, 3)[:, pixels]
-        directions = rays.directions.reshape(K, -1, 3)[:, pixels]
+        dev = shape.device  # the model's: rays go to it, renders come back to the CPU
+        origins = rays.origins.reshape(K, -1, 3)[:, pixels].to(dev)
+        directions = rays.directions.reshape(K, -1, 3)[:, pixels].to(dev)
         renders = torch.empty(K, N, G, 4, dtype=torch.float16)
+        if rays_per_batch is None:  # a GPU call needs many rays to be worth its launch; the CPU's size is its cache's
+            rays_per_batch = 16384 if dev.type == "cpu" else 1 << 18
         per = max(1, rays_per_batch // G)  # codes per batch
         was_training = model.training
         model.eval()
@@ -124,14 +127,14 @@ class CodeBank:
                 if framing is None:
                     o, d = origins[k].repeat(n, 1), directions[k].repeat(n, 1)
                 else:
-                    o, d = framed_rays(poses[k], framing[k, c:c + n], size, pixels)
+                    o, d = (t.to(dev) for t in framed_rays(poses[k], framing[k, c:c + n], size, pixels))
                 bundle = RayBundle(origins=o, directions=d,
                                    pixel_area=torch.ones(n * G, 1, device=origins.device),
                                    metadata={"shape_code": shape[c:c + n].repeat_interleave(G, 0),
                                              "texture_code": texture[c:c + n].repeat_interleave(G, 0)})
                 out = model.render_uniform(bundle, num_samples)
-                renders[k, c:c + n, :, :3] = out["rgb"].view(n, G, 3).half()
-                renders[k, c:c + n, :, 3] = out["accumulation"].view(n, G).half()
+                renders[k, c:c + n, :, :3] = out["rgb"].view(n, G, 3).half().cpu()
+                renders[k, c:c + n, :, 3] = out["accumulation"].view(n, G).half().cpu()
                 bar.update(n)
         bar.close()
         model.train(was_training)
@@ -150,7 +153,9 @@ class CodeBank:
         With `codes` (rows), only those codes are searched (e.g. the photo encoder's proposals)."""
         if len(rgb) != self.size * self.size:
             raise ValueError(f"the bank was built for {self.size}x{self.size} images, got {len(rgb)} pixels")
-        ref_rgb, ref_mask = rgb[self.pixels].float(), mask[self.pixels].float()
+        # The lookup runs where the renders are (the CPU: it is a few milliseconds); the image may come
+        # from the model's device, and the answer goes back as CPU rows.
+        ref_rgb, ref_mask = rgb.cpu()[self.pixels].float(), mask.cpu()[self.pixels].float()
         r = self.renders.float()
         col = r[..., :3]
         if colour_gain:
@@ -164,7 +169,7 @@ class CodeBank:
         err = err + mask_weight * ((r[..., 3] - ref_mask) ** 2).mean(-1)  # (K, N)
         n_codes = self.n_codes
         if codes is not None:
-            codes = torch.as_tensor(codes, dtype=torch.long).unique()
+            codes = torch.as_tensor(codes, dtype=torch.long).cpu().unique()
             if len(codes) == 0 or int(codes.min()) < 0 or int(codes.max()) >= self.n_codes:
                 raise ValueError(f"codes to search must be rows in [0, {self.n_codes}), got {codes.tolist()}")
             err = err.masked_fill(~torch.isin(torch.arange(self.n_codes), codes), float("inf"))
@@ -273,6 +278,7 @@ def pixel_directions(c2w: torch.Tensor, f: torch.Tensor, cx: torch.Tensor, cy: t
     """Rays (origins, unit directions), each (M, P, 3), through flat pixel indices `pixels` (P,) of a
     size x size image, for M pinhole cameras: c2w (M, 4, 4), f, cx, cy (M,); pixel centres at +0.5,
     camera looking along -Z with +Y up, as the datasets store them. Differentiable in every camera input."""
+    pixels = pixels.to(c2w.device)
     u = (pixels % size).to(c2w.dtype) + 0.5
     v = torch.div(pixels, size, rounding_mode="floor").to(c2w.dtype) + 0.5
     x = (u[None] - cx[:, None]) / f[:, None]

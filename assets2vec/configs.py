@@ -131,3 +131,21 @@ def preset(name: str) -> FitConfig:
 
 
 PRESETS = ("fast", "codenerf", "tiny")
+
+GPU_BATCH = 32768
+"""rays per step of `fast` on a GPU. At the CPU's 4,096 a GPU step is bound by the host (Python, launches,
+synchronisation) and the device idles; on the H200 this size kept it busy and trained the demo to 30 dB
+held-out in 90 s with the CPU recipe's learning rates (../shared/GPU.md)."""
+
+
+def for_device(config: FitConfig, device, batch_given: bool = False) -> FitConfig:
+    """`config` as it should train on `device` (a torch.device): unchanged on the CPU; on a GPU the `fast`
+    preset's batch grows to `GPU_BATCH` unless the user gave one, and the assets per batch grow with it, so
+    every asset in a batch still gets the CPU recipe's rays per step: a code's gradient is then as noisy as
+    the recipe was tuned for, and each step moves 8x more codes (per-asset learning keeps pace with the
+    asset count). The learning rates stay: Adam's steps do not scale with the batch, and these rates
+    trained well at this batch on the H200 (with 8 assets per batch; `benchmarks/gpu_check.py` measures this preset)."""
+    if getattr(device, "type", str(device)) != "cuda" or config.preset != "fast" or batch_given:
+        return config
+    rays_per_asset = config.batch_size // config.assets_per_batch
+    return dataclasses.replace(config, batch_size=GPU_BATCH, assets_per_batch=GPU_BATCH // rays_per_asset)

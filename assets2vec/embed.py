@@ -45,11 +45,12 @@ def embed(
     save_minutes: float = 2.0,
     progress: bool = True,
     log: Callable[[str], None] = print,
+    device: str | torch.device = "cpu",
 ) -> dict[str, Any]:
     run = Path(run)
     opened = Run.open(run)
     sweep_stale_temps(run)  # left by an embed killed while saving
-    model, fit_config, state = opened.model(), opened.config, opened.state
+    model, fit_config, state = opened.model(device), opened.config, opened.state
     dataset = RenderedDataset(data)
     _, trained_size = opened.rig()
     if dataset.image_size != trained_size:
@@ -71,7 +72,7 @@ def embed(
         saved = time.time()
         if not new_ids:
             return
-        model.codes.grow(torch.stack(new_shape), torch.stack(new_texture))
+        model.codes.grow(torch.stack(new_shape).to(model.device), torch.stack(new_texture).to(model.device))
         ids.extend(new_ids)
         for a in new_ids:
             embedded[a] = str(Path(data).resolve())

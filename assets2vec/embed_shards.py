@@ -48,11 +48,11 @@ def shard_codes(out: Path) -> dict[str, Any]:
 
 def embed_shard(run: str | os.PathLike, data: str | os.PathLike, shard: Shard, out: str | os.PathLike, *,
                 config: InversionConfig = EMBED_CONFIG, save_every: int = 10, progress: bool = True,
-                log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Invert the assets of `data` that shard `shard` owns and `run` lacks, into folder `out`."""
+                log: Callable[[str], None] = print, device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Invert the assets of `data` that shard `shard` owns and `run` lacks, into folder `out` (on `device`)."""
     run, out = Path(run), Path(out)
     opened = Run.open(run)
-    model, fit_config, state, digest = opened.model(), opened.config, opened.state, opened.digest
+    model, fit_config, state, digest = opened.model(device), opened.config, opened.state, opened.digest
     dataset = RenderedDataset(data)
     header = make_header("embedding", producer="assets2vec embed --shard", seed=config.seed, run=str(run.resolve()),
                          network=digest, dataset=str(Path(data).resolve()), shard=str(shard),

@@ -56,10 +56,11 @@ def evaluate(
     seed: int = 0,
     progress: bool = True,
     write: bool = True,
+    device: str | torch.device = "cpu",
 ) -> dict[str, Any]:
     t0 = time.time()
     opened = Run.open(run)
-    model, config, state = opened.model(), opened.config, opened.state
+    model, config, state = opened.model(device), opened.config, opened.state
     dataset = RenderedDataset(data if data is not None else state["dataset"])
     ids: list[str] = state["asset_ids"]
     present = set(dataset.asset_ids)

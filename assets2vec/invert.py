@@ -34,6 +34,7 @@ import torch
 from nerfstudio.cameras.rays import RayBundle
 
 from assets2vec.data.rays import camera_rays
+from assets2vec.devices import model_device
 from assets2vec.models.latent_nerf import LatentNeRFModel
 from render_core.poses import rig_poses
 from render_core.rig import RigConfig
@@ -124,17 +125,19 @@ candidate_poses = rig_poses
 class _Target:
     """Pixels of the images with their rays for every candidate pose."""
 
-    def __init__(self, images: list[np.ndarray], poses: np.ndarray, intrinsics: np.ndarray):
+    def __init__(self, images: list[np.ndarray], poses: np.ndarray, intrinsics: np.ndarray,
+                 device: torch.device | str = "cpu"):
         size = images[0].shape[0]
         rgbs, masks = zip(*(image_to_rgb_mask(im, f"image {i}") for i, im in enumerate(images)))
-        self.rgb = torch.as_tensor(np.stack(rgbs)).reshape(-1, 3)  # (I*H*W, 3)
-        self.mask = torch.as_tensor(np.stack(masks)).reshape(-1)
+        self.rgb = torch.as_tensor(np.stack(rgbs)).reshape(-1, 3).to(device)  # (I*H*W, 3)
+        self.mask = torch.as_tensor(np.stack(masks)).reshape(-1).to(device)
         self.n_images, self.size = len(images), size
         rays = camera_rays(poses.reshape(-1, 4, 4).astype(np.float32), intrinsics, size)
         K = poses.shape[0]
-        # poses: (K, I, 4, 4) -> rays (K, I*H*W, 3)
-        self.origins = rays.origins.reshape(K, -1, 3)
-        self.directions = rays.directions.reshape(K, -1, 3)
+        # poses: (K, I, 4, 4) -> rays (K, I*H*W, 3), on the model's device like everything rendered.
+        # Index tensors drawn from the CPU generator may index them (torch moves such an index).
+        self.origins = rays.origins.reshape(K, -1, 3).to(device)
+        self.directions = rays.directions.reshape(K, -1, 3).to(device)
         self.fg = torch.nonzero(self.mask > 0.5).squeeze(1)
         self.bg = torch.nonzero(self.mask <= 0.5).squeeze(1)
 
@@ -208,7 +211,7 @@ def _invert(model, images, intrinsics, poses, rig, config, azimuth_steps, bank) 
     model.eval()
     gen = torch.Generator().manual_seed(config.seed)
     candidates = _candidate_cameras(images, poses, rig, azimuth_steps)
-    target = _Target(images, candidates, np.asarray(intrinsics, dtype=np.float32))
+    target = _Target(images, candidates, np.asarray(intrinsics, dtype=np.float32), model_device(model))
     loss_fn = _CodeLoss(model, target, config)
     K = candidates.shape[0]
     shape = loss_fn.mean_shape.expand(K, -1).clone().requires_grad_(True)
@@ -304,7 +307,7 @@ def _pose_search(model, loss_fn: _CodeLoss, target, candidates, shape, texture, 
         if keep < len(which):
             with torch.no_grad():
                 score, _ = loss_fn(shape[which], texture[which], which, target.sample(4 * rays, config.foreground_fraction, gen))
-            which = which[torch.argsort(score)[:keep]]
+            which = which[torch.argsort(score)[:keep].cpu()]  # selections stay on the CPU, like `which`
         for _ in range(steps):
             loss, _ = loss_fn(shape[which], texture[which], which, target.sample(rays, config.foreground_fraction, gen))
             opt.zero_grad()
@@ -312,7 +315,7 @@ def _pose_search(model, loss_fn: _CodeLoss, target, candidates, shape, texture, 
             opt.step()
     with torch.no_grad():
         final, _ = loss_fn(shape[which], texture[which], which, target.sample(1024, config.foreground_fraction, gen))
-    return which[torch.argsort(final)], from_bank
+    return which[torch.argsort(final).cpu()], from_bank
 
 
 def _refine(loss_fn: _CodeLoss, target, start_shape, start_texture, lr: float, config: InversionConfig, gen):
@@ -365,7 +368,7 @@ def _best_start(code_loss, pose_rows, s_codes, t_codes, own, rounds, chunk: int 
         for pixels, keep, fine in rounds:
             loss = torch.cat([code_loss(s_codes[c], t_codes[c], pose_rows[c], pixels, reg=False, fine_samples=fine)[0]
                               for c in live.split(max(1, chunk * 256 // len(pixels)))])
-            live = live[torch.argsort(loss)[:keep]]
+            live = live[torch.argsort(loss)[:keep].cpu()]
     best = int(live[0])
     return int(pose_rows[best]), s_codes[best], t_codes[best], not own[best]
 

@@ -102,7 +102,16 @@ class TrainedEncoder:
         x = F.interpolate(x, size=(self.config.size, self.config.size), mode="area")
         x = torch.cat([x[:, :3], (x[:, 3:] > 0.5).float()], 1)
         self.net.eval()
-        return torch.softmax(self.net(x), -1)[0]
+        return torch.softmax(self.net(x.to(self.device)), -1)[0].cpu()
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    def to(self, device: torch.device | str) -> "TrainedEncoder":
+        """Move the network to `device` (in place); returns self."""
+        self.net.to(device)
+        return self
 
     def propose(self, crop: np.ndarray, k: int) -> torch.Tensor:
         """(k,) rows of the assets the crop most probably shows, most probable first."""
@@ -133,9 +142,10 @@ class TrainedEncoder:
 
 
 def train_encoder(renders: np.ndarray, asset_ids: list[str], config: EncoderConfig = EncoderConfig(),
-                  progress: bool = True, log=print) -> TrainedEncoder:
+                  progress: bool = True, log=print, device: torch.device | str = "cpu") -> TrainedEncoder:
     """Train on `renders` (N, V, S, S, 4) uint8 of the N assets `asset_ids`; each step draws new photos
-    from them (`Randomiser`). Holds out one view per asset to report accuracy on while training."""
+    from them (`Randomiser`, on the CPU from its seeded generator, so the draws do not depend on the
+    device) and the network steps on `device`. Holds out one view per asset to report accuracy on."""
     from tqdm.auto import tqdm
 
     N, V = renders.shape[:2]
@@ -143,7 +153,8 @@ def train_encoder(renders: np.ndarray, asset_ids: list[str], config: EncoderConf
         raise ValueError(f"need renders of at least two assets, one per id: got {N} renders for {len(asset_ids)} ids")
     gen = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
-    net = PhotoEncoder(N, config)
+    device = torch.device(device)
+    net = PhotoEncoder(N, config).to(device)
     views = torch.as_tensor(renders)
     train_v = V - 1 if V > 1 else V
     items = torch.stack(torch.meshgrid(torch.arange(N), torch.arange(train_v), indexing="ij"), -1).reshape(-1, 2)
@@ -159,10 +170,10 @@ def train_encoder(renders: np.ndarray, asset_ids: list[str], config: EncoderConf
         order = items[torch.randperm(len(items), generator=gen)]
         for b in range(steps_per_epoch):
             batch = order[b * config.batch:(b + 1) * config.batch]
-            x = rand(views[batch[:, 0], batch[:, 1]])
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            x = rand(views[batch[:, 0], batch[:, 1]]).to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16):
                 logits = net(x)
-            loss = F.cross_entropy(logits.float(), batch[:, 0], label_smoothing=0.1)
+            loss = F.cross_entropy(logits.float(), batch[:, 0].to(device), label_smoothing=0.1)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -189,8 +200,8 @@ def _held_out_accuracy(net: PhotoEncoder, views: torch.Tensor, config: EncoderCo
     rows = torch.arange(len(views))
     hits = 0
     for part in rows.split(256):
-        x = rand(views[part])
-        hits += int((net(x).argmax(-1) == part).sum())
+        x = rand(views[part]).to(next(net.parameters()).device)
+        hits += int((net(x).argmax(-1).cpu() == part).sum())
     return hits / len(views)
 
 
@@ -212,15 +223,15 @@ def run_meshes(run):
 
 
 def train_for_run(run_path: str | os.PathLike, config: EncoderConfig = EncoderConfig(), progress: bool = True,
-                  log=print) -> Path:
-    """Render the run's assets for the encoder, train it and save it in the run folder; returns the file."""
+                  log=print, device: torch.device | str = "cpu") -> Path:
+    """Render the run's assets for the encoder, train it and save it in the run folder (on `device`); returns the file."""
     from assets2vec.run import Run
 
     run = Run.open(run_path)
     t0 = time.time()
-    renders = render_views(run_meshes(run), config.views, progress=progress, total=len(run.asset_ids))
+    renders = render_views(run_meshes(run), config.views, progress=progress, total=len(run.asset_ids), device=device)
     log(f"photo encoder: {renders.shape[0]} assets x {renders.shape[1]} views rendered in {time.time() - t0:.0f} s")
-    encoder = train_encoder(renders, run.asset_ids, config, progress=progress, log=log)
+    encoder = train_encoder(renders, run.asset_ids, config, progress=progress, log=log, device=device)
     return encoder.save(run.encoder_path)
 
 

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from nerfstudio.cameras.rays import RayBundle
 
 from assets2vec.code_bank import pixel_directions
+from assets2vec.devices import model_device
 from assets2vec.invert import frozen, image_to_rgb_mask
 from assets2vec.photo import PreparedPhoto
 from render_core.poses import rig_poses, sphere_poses
@@ -106,7 +107,7 @@ class _Cameras(torch.nn.Module):
     """M pinhole cameras, each a start pose refined by a rotation about the origin (where the
     object is), a distance scale, a focal scale and a principal-point shift."""
 
-    def __init__(self, c2w: np.ndarray, intr: np.ndarray, size: int):
+    def __init__(self, c2w: np.ndarray, intr: np.ndarray, size: int, device: torch.device | str = "cpu"):
         super().__init__()
         M = len(c2w)
         self.size = size
@@ -116,11 +117,12 @@ class _Cameras(torch.nn.Module):
         self.log_dist = torch.nn.Parameter(torch.zeros(M))
         self.log_focal = torch.nn.Parameter(torch.zeros(M))
         self.shift = torch.nn.Parameter(torch.zeros(M, 2))  # principal point, in units of the image side
+        self.to(device)
 
     def select(self, rows: torch.Tensor) -> "_Cameras":
         """The cameras `rows`, as they stand now, as new starts."""
-        c2w, f, cx, cy = (t.detach()[rows] for t in self.matrices())
-        return _Cameras(c2w.numpy(), torch.stack([f, cx, cy], -1).numpy(), self.size)
+        c2w, f, cx, cy = (t.detach()[rows].cpu() for t in self.matrices())
+        return _Cameras(c2w.numpy(), torch.stack([f, cx, cy], -1).numpy(), self.size, self.base.device)
 
     def matrices(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         from pytorch3d.transforms import axis_angle_to_matrix
@@ -139,22 +141,22 @@ class _Cameras(torch.nn.Module):
 
     def numpy(self, m: int) -> tuple[np.ndarray, np.ndarray]:
         """(c2w (4, 4), K (3, 3)) of camera m."""
-        c2w, f, cx, cy = (t.detach()[m].numpy() for t in self.matrices())
+        c2w, f, cx, cy = (t.detach()[m].cpu().numpy() for t in self.matrices())
         return c2w.astype(np.float32), np.array([[f, 0, cx], [0, f, cy], [0, 0, 1]], np.float32)
 
 
 class _Target:
-    def __init__(self, photo: PreparedPhoto):
+    def __init__(self, photo: PreparedPhoto, device: torch.device | str = "cpu"):
         import cv2
 
         rgb, mask = image_to_rgb_mask(photo.image, "photo")
         self.size = photo.image.shape[0]
-        self.rgb = torch.as_tensor(rgb).reshape(-1, 3)
-        self.mask = torch.as_tensor(mask).reshape(-1)
+        self.rgb = torch.as_tensor(rgb).reshape(-1, 3).to(device)
+        self.mask = torch.as_tensor(mask).reshape(-1).to(device)
         # Colours are read one pixel inside the silhouette: a border pixel mixes the object with the
         # background (and a segmentation's border is where it errs), so its colour is neither's.
         core = cv2.erode((mask > 0.5).astype(np.uint8), np.ones((3, 3), np.uint8))
-        self.core = torch.as_tensor(core.reshape(-1) > 0) if core.any() else self.mask > 0.5
+        self.core = torch.as_tensor(core.reshape(-1) > 0).to(device) if core.any() else self.mask > 0.5
         self.fg = torch.nonzero(self.core).squeeze(1)
         self.bg = torch.nonzero(self.mask <= 0.5).squeeze(1)
         if len(self.fg) == 0:
@@ -164,15 +166,15 @@ class _Target:
         """Half on the object (its colours), half anywhere (its silhouette against the background)."""
         n_fg = n // 2
         fg = self.fg[torch.randint(len(self.fg), (n_fg,), generator=gen)]
-        anywhere = torch.randint(self.size * self.size, (n - n_fg,), generator=gen)
-        return torch.cat([fg, anywhere])
+        anywhere = torch.randint(self.size * self.size, (n - n_fg,), generator=gen)  # the CPU generator: same draws anywhere
+        return torch.cat([fg, anywhere.to(fg.device)])
 
 
 def _render_crops(model, origins, directions, shape, texture, num_samples: int, num_fine: int):
     """rgb (M, P, 3) and coverage (M, P) of codes (M, d) along rays (M, P, 3)."""
     M, P, _ = origins.shape
     bundle = RayBundle(origins=origins.reshape(-1, 3), directions=directions.reshape(-1, 3),
-                       pixel_area=torch.ones(M * P, 1),
+                       pixel_area=torch.ones(M * P, 1, device=origins.device),
                        metadata={"shape_code": shape.repeat_interleave(P, 0), "texture_code": texture.repeat_interleave(P, 0)})
     out = model.render_uniform(bundle, num_samples, num_fine)
     return out["rgb"].view(M, P, 3), out["accumulation"].view(M, P)
@@ -227,7 +229,7 @@ def fit_photo(model, photo: PreparedPhoto, bank, config: PhotoFitConfig = PhotoF
     t0 = time.time()
     if bank.framing is None:
         raise ValueError("photo search needs a framed inversion bank (CodeBank.for_run(..., fill=FILL))")
-    target = _Target(photo)
+    target = _Target(photo, model_device(model))
     if bank.size != target.size:
         raise ValueError(f"the bank was built for {bank.size} px crops, the photo was prepared at {target.size} px")
     model.eval()
@@ -242,7 +244,8 @@ def _fit(model, target: _Target, bank, config: PhotoFitConfig, t0: float, codes=
     # 1. the bank's best (pose, code) pairs, each pose framed for its code
     pose_rows, code_rows, _ = bank.search(target.rgb, target.mask, config.bank_codes, config.mask_weight, colour_gain=True,
                                           per_code=config.bank_poses, codes=codes)
-    cams = _Cameras(bank.poses[pose_rows.numpy()], bank.framing[pose_rows.numpy(), code_rows.numpy()], target.size)
+    cams = _Cameras(bank.poses[pose_rows.numpy()], bank.framing[pose_rows.numpy(), code_rows.numpy()], target.size,
+                    model_device(model))
     # 2. successive halving with closed-form gains; 3. camera and colour with the codes fixed
     cams, rows, start_gain = _halving(model, target, cams, code_rows, table_s, table_t, config, gen)
     gains, scores, eval_idx = _fit_cameras(loss_fn, cams, table_s[rows], table_t[rows], start_gain, config, gen)
@@ -261,7 +264,7 @@ def _fit(model, target: _Target, bank, config: PhotoFitConfig, t0: float, codes=
     joint, render, psnr, iou = _final(loss_fn, target, cam, shape, texture, lg.exp(), eval_idx, config)
     c2w, K = cam.numpy(0)
     return PhotoFit(
-        shape_code=shape[0], texture_code=texture[0], c2w=c2w, K=K, gain=lg.detach()[0].exp().numpy(),
+        shape_code=shape[0], texture_code=texture[0], c2w=c2w, K=K, gain=lg.detach()[0].exp().cpu().numpy(),
         row=int(rows[best]), runner_up=None if runner is None else int(rows[runner]),
         loss=float(scores[best]), runner_up_loss=None if runner is None else float(scores[runner]),
         joint_loss=float(joint[0]), psnr=psnr, iou=iou, render=render, seconds=time.time() - t0, losses=losses,
@@ -286,7 +289,7 @@ def _halving(model, target: _Target, cams: _Cameras, rows, table_s, table_t, con
                 err = F.huber_loss(rgb * gain[:, None], target.rgb[idx].expand_as(rgb), reduction="none",
                                    delta=config.huber_delta).sum(-1)
                 losses.append((err * on).sum(1) / on.sum().clamp(min=1) + config.mask_weight * ((acc - target.mask[idx]) ** 2).mean(1))
-            ranked = torch.argsort(torch.cat(losses))
+            ranked = torch.argsort(torch.cat(losses)).cpu()  # indexes the CPU code rows
             order = ranked[:keep]
             other = ranked[rows[ranked] != rows[order[0]]]
             if len(other) and not (rows[order] != rows[order[0]]).any():
@@ -352,7 +355,7 @@ def _final(loss_fn: _Loss, target: _Target, cam: _Cameras, shape, texture, gain,
         mse = ((rgb[target.core] - target.rgb[target.core]) ** 2).mean().clamp(min=1e-10)
         iou = ((acc > 0.5) & on).sum() / ((acc > 0.5) | on).sum().clamp(min=1)
     S = target.size
-    render = torch.cat([rgb, acc[:, None]], -1).view(S, S, 4).numpy()
+    render = torch.cat([rgb, acc[:, None]], -1).view(S, S, 4).cpu().numpy()
     return joint, render, float(-10 * torch.log10(mse)), float(iou)
 
 

@@ -70,7 +70,8 @@ def random_light(rng: np.random.Generator):
                     specular=float(rng.uniform(0.0, 0.3)), colour=colour)
 
 
-def render_views(meshes, config: ViewConfig = ViewConfig(), progress: bool = True, total: int | None = None) -> np.ndarray:
+def render_views(meshes, config: ViewConfig = ViewConfig(), progress: bool = True, total: int | None = None,
+                 device: torch.device | str = "cpu") -> np.ndarray:
     """(N, V, S, S, 4) uint8 sRGB renders with alpha of N normalised `MeshData`, `config.views` each.
     `meshes`: an iterable of (asset id, mesh) pairs, read one at a time (`total` of them, for the
     progress bar); each asset's cameras and lights come from the seed and its id, so a render does
@@ -80,11 +81,12 @@ def render_views(meshes, config: ViewConfig = ViewConfig(), progress: bool = Tru
     from render_core.multiview import MultiviewRenderer, RenderConfig, asset_rng
     from render_core.rig import RigConfig
 
-    renderer = MultiviewRenderer(RenderConfig(image_size=config.size, rig=RigConfig(floor_views=0), supersample=config.supersample))
+    renderer = MultiviewRenderer(RenderConfig(image_size=config.size, rig=RigConfig(floor_views=0), supersample=config.supersample),
+                                 device)
     out = []
     for asset_id, mesh in tqdm(meshes, total=total, desc="encoder views", unit="asset", disable=not progress):
         rng = asset_rng(config.seed, f"photo-encoder/{asset_id}")
-        cams = random_cameras(rng, config.views, config)
+        cams = random_cameras(rng, config.views, config, device)
         parts = []
         for i in range(0, config.views, config.views_per_light):
             rows = list(range(i, min(i + config.views_per_light, config.views)))

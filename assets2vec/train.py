@@ -9,6 +9,7 @@ where the interrupted one stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -31,12 +32,19 @@ from assets2vec.checkpoint import (
 from assets2vec.configs import FitConfig
 from assets2vec.data.rays import (BYTES_PER_RAY, AssetBatcher, RayBatcher, RayTable, StreamedRayTable, build_ray_table, holdout_views,
                                  to_ray_bundle)
+from assets2vec.devices import gpu_utilisation
 from assets2vec.models.latent_nerf import LatentNeRFModel
 from assets2vec.nerf_render import render_rays
 from assets2vec.run import HISTORY, Run, build_model
 from render_core.artifacts import ArtifactError, atomic_write_text, make_header, read_header, sweep_stale_temps, write_header
 from render_core.dataset import RenderedDataset
 
+
+
+SYNC_EVERY = 25
+"""on a GPU, steps between reads of the loss (each read waits for the device to finish its queue)"""
+DEVICE_RAYS_SHARE = 0.5
+"""the in-memory ray table is copied to the GPU when it takes at most this share of the GPU's free memory"""
 
 
 class RunError(ValueError):
@@ -154,12 +162,15 @@ def fit(
     """
     import assets2vec.distributed as ddp
 
+    from assets2vec.devices import resolve_device
+
     data, out = Path(data), Path(out)
-    device = torch.device(device)
+    device = resolve_device(device)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and device.type == "cuda":
         visible = torch.cuda.device_count()
-        if visible == 0:
-            raise RuntimeError("--device cuda, but this process sees no CUDA device")
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ["WORLD_SIZE"]))
+        if not os.environ.get("CUDA_VISIBLE_DEVICES") or visible > 1:
+            check_workers(local, device)
         # A scheduler that gives each process only its own GPU (CUDA_VISIBLE_DEVICES) shows it as cuda:0.
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % visible)
         torch.cuda.set_device(device)
@@ -168,6 +179,18 @@ def fit(
         return _fit(data, out, config, resume, device, progress, log, on_step, ddp, rank, world_size)
     finally:
         ddp.shutdown()
+
+
+def check_workers(workers: int, device: torch.device) -> None:
+    """Refuse data-parallel training that cannot start: NCCL needs one GPU per worker on a machine, and
+    fails deep inside ("Duplicate GPU detected") when two share one."""
+    if device.type != "cuda" or workers <= 1:
+        return
+    visible = torch.cuda.device_count()
+    if workers > visible:
+        raise ValueError(f"--workers {workers} with --device {device}: data-parallel training on GPUs needs one GPU per "
+                         f"worker and this machine has {visible}; use --workers {visible} (one process already keeps "
+                         f"a GPU busy with the GPU batch), or --device cpu")
 
 
 def _fit(data, out, config, resume, device, progress, log, on_step, ddp, rank, world_size) -> dict[str, Any]:
@@ -192,6 +215,24 @@ def _fit(data, out, config, resume, device, progress, log, on_step, ddp, rank, w
             raise ValueError(f"--views {bad}: the dataset has views 0..{dataset.n_views - 1}")
     trainer = _Trainer(dataset, asset_ids, out, config, state, device, log, ddp, rank, world_size)
     return trainer.train(progress, on_step)
+
+
+def _device_rays(table, device: torch.device, log):
+    """`select(indices) -> batch` drawing from the training rays. On a GPU with room, the in-memory table is
+    copied there once and batches are gathered on the device (the indices still come from the CPU
+    generator, so the draws are the device's choice no more than the seed's); else batches are gathered
+    on the CPU and moved."""
+    if device.type != "cuda" or not isinstance(table, RayTable):
+        return table.select
+    names = ("origins", "directions", "pixel_area", "rgb", "alpha", "surface_t", "asset_index")
+    need = sum(getattr(table, k).element_size() * getattr(table, k).nelement() for k in names)
+    free, _ = torch.cuda.mem_get_info(device)
+    if need > DEVICE_RAYS_SHARE * free:
+        log(f"fit: the ray table ({need / 1e9:.1f} GB) stays in host memory: the GPU has {free / 1e9:.1f} GB free")
+        return table.select
+    on_device = dataclasses.replace(table, **{k: getattr(table, k).to(device) for k in names})
+    # From pinned memory the copy is queued like a kernel; from pageable memory it would wait for the queue.
+    return lambda idx: on_device.select(idx.pin_memory().to(device, non_blocking=True))
 
 
 def _make_batcher(table, config: FitConfig, generator: torch.Generator) -> RayBatcher | AssetBatcher:
@@ -228,6 +269,9 @@ class _Trainer:
                              f"{config.model.train_sampler!r} (train it with one process)")
         self.generator = torch.Generator().manual_seed(config.seed)
         self.batcher = _make_batcher(self.table, config, self.generator)
+        self.select = _device_rays(self.table, device, log)
+        # A GPU step must not wait for the host: its losses are read (one synchronisation) every few steps.
+        self.sync_every = 1 if device.type == "cpu" else SYNC_EVERY
         self.rows = ddp.rows_of(rank, world_size, self.batcher.batch_size)
         torch.manual_seed(config.seed)  # initial weights and nerfstudio's stratified jitter
         self.model = build_model(config, len(asset_ids), device, generator=self.generator,
@@ -245,6 +289,8 @@ class _Trainer:
         self.history_path = out / HISTORY
         history = self.history_path.read_text().splitlines() if self.history_path.is_file() else []
         self.history = [h for h in (json.loads(line) for line in history if line.strip()) if h["step"] <= self.step]
+        self.util_samples: list[float] = []  # GPU utilisation read at each report since the last history entry
+        self.rate_mark = (time.time(), self.step)  # (time, step) the next history entry's rays/s count from
 
     def _restore_or_start(self) -> None:
         state, out, config = self.state, self.out, self.config
@@ -275,12 +321,17 @@ class _Trainer:
         self.bar = tqdm(total=None if sized_by_time else self.horizon, initial=self.step, disable=not progress, unit="step",
                         dynamic_ncols=True, desc="fit")
         self.ema_psnr, self.timed_from, stopped_by = None, None, "steps"
+        self.rate_mark = (time.time(), self.step)
         try:
             # Under DDP a Ctrl-C only raises a flag, honoured by all workers at one step boundary.
             with self.ddp.deferred_interrupts(self.world_size > 1) as flags:
                 while self.step < self.horizon:
-                    loss_value, reduced = self.optimisation_step()
-                    self._report(loss_value, reduced)
+                    names, terms = self.optimisation_step()
+                    self._schedule()
+                    if self.step % self.sync_every == 0 or self.step >= self.horizon:
+                        self._report(*self._read(names, terms))
+                    else:
+                        self.bar.update(1)
                     if on_step is not None:
                         on_step(self.step)
                     self._periodic()
@@ -295,8 +346,9 @@ class _Trainer:
             raise
         return self._finish(stopped_by)
 
-    def optimisation_step(self) -> tuple[float, dict[str, float]]:
-        """One step on this worker's rows of the global batch; the loss terms summed over workers."""
+    def optimisation_step(self) -> tuple[list[str], torch.Tensor]:
+        """One step on this worker's rows of the global batch; the names of the loss terms and their values
+        summed over workers, as a tensor on the device (read it with `_read`: that waits for the device)."""
         config, model, ddp, world_size = self.config, self.model, self.ddp, self.world_size
         for g in self.optimizer.param_groups:
             base = config.lr_field if g["name"] == "fields" else config.lr_codes
@@ -304,7 +356,7 @@ class _Trainer:
         for callback in self.callbacks:
             callback.run_callback_at_location(self.step, TrainingCallbackLocation.BEFORE_TRAIN_ITERATION)
         # Every worker draws the same batch, but only its own rows.
-        batch = self.batcher.table.select(self.batcher.next_indices(*self.rows))
+        batch = self.select(self.batcher.next_indices(*self.rows))
         outputs = model(to_ray_bundle(batch, self.device))
         batch = {k: v.to(self.device) for k, v in batch.items()}
         counts = ddp.sum_(model.local_counts(outputs, batch).detach())
@@ -313,10 +365,9 @@ class _Trainer:
         # Every term summed over workers (one all-reduce): logs and PSNR describe the global batch.
         names = list(losses) + list(table)
         terms = [losses[k].detach().float() for k in losses] + [v.detach().float() / world_size for v in table.values()]
-        reduced = dict(zip(names, ddp.sum_(torch.stack(terms)).tolist()))
-        loss_value = float(sum(reduced.values()))
-        if not math.isfinite(loss_value):
-            raise FloatingPointError(f"loss became {loss_value} at step {self.step}; lower the learning rates")
+        terms = ddp.sum_(torch.stack(terms))
+        if self.sync_every == 1:
+            self._read(names, terms)  # a non-finite loss stops the run before it steps
         self.optimizer.zero_grad(set_to_none=True)
         sum(losses.values()).backward()
         if world_size > 1:
@@ -326,10 +377,18 @@ class _Trainer:
             sum(table.values()).backward()  # identical on every worker: added once, after the reduction
         self.optimizer.step()
         self.step += 1
+        return names, terms
+
+    def _read(self, names: list[str], terms: torch.Tensor) -> tuple[float, dict[str, float]]:
+        """(total loss, {term: value}) read from the device; a non-finite loss is an error."""
+        reduced = dict(zip(names, terms.tolist()))
+        loss_value = float(sum(reduced.values()))
+        if not math.isfinite(loss_value):
+            raise FloatingPointError(f"loss became {loss_value} at step {self.step}; lower the learning rates")
         return loss_value, reduced
 
     def _report(self, loss_value: float, reduced: dict[str, float]) -> None:
-        """Progress bar, TensorBoard, and the schedule shortened to the time budget once the speed is known."""
+        """Progress bar (loss, batch PSNR, rays/s, GPU utilisation) and TensorBoard."""
         step, config = self.step, self.config
         psnr = -10.0 * math.log10(max(reduced["rgb_loss"] / max(self.model.config.rgb_loss_mult, 1e-12), 1e-10))  # batch MSE
         self.ema_psnr = psnr if self.ema_psnr is None else 0.9 * self.ema_psnr + 0.1 * psnr
@@ -337,6 +396,17 @@ class _Trainer:
             for k, v in reduced.items():
                 self.writer.add_scalar(f"train/{k}", v, step)
             self.writer.add_scalar("train/psnr", psnr, step)
+        rays_s = (self.bar.format_dict.get("rate") or 0.0) * config.batch_size
+        util = gpu_utilisation(self.device)
+        extra = {} if util is None else {"gpu": f"{util:.0f}%"}
+        if util is not None:
+            self.util_samples.append(util)
+        self.bar.set_postfix(loss=f"{loss_value:.4f}", psnr=f"{self.ema_psnr:.2f}", rays_s=f"{rays_s:,.0f}", **extra, refresh=False)
+        self.bar.update(1)
+
+    def _schedule(self) -> None:
+        """With a time budget, the schedule shortened to end within it once the speed is known."""
+        step, config = self.step, self.config
         now = time.time()
         if step == 20:
             self.timed_from = (now, step)
@@ -349,9 +419,6 @@ class _Trainer:
             self.horizon = self.ddp.broadcast_ints([horizon])[0]  # rank 0's clock decides for all
             self.bar.total = self.horizon
             self.log(f"fit: {rate:.1f} steps/s; the schedule will end at step {self.horizon} to fit {config.max_minutes:g} min")
-        rays_s = (self.bar.format_dict.get("rate") or 0.0) * config.batch_size
-        self.bar.set_postfix(loss=f"{loss_value:.4f}", psnr=f"{self.ema_psnr:.2f}", rays_s=f"{rays_s:,.0f}", refresh=False)
-        self.bar.update(1)
 
     def _periodic(self) -> None:
         step, config = self.step, self.config
@@ -410,8 +477,16 @@ class _Trainer:
     def quick_eval(self) -> None:
         if self.quick is None or not self.main:
             return
+        now = time.time()
+        mark_t, mark_step = self.rate_mark
+        rays_s = (self.step - mark_step) * self.config.batch_size / max(now - mark_t, 1e-9)
         psnr = self.quick.psnr(self.model)
-        entry = {"step": self.step, "seconds": round(time.time() - self.t_start + self.elapsed_before, 2), "psnr": round(psnr, 3)}
+        entry = {"step": self.step, "seconds": round(time.time() - self.t_start + self.elapsed_before, 2), "psnr": round(psnr, 3),
+                 "rays_per_s": round(rays_s)}
+        if self.util_samples:
+            entry["gpu_util"] = round(sum(self.util_samples) / len(self.util_samples), 1)  # mean since the last entry
+            self.util_samples.clear()
+        self.rate_mark = (time.time(), self.step)  # the evaluation's own time is not training
         self.history.append(entry)
         self.writer.add_scalar("eval/psnr", psnr, self.step)
         self.log(f"fit: step {self.step}: held-out PSNR {psnr:.2f} dB ({len(self.quick.rows)} assets) at {entry['seconds']:.0f} s")

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from assets2vec.catalog.geometry import check_codes, opacity_grid
+from assets2vec.catalog.geometry import check_codes, opacity_grids
 from assets2vec.model_components.occupancy import cell_centres
 
 RESOLUTION = 32  # grid whose occupied cells are coloured
@@ -43,8 +43,9 @@ def decode_appearance(model, shape_codes: np.ndarray, texture_codes: np.ndarray,
     pts = cell_centres(r, h, device)
     direction = torch.nn.functional.normalize(torch.tensor(VIEW_DIRECTION, device=device), dim=0)
     out = np.zeros((len(shape), bins ** 3), np.uint8)
+    grids = opacity_grids(model, shape, pts, 2 * h / r)
     for i in tqdm(range(len(shape)), desc="appearance", unit="asset", disable=not progress):
-        opacity = opacity_grid(model, shape[i].to(device), pts, 2 * h / r)
+        opacity = next(grids)
         top = float(opacity.max())
         if top <= 0:
             continue  # nothing decoded: an all-zero profile

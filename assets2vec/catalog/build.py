@@ -69,11 +69,11 @@ def _check_catalog_folder(catalog: Path) -> None:
 
 
 def build_catalog(run: str | os.PathLike, catalog: str | os.PathLike, *, use_gpu: bool | None = None, progress: bool = True,
-                  decoded: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
+                  decoded: bool = True, log: Callable[[str], None] = print, device="cpu") -> dict[str, Any]:
     """Create or update `catalog` from `run`; returns a summary (added, updated, skipped, decoded, indexes).
 
     `decoded`: also decode the geometry and appearance of every asset that lacks them (those two spaces), and
-    fill in the texture-only space (which needs the geometry)."""
+    fill in the texture-only space (which needs the geometry); the network decodes on `device`."""
     run, catalog = Path(run), Path(catalog)
     t0 = time.time()
     opened = Run.open(run)
@@ -88,7 +88,8 @@ def build_catalog(run: str | os.PathLike, catalog: str | os.PathLike, *, use_gpu
         sweep_stale_temps(catalog)  # left by a build killed while writing an index
         store = Store.open(catalog, create=True)
         try:
-            summary = _update(store, catalog, run, state, ids, shape, texture, digest, checkpoint_name, progress, log, decoded)
+            summary = _update(store, catalog, run, state, ids, shape, texture, digest, checkpoint_name, progress, log, decoded,
+                              device)
             summary["indexes"] = write_indexes(store, catalog, use_gpu=use_gpu)
         finally:
             store.close()
@@ -100,7 +101,8 @@ def build_catalog(run: str | os.PathLike, catalog: str | os.PathLike, *, use_gpu
 
 
 def _update(store: Store, catalog: Path, run: Path, state: dict, ids: list[str], shape: np.ndarray, texture: np.ndarray,
-            digest: str, checkpoint_name: str, progress: bool, log: Callable[[str], None], decoded: bool) -> dict[str, Any]:
+            digest: str, checkpoint_name: str, progress: bool, log: Callable[[str], None], decoded: bool,
+            device="cpu") -> dict[str, Any]:
     old_digest = store.get_meta("network_digest")
     rows_by_id = store.row_map()
     same_network = old_digest == digest
@@ -108,7 +110,7 @@ def _update(store: Store, catalog: Path, run: Path, state: dict, ids: list[str],
         log("catalog: the run's network differs from the one this catalog was built from; re-embedding every asset")
     have_latents = set() if not same_network else store.latent_rows()
     todo = [i for i, a in enumerate(ids) if rows_by_id.get(a) not in have_latents]
-    profiles = _new_profiles(store, run, ids, shape, texture, rows_by_id, same_network, progress) if decoded else {}
+    profiles = _new_profiles(store, run, ids, shape, texture, rows_by_id, same_network, progress, device) if decoded else {}
     datasets: dict[str, RenderedDataset | str] = {}
     embedded = state.get("embedded", {})
     missing: dict[str, str] = {}
@@ -162,7 +164,7 @@ def _update(store: Store, catalog: Path, run: Path, state: dict, ids: list[str],
 
 
 def _new_profiles(store: Store, run: Path, ids: list[str], shape: np.ndarray, texture: np.ndarray, rows_by_id: dict[str, int],
-                  same_network: bool, progress: bool) -> dict[str, dict[int, np.ndarray]]:
+                  same_network: bool, progress: bool, device="cpu") -> dict[str, dict[int, np.ndarray]]:
     """{space: {index in `ids`: profile}} for every asset without a current profile (decoded outside the transaction)."""
     need = {}
     current = {"geometry": store.get_meta("geometry_profile") == PROFILE_KIND, "appearance": True}
@@ -171,7 +173,7 @@ def _new_profiles(store: Store, run: Path, ids: list[str], shape: np.ndarray, te
         need[space] = [i for i, a in enumerate(ids) if rows_by_id.get(a) not in have]
     if not any(need.values()):
         return {}
-    model = Run.open(run).model()
+    model = Run.open(run).model(device)
     out = {}
     if need["geometry"]:
         out["geometry"] = dict(zip(need["geometry"], decode_profiles(model, shape[need["geometry"]], progress=progress)))

@@ -7,6 +7,9 @@ import os
 import sys
 from pathlib import Path
 
+from assets2vec.devices import ENV as DEVICE_ENV
+from assets2vec.devices import add_device_argument, resolve_device
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("app", help="open the catalog app in the browser (Streamlit)",
@@ -16,6 +19,7 @@ def add_parser(sub) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8501, help="port (default: 8501)")
     p.add_argument("--headless", action="store_true", help="do not open a browser")
+    add_device_argument(p, "the network runs (rendering, search by photo)")
     p.set_defaults(func=run)
 
 
@@ -24,9 +28,10 @@ def run(args: argparse.Namespace) -> int:
 
     from assets2vec import Catalog
 
-    Catalog.open(args.catalog).close()  # a clear error here beats a blank page
+    device = resolve_device(args.device)  # refused here, not on the first search in the browser
+    Catalog.open(args.catalog, device=device).close()  # a clear error here beats a blank page
     entry = Path(catalog_app.__file__).resolve().parent / "app.py"
-    env = {**os.environ, "ASSETS2VEC_CATALOG": str(args.catalog.resolve())}
+    env = {**os.environ, "ASSETS2VEC_CATALOG": str(args.catalog.resolve()), DEVICE_ENV: str(device)}
     cmd = [sys.executable, "-m", "streamlit", "run", str(entry), "--server.address", args.host, "--server.port", str(args.port),
            "--server.maxUploadSize", "32", "--browser.gatherUsageStats", "false", "--server.headless", str(args.headless).lower()]
     print(f"catalog app on http://{args.host}:{args.port} for {args.catalog} (Ctrl-C to stop)", file=sys.stderr, flush=True)

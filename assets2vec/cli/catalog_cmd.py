@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from assets2vec.devices import add_device_argument, resolve_device
+
 from assets2vec.catalog.spaces import FEATURE_SPACES
 
 
@@ -26,6 +28,7 @@ def add_parser(sub) -> None:
     b.add_argument("--no-decoded", action="store_true",
                    help="skip the geometry, appearance and texture_only spaces (they cost ~190 ms per new asset on 2 CPU cores)")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_device_argument(b, "the geometry and appearance are decoded")
     b.set_defaults(func=run_build)
 
     i = csub.add_parser("info", help="describe a catalog as JSON", description="Counts, spaces, index kinds, attributes, classifiers.")
@@ -48,7 +51,7 @@ def run_build(args: argparse.Namespace) -> int:
     from assets2vec.catalog.build import build_catalog
 
     summary = build_catalog(args.run, args.catalog, progress=not args.quiet, decoded=not args.no_decoded,
-                            log=lambda m: print(m, file=sys.stderr))
+                            log=lambda m: print(m, file=sys.stderr), device=resolve_device(args.device))
     print(json.dumps(summary))
     return 0
 

@@ -12,6 +12,8 @@ import json
 import time
 from pathlib import Path
 
+from assets2vec.devices import add_device_argument
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -26,6 +28,7 @@ def add_parser(sub) -> None:
     p.add_argument("--size", type=int, default=64, help="render size (default: 64)")
     p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     p.add_argument("--fit-minutes", type=float, default=10.0, help="training budget in minutes (default: 10; 0 skips training)")
+    add_device_argument(p, "every step runs")
     p.set_defaults(func=run)
 
 
@@ -35,6 +38,9 @@ def run(args: argparse.Namespace) -> int:
     from render_core.multiview import RenderConfig, render_library
     from render_core.rig import DEFAULT_FLOOR_VIEWS, RigConfig
 
+    from assets2vec.devices import resolve_device
+
+    args.device = resolve_device(args.device)
     t0 = time.time()
     library_dir, dataset_dir, run_dir = args.out / "library", args.out / "dataset", args.out / "run"
     steps = 7 if args.fit_minutes > 0 else 2
@@ -44,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     rig = RigConfig(floor_views=DEFAULT_FLOOR_VIEWS)  # as `assets2vec render` does by default
     print(f"[2/{steps}] rendering {rig.total_views} views ({rig.n_views} on rings, {rig.floor_views} at floor height) "
           f"at {args.size}x{args.size} -> {dataset_dir}")
-    report = render_library(open_library(library_dir), dataset_dir, RenderConfig(image_size=args.size, rig=rig, seed=args.seed))
+    report = render_library(open_library(library_dir), dataset_dir, RenderConfig(image_size=args.size, rig=rig, seed=args.seed),
+                            device=args.device)
     result, catalog, scenes = None, None, None
     if args.fit_minutes > 0:
         result = _train_and_show(args, dataset_dir, run_dir, steps)
@@ -98,7 +105,7 @@ def _scenes(args, steps: int) -> dict:
 
     out = args.out / "scenes"
     print(f"[7/{steps}] composing 24 labelled scenes from the catalog -> {out}")
-    with Catalog.open(args.out / "catalog") as cat:
+    with Catalog.open(args.out / "catalog", device=args.device) as cat:
         return cat.generate_scenes(out, 24, args.seed)
 
 
@@ -109,8 +116,8 @@ def _build_catalog(args, run_dir: Path, steps: int) -> dict:
 
     catalog = args.out / "catalog"
     print(f"[6/{steps}] building the catalog -> {catalog}, and the shape-space map")
-    summary = build_catalog(run_dir, catalog)
-    with Catalog.open(catalog) as cat:
+    summary = build_catalog(run_dir, catalog, device=args.device)
+    with Catalog.open(catalog, device=args.device) as cat:
         cat.map("shape", "tsne", "family", args.out / "shape_map.png", seed=args.seed, sparse=5)
         # A starter labels file from the procedural ground truth: 4 swivel chairs and 4 others.
         chairs = [(i, b) for i, f, b in zip(cat.ids, cat.values("family"), cat.values("base")) if f == "chair"]
@@ -148,7 +155,7 @@ def _train_and_show(args, dataset_dir: Path, run_dir: Path, steps: int) -> dict:
     from assets2vec import latent
     from assets2vec.checkpoint import latest_checkpoint
     from assets2vec.cli.render_latent_cmd import _save_png
-    from assets2vec.configs import preset
+    from assets2vec.configs import for_device, preset
     from assets2vec.evaluate import evaluate
     from assets2vec.run import EVAL_JSON, Run
     from assets2vec.train import fit
@@ -160,17 +167,17 @@ def _train_and_show(args, dataset_dir: Path, run_dir: Path, steps: int) -> dict:
         print(f"[3/{steps}] training the NeRF for {args.fit_minutes:g} min -> {run_dir}")
         config = preset("fast")
         config.seed, config.max_minutes, config.steps = args.seed, args.fit_minutes, 10**6
-        fit(dataset_dir, run_dir, config)
+        fit(dataset_dir, run_dir, for_device(config, args.device), device=args.device)
     eval_path = run_dir / EVAL_JSON
     if eval_path.is_file():
         print(f"[4/{steps}] evaluation: reusing {eval_path}")
         result = json.loads(eval_path.read_text())
     else:
         print(f"[4/{steps}] evaluating on the held-out views -> {eval_path}")
-        result = evaluate(run_dir)
+        result = evaluate(run_dir, device=args.device)
     print(f"[5/{steps}] rendering from the codes: swap grid and turntable")
     run = Run.open(run_dir)
-    model, run_ids = run.model(), run.asset_ids
+    model, run_ids = run.model(args.device), run.asset_ids
     ds = RenderedDataset(dataset_dir)
     # One asset per family for the grid: the first chair, table, sofa and lamp.
     rows, seen = [], set()

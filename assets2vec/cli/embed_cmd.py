@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from assets2vec.devices import add_device_argument, resolve_device
 from assets2vec.workers import cli, run_shards
 
 
@@ -28,10 +29,11 @@ def add_parser(sub) -> None:
     p.add_argument("--workers", type=int, default=1, help="run N local shard processes (in RUN.embed-shards/), then "
                    "merge them into RUN (default: 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_device_argument(p, "the inversion runs")
     p.set_defaults(func=run)
 
 
-def _run_workers(args: argparse.Namespace, log) -> dict:
+def _run_workers(args: argparse.Namespace, log, device) -> dict:
     """One `embed --shard i/N` process per worker, with the cores split between them, then merge."""
     from assets2vec.embed_shards import merge_embeddings
 
@@ -39,7 +41,8 @@ def _run_workers(args: argparse.Namespace, log) -> dict:
     root = args.run.with_name(args.run.name + ".embed-shards")
     dirs = [root / f"{i}-of-{n}" for i in range(n)]
     errors = run_shards([cli("embed", str(args.run), str(args.data), "--shard", f"{i}/{n}", "--out", str(d),
-                             "--steps", str(args.steps), "--seed", str(args.seed), "--quiet") for i, d in enumerate(dirs)])
+                             "--steps", str(args.steps), "--seed", str(args.seed), "--quiet", "--device", str(device))
+                         for i, d in enumerate(dirs)])
     if errors:
         raise ValueError("; ".join(errors))
     return merge_embeddings(args.run, dirs, log)
@@ -53,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if args.steps < 1:
         raise ValueError(f"--steps must be positive, got {args.steps}")
     config = replace(EMBED_CONFIG, refine_steps=args.steps, seed=args.seed)
+    device = resolve_device(args.device)
     log = lambda m: print(m, file=sys.stderr)  # noqa: E731
     if args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
@@ -65,12 +69,12 @@ def run(args: argparse.Namespace) -> int:
         if args.workers > 1:
             raise ValueError("--workers and --shard exclude each other: --workers runs every shard itself")
         report = embed_shard(args.run, args.data, Shard.parse(args.shard), args.out, config=config,
-                             progress=not args.quiet, log=log)
+                             progress=not args.quiet, log=log, device=device)
         print(json.dumps(report))
         return 0
     if args.workers > 1:
-        print(json.dumps(_run_workers(args, log)))
+        print(json.dumps(_run_workers(args, log, device)))
         return 0
-    summary = embed(args.run, args.data, config=config, progress=not args.quiet, log=log)
+    summary = embed(args.run, args.data, config=config, progress=not args.quiet, log=log, device=device)
     print(json.dumps(summary))
     return 1 if summary["failed"] and not summary["embedded"] else 0

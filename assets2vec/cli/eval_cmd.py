@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from assets2vec.devices import add_device_argument, resolve_device
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -21,6 +23,7 @@ def add_parser(sub) -> None:
     p.add_argument("--swap-pairs", type=int, default=32, help="random (shape i, texture j) pairs in the swap test (default: 32)")
     p.add_argument("--seed", type=int, default=0, help="seed of the swap pairs (default: 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_device_argument(p, "the held-out views are rendered")
     p.set_defaults(func=run)
 
 
@@ -29,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_assets is not None and args.max_assets < 1:
         raise ValueError(f"--max-assets must be positive, got {args.max_assets}")
-    result = evaluate(args.run, args.data, max_assets=args.max_assets, swap_pairs=args.swap_pairs, seed=args.seed, progress=not args.quiet)
+    result = evaluate(args.run, args.data, max_assets=args.max_assets, swap_pairs=args.swap_pairs, seed=args.seed, progress=not args.quiet,
+                      device=resolve_device(args.device))
     if args.json:
         print(json.dumps(result))
     else:

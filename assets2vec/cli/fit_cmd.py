@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from assets2vec.devices import add_device_argument, resolve_device
+
 
 def add_parser(sub) -> None:
     from assets2vec.configs import PRESETS
@@ -33,7 +35,8 @@ def add_parser(sub) -> None:
                         "most that much (default: 2; 0: only every 1,000 steps and at the end)")
     p.add_argument("--shape-dim", type=int, help="shape code size (default: the preset's, 32 for fast)")
     p.add_argument("--texture-dim", type=int, help="texture code size (default: the preset's, 32 for fast)")
-    p.add_argument("--batch-size", type=int, help="rays per step (default: the preset's)")
+    p.add_argument("--batch-size", type=int, help="rays per step (default: the preset's; on a GPU, 32768 for fast, with "
+                   "64 assets per batch, so each asset still gets the CPU recipe's 512 rays per step)")
     p.add_argument("--views", type=str, help="train on these view indices only, e.g. '0,3,6-9' (image subset)")
     p.add_argument("--max-assets", type=int, help="train on the first N assets only")
     p.add_argument("--holdout", type=int, help="views held out per asset for evaluation (default: 2)")
@@ -51,7 +54,7 @@ def add_parser(sub) -> None:
                    "classifier can read; the linear decorrelation penalty stays on; 0: off (default: the preset's: 0.2 for fast, "
                    "0 for codenerf and tiny)")
     p.add_argument("--ray-cache-assets", type=int, help="with streamed rays: assets kept decoded (default: 64)")
-    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: cpu)")
+    add_device_argument(p, "training runs; on a GPU the preset's batch grows to keep it busy (see --batch-size)")
     p.add_argument("--workers", type=int, default=1, help="data-parallel processes on this machine (torchrun "
                    "--standalone; gloo on CPU, NCCL on GPU); for several machines run torchrun yourself, see README "
                    "(default: 1)")
@@ -77,8 +80,8 @@ def parse_views(text: str) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from assets2vec.configs import preset
-    from assets2vec.train import fit
+    from assets2vec.configs import for_device, preset
+    from assets2vec.train import check_workers, fit
 
     config = preset(args.preset)
     config.seed = args.seed
@@ -109,9 +112,12 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--max-minutes must be positive, got {config.max_minutes}")
     if args.workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers}")
+    device = resolve_device(args.device)
+    check_workers(args.workers, device)
+    config = for_device(config, device, batch_given=args.batch_size is not None)
     if args.workers > 1 and "WORLD_SIZE" not in os.environ:  # under torchrun already: never relaunch
         return _torchrun(args.workers, args.argv)
-    summary = fit(args.data, args.out, config, resume=args.resume, device=args.device, progress=not args.quiet,
+    summary = fit(args.data, args.out, config, resume=args.resume, device=device, progress=not args.quiet,
                   log=lambda m: print(m, file=sys.stderr))
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(summary))

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from assets2vec.devices import add_device_argument, resolve_device
+
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "invert",
@@ -21,6 +23,7 @@ def add_parser(sub) -> None:
                    help="search the camera by gradient steps from the mean code instead of starting from the run's "
                    "inversion bank (renders of every training code from every rig pose, built on first use and "
                    "saved in RUN/inversion_bank/)")
+    add_device_argument(p, "the inversion runs")
     p.set_defaults(func=run)
 
 
@@ -31,8 +34,9 @@ def run(args: argparse.Namespace) -> int:
     from assets2vec.run import Run
     from render_core.rig import intrinsics
 
+    device = resolve_device(args.device)
     run = Run.open(args.run)
-    model = run.model()
+    model = run.model(device)
     rig, size = run.rig()
     ids = run.asset_ids
     bank = None if args.no_bank else run_bank(args.run, model, rig, size)

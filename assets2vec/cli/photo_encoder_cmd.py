@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from assets2vec.devices import add_device_argument, resolve_device
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -18,6 +20,7 @@ def add_parser(sub) -> None:
     p.add_argument("--epochs", type=int, default=20, help="training epochs (default: 20)")
     p.add_argument("--seed", type=int, default=0, help="seed of the cameras, lights and training (default: 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_device_argument(p, "the views are rendered and the encoder trains")
     p.set_defaults(func=run)
 
 
@@ -32,6 +35,6 @@ def run(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise ValueError(f"--seed must be a non-negative integer, got {args.seed}")
     config = replace(EncoderConfig(), views=ViewConfig(views=args.views, seed=args.seed), epochs=args.epochs, seed=args.seed)
-    path = train_for_run(args.run, config, progress=not args.quiet)
+    path = train_for_run(args.run, config, progress=not args.quiet, device=resolve_device(args.device))
     print(f"photo encoder saved: {path}")
     return 0

@@ -11,6 +11,7 @@ import torch
 from render_core.assets.mesh import UP_AXES
 from render_core.rig import DEFAULT_FLOOR_VIEWS
 
+from assets2vec.devices import add_device_argument
 from assets2vec.workers import cli, run_shards
 
 
@@ -49,7 +50,7 @@ def add_parser(sub) -> None:
     p.add_argument("--up-axis", choices=sorted(UP_AXES), default="y", help="the source files' up axis, rotated to +Y (default: y, as OBJ/glTF; STL is often z)")
     p.add_argument("--manifest", type=Path, default=None, help="CSV with 'path' (relative to ASSETS), 'category' and attribute columns, for plain folders")
     p.add_argument("--max-faces", type=int, default=1_000_000, help="refuse meshes with more faces than this (default: 1000000)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, or auto (cuda when available) (default: auto)")
+    add_device_argument(p, "PyTorch3D rasterizes (with --workers and cuda, the workers share every visible GPU)")
     p.add_argument("--shard", metavar="I/N", help="render only shard I of N (assets split by a hash of their id); "
                    "merge the shard folders with 'assets2vec merge'")
     p.add_argument("--workers", type=int, default=1, help="render with N local processes (one shard each, in "
@@ -106,13 +107,9 @@ def run(args: argparse.Namespace) -> int:
     from render_core.multiview import RenderConfig, render_library
     from render_core.rig import RigConfig
 
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    elif device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise ValueError(f"--device must be cpu, cuda, cuda:N or auto, got {device!r}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("--device cuda was asked for, but no CUDA device is available here (use --device cpu)")
+    from assets2vec.devices import resolve_device
+
+    device = str(resolve_device(args.device))
     config = RenderConfig(
         image_size=args.size,
         rig=RigConfig(n_views=args.views, elevations=args.elevations, distance=args.distance, fov_deg=args.fov,

@@ -7,6 +7,8 @@ import difflib
 import io
 from pathlib import Path
 
+from assets2vec.devices import add_device_argument, resolve_device
+
 KINDS = ("turntable", "swap", "interpolate", "pca")
 
 
@@ -31,6 +33,7 @@ def add_parser(sub) -> None:
     p.add_argument("--frames", type=int, default=36, help="turntable frames (default: 36)")
     p.add_argument("--steps", type=int, default=8, help="interpolation / PCA steps (default: 8)")
     p.add_argument("--components", type=int, default=3, help="PCA components shown (default: 3)")
+    add_device_argument(p, "the network renders")
     p.set_defaults(func=run)
 
 
@@ -58,8 +61,9 @@ def run(args: argparse.Namespace) -> int:
     from assets2vec import latent
     from assets2vec.run import Run
 
+    device = resolve_device(args.device)
     run = Run.open(args.run)
-    model, ids = run.model(), run.asset_ids
+    model, ids = run.model(device), run.asset_ids
     rig, size = run.rig()
     size = args.size or size
     if not 8 <= size <= 1024:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from assets2vec.catalog.spaces import SPACES
+from assets2vec.devices import add_device_argument
 
 
 def add_parser(sub) -> None:
@@ -30,23 +31,19 @@ def add_parser(sub) -> None:
     g.add_argument("--weights", type=Path, metavar="WEIGHTS.csv",
                    help="draw assets in proportion to these weights (id,weight: from 'weak-spots' or the app's Coverage page)")
     g.add_argument("--min-confidence", type=float, default=0.5, help="predicted tags below this do not count (default: 0.5)")
-    g.add_argument("--device", default="auto", help="cpu, cuda, or auto: cuda when available (default: auto)")
+    add_device_argument(g, "the scenes are rasterized")
     g.add_argument("--json", action="store_true", help="print the run report as JSON")
     g.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from assets2vec import Catalog
+    from assets2vec.devices import resolve_device
 
-    import torch
-
-    if args.device == "auto":
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    elif args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {args.device}: this machine has no CUDA device; use --device cpu")
+    args.device = str(resolve_device(args.device))
     if args.k < 1:
         raise ValueError(f"--k must be at least 1, got {args.k}")
-    with Catalog.open(args.catalog) as cat:
+    with Catalog.open(args.catalog, device=args.device) as cat:
         report = cat.generate_scenes(args.out, args.n, args.seed, args.config, where=args.where, like=args.like, k=args.k,
                                      space=args.space, weights=args.weights, min_confidence=args.min_confidence,
                                      device=args.device, progress=True)

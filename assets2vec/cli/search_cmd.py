@@ -7,6 +7,8 @@ import io
 import json
 from pathlib import Path
 
+from assets2vec.devices import add_device_argument, resolve_device
+
 from assets2vec.catalog.spaces import FEATURE_SPACES
 
 
@@ -33,6 +35,7 @@ def add_parser(sub) -> None:
     p.add_argument("--overlay", type=Path, default=None, metavar="OUT.png",
                    help="with --image: write the photo with the fitted render laid over it")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    add_device_argument(p, "the photo fit runs")
     p.set_defaults(func=run)
 
 
@@ -53,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"-k must be at least 1, got {args.k}")
     if (args.box or args.overlay) and not args.image:
         raise ValueError("--box and --overlay go with --image")
-    with Catalog.open(args.catalog) as cat:
+    with Catalog.open(args.catalog, device=resolve_device(args.device)) as cat:
         if args.like:
             hits = cat.similar(args.like, args.k, args.space, args.where, args.min_confidence)
             out = {"query": args.like, "space": args.space, "where": args.where, "results": hits}

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from assets2vec.devices import add_device_argument, resolve_device
+
 import numpy as np
 
 from assets2vec.catalog.spaces import SPACES
@@ -28,6 +30,7 @@ def add_parser(sub) -> None:
                    help="write sampling weights that favour isolated assets, for 'scenes generate --weights'")
     p.add_argument("--seed", type=int, default=0, help="seed of candidate points and samples (default: 0)")
     p.add_argument("--json", action="store_true", help="print the regions as JSON")
+    add_device_argument(p, "the previews are rendered")
     p.set_defaults(func=run)
 
 
@@ -37,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.n < 1 or args.samples < 0:
         raise ValueError("-n must be at least 1 and --samples at least 0")
-    with Catalog.open(args.catalog) as cat:
+    with Catalog.open(args.catalog, device=resolve_device(args.device)) as cat:
         if args.weights:
             weights = cat.coverage_weights(args.space)
             atomic_write_text(args.weights, "id,weight\n" + "".join(f"{a},{w:.10g}\n" for a, w in weights.items()))

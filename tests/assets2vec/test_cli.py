@@ -71,7 +71,7 @@ def test_render_folder_with_failures_exit_codes(tmp_path, capsys):
         (["render", "{tmp}/missing", "{tmp}/out"], "no such folder"),
         (["render", "{tmp}", "{tmp}/out", "--size", "8"], "image size"),
         (["assets", "generate", "{tmp}/g", "--seed", "-3"], "seed"),
-        (["render", "{tmp}", "{tmp}/out", "--device", "tpu"], "--device must be"),
+        (["render", "{tmp}", "{tmp}/out", "--device", "tpu"], "device 'tpu': expected auto, cpu, cuda or cuda:N"),
         (["assets", "generate", "{tmp}/g", "--families", "chair,robot"], "unknown family"),
     ],
 )
