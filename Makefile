@@ -25,7 +25,9 @@ browser:
 	  else echo "note: chromium/chromedriver missing and not root: install them, or set ASSETS2VEC_SKIP_BROWSER=1"; fi; \
 	fi
 
+# The Blender extra (bpy, ~520 MB) is installed for the tests only: one small test renders scenes with it.
 test: $(STAMP) browser
+	$(BIN)/python -m pip install --quiet -e '.[blender]'
 	$(BIN)/python -m pytest -q tests
 
 bench: $(STAMP)

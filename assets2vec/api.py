@@ -537,7 +537,7 @@ class Catalog:
     def generate_scenes(self, out: str | os.PathLike, n: int, seed: int = 0, config=None, *,
                         where: str | None = None, like: str | None = None, k: int = 50, space: str = "joint",
                         ids: Iterable[str] | None = None, weights=None, min_confidence: float = 0.5,
-                        device: str | None = None, progress: bool = True, on_scene=None) -> dict:
+                        device: str | None = None, progress: bool = True, on_scene=None, renderer: str = "raster") -> dict:
         """Render n labelled scenes of chosen assets into `out` (see `render_core.scenes.generate`).
 
         `config`: a `SceneConfig`, a YAML path or None (defaults); `weights`: a CSV path or
@@ -553,7 +553,8 @@ class Catalog:
                      "space": space if like else None, "weights": str(weights) if isinstance(weights, (str, os.PathLike)) else
                      ("dict" if weights is not None else None), "assets": len(chosen)}
         device = str(self.device) if device is None else device  # the scenes rasterize where the network runs
-        return generate_scenes(pool, out, n, seed, cfg, w, selection, device=device, progress=progress, on_scene=on_scene)
+        return generate_scenes(pool, out, n, seed, cfg, w, selection, device=device, progress=progress, on_scene=on_scene,
+                               renderer=renderer)
 
     def weak_spots(self, errors: str | os.PathLike, scenes: str | os.PathLike | None = None, space: str = "shape",
                    n: int = 3, size: int = 10, k: int = 10, prior: str | os.PathLike | dict | None = None,

@@ -20,8 +20,6 @@ Resumable: photos already written are skipped. About 3.5 s a photo at 128 px and
 from __future__ import annotations
 
 import argparse
-import colorsys
-import contextlib
 import hashlib
 import io
 import json
@@ -39,15 +37,11 @@ from tqdm import tqdm
 from render_core.artifacts import atomic_write_bytes, atomic_write_json, atomic_write_text
 from render_core.assets.library import open_library
 from render_core.assets.mesh import UP_AXES
+from render_core.blender import M, M4, denoiser, kelvin_rgb, quiet, rand_colour, require_bpy
 from render_core.contact_sheet import contact_sheet
 from render_core.rig import intrinsics, project
 
 SETTINGS = ("studio", "backdrop", "clutter")
-# Project world (+Y up, assets face +Z) -> Blender world (+Z up, front faces -Y): what Blender's
-# OBJ/glTF importers do to a Y-up file, so file -> Blender is always this one matrix.
-M = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])
-M4 = np.eye(4)
-M4[:3, :3] = M
 MAX_OCCLUSION = 0.2
 
 
@@ -55,24 +49,6 @@ def photo_rng(seed: int, asset_id: str, j: int) -> np.random.Generator:
     """The draw of photo j of an asset depends on nothing else: order and resumption don't matter."""
     h = int.from_bytes(hashlib.sha256(asset_id.encode("utf-8")).digest()[:8], "little")
     return np.random.default_rng(np.random.SeedSequence([seed, h, j]))
-
-
-def kelvin_rgb(kelvin: float) -> list[float]:
-    """Linear RGB (max 1) of a blackbody, Tanner Helland's fit to the CIE sRGB values."""
-    t = kelvin / 100.0
-    r = 255.0 if t <= 66 else 329.698727446 * (t - 60) ** -0.1332047592
-    g = 99.4708025861 * math.log(t) - 161.1195681661 if t <= 66 else 288.1221695283 * (t - 60) ** -0.0755148492
-    b = 255.0 if t >= 66 else (0.0 if t <= 19 else 138.5177312231 * math.log(t - 10) - 305.0447927307)
-    srgb = np.clip([r, g, b], 0, 255) / 255.0
-    lin = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)  # light colours are linear
-    return [round(float(x), 4) for x in lin / lin.max()]
-
-
-def rand_colour(rng, max_saturation: float, value: tuple[float, float]) -> np.ndarray:
-    """Linear RGB from a uniform hue, saturation up to `max_saturation` and sRGB value in `value`:
-    uniform RGB draws are mostly garish, real rooms mostly muted."""
-    rgb = np.array(colorsys.hsv_to_rgb(rng.uniform(), rng.uniform(0, max_saturation), rng.uniform(*value)))
-    return np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
 
 
 def look_at(eye: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -112,29 +88,13 @@ def frame_camera(verts: np.ndarray, az: float, el: float, fov: float, fill: floa
     return c2w, K, dist, {"fill_measured": extent, "offset_measured": ((centre - size / 2) / size).tolist()}
 
 
-@contextlib.contextmanager
-def quiet():
-    """Blender's C code prints render progress to fd 1/2; keep stdout for the final JSON line."""
-    sys.stdout.flush(), sys.stderr.flush()
-    saved = [os.dup(1), os.dup(2)]
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 1), os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved[0], 1), os.dup2(saved[1], 2)
-        for fd in (*saved, devnull):
-            os.close(fd)
-
-
 class Photographer:
     def __init__(self, args):
-        import bpy  # only here: the project installs and runs without Blender
-        import _cycles
+        bpy = require_bpy()  # only here: the project installs and runs without Blender
         from mathutils import Matrix, Vector
 
         self.bpy, self.Matrix, self.Vector, self.args = bpy, Matrix, Vector, args
-        self.denoiser = "OPENIMAGEDENOISE" if getattr(_cycles, "with_openimagedenoise", False) else "none"
+        self.denoiser = denoiser()
 
     # -- asset ------------------------------------------------------------------------------------
     def import_asset(self, path: Path, up_axis: str):

@@ -67,6 +67,23 @@ class LightConfig:
 
 
 @dataclass(frozen=True)
+class BlenderConfig:
+    """`scenes generate --renderer blender` only (the rasterizer ignores it, and its folders do not record it)."""
+
+    samples: int = 32  # Cycles path-tracing samples per pixel, then denoised
+    denoise: bool = True  # OpenImageDenoise (on CPU), when this Blender build has it
+    physics: bool = True  # drop the objects and clutter and let them settle under gravity before rendering
+    drop_height: Range = (0.0, 0.1)  # metres above their resting height that objects are dropped from
+    settle_seconds: float = 2.0  # simulated time (24 frames a second)
+    sky: float = 0.6  # share of scenes lit by Blender's sky model; the rest by a plain colour world
+    sun_lights: Range = (1, 3)  # area and sun lights besides the world
+    kelvin: Range = (3000.0, 8000.0)  # colour temperature of those lights
+    exposure: Range = (-0.5, 0.5)  # camera exposure, in stops
+    noise: Range = (0.0, 0.01)  # standard deviation of the sensor's Gaussian noise, as a fraction of full scale
+    threads: int = 0  # Cycles CPU threads (0: all cores)
+
+
+@dataclass(frozen=True)
 class SceneConfig:
     image_size: int = 256
     supersample: int = 1  # odd; RGB averages s x s samples, labels stay at the pixel centre
@@ -83,12 +100,18 @@ class SceneConfig:
     camera: CameraConfig = field(default_factory=CameraConfig)
     lights: LightConfig = field(default_factory=LightConfig)
     min_visible_pixels: int = 16  # an object covering fewer pixels gets no box or COCO annotation
+    blender: BlenderConfig = field(default_factory=BlenderConfig)
 
     def __post_init__(self):
         check(self)
 
-    def to_json(self) -> dict[str, Any]:
-        return _to_plain(self)
+    def to_json(self, renderer: str = "raster") -> dict[str, Any]:
+        """The settings a folder made by `renderer` depends on (the rasterizer's leave out `blender`,
+        so folders made before that section existed still resume)."""
+        out = _to_plain(self)
+        if renderer != "blender":
+            out.pop("blender")
+        return out
 
     def size_range(self, category: str | None) -> Range:
         return self.sizes.get(category or "", self.sizes["default"])
@@ -175,10 +198,26 @@ def check(c: SceneConfig) -> None:
     _range("lights.warmth", c.lights.warmth, lo=-1.0, hi=1.0)
     if not isinstance(c.min_visible_pixels, int) or c.min_visible_pixels < 1:
         raise SceneConfigError(f"min_visible_pixels: must be a positive integer, got {c.min_visible_pixels!r}")
+    b = c.blender
+    if not isinstance(b.samples, int) or isinstance(b.samples, bool) or not 1 <= b.samples <= 4096:
+        raise SceneConfigError(f"blender.samples: must be an integer in [1, 4096], got {b.samples!r}")
+    if not isinstance(b.denoise, bool) or not isinstance(b.physics, bool):
+        raise SceneConfigError("blender.denoise and blender.physics must be true or false")
+    _range("blender.drop_height", b.drop_height, nonneg=True, hi=2.0)
+    if isinstance(b.settle_seconds, bool) or not isinstance(b.settle_seconds, (int, float)) or not 0.1 <= b.settle_seconds <= 20:
+        raise SceneConfigError(f"blender.settle_seconds: must be a number in [0.1, 20], got {b.settle_seconds!r}")
+    if isinstance(b.sky, bool) or not isinstance(b.sky, (int, float)) or not 0 <= b.sky <= 1:
+        raise SceneConfigError(f"blender.sky: must be a share in [0, 1], got {b.sky!r}")
+    _range("blender.sun_lights", b.sun_lights, integer=True, nonneg=True, hi=8)
+    _range("blender.kelvin", b.kelvin, lo=1000.0, hi=40000.0)
+    _range("blender.exposure", b.exposure, lo=-5.0, hi=5.0)
+    _range("blender.noise", b.noise, nonneg=True, hi=0.2)
+    if not isinstance(b.threads, int) or isinstance(b.threads, bool) or b.threads < 0:
+        raise SceneConfigError(f"blender.threads: must be 0 (all cores) or a positive integer, got {b.threads!r}")
 
 
 _SECTIONS = {"floor": FloorConfig, "placement": PlacementConfig, "clutter": ClutterConfig, "camera": CameraConfig,
-             "lights": LightConfig}
+             "lights": LightConfig, "blender": BlenderConfig}
 
 
 def _build(cls, data: dict, where: str):

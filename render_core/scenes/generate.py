@@ -148,7 +148,7 @@ def _check_or_write_header(out: Path, header: dict) -> None:
         raise ArtifactError(f"{out}: holds labels but no artifact.json (not a scenes folder of ours); use a new folder")
     if (out / "artifact.json").exists():
         old = read_header(out, "scenes")
-        for key in ("seed", "config", "pool_digest", "semantic_by"):
+        for key in ("renderer", "seed", "config", "pool_digest", "semantic_by"):
             if old.get(key) != header.get(key):
                 raise ArtifactError(f"{out}: already holds scenes made with a different {key} "
                                     f"({old.get(key)!r}); generate into a new folder or delete it")
@@ -163,12 +163,18 @@ def _png(image: np.ndarray | Image.Image) -> bytes:
     return buf.getvalue()
 
 
+RENDERERS = ("raster", "blender")
+
+
 def generate_scenes(pool: list[SceneAsset], out: str | Path, n: int, seed: int, cfg: SceneConfig,
                     weights: np.ndarray | None = None, selection: dict | None = None,
                     device: torch.device | str = "cpu", progress: bool = True, preview: int = 8,
-                    on_scene: Callable[[int, int], None] | None = None) -> dict:
+                    on_scene: Callable[[int, int], None] | None = None, renderer: str = "raster") -> dict:
     """Make scenes 0..n-1 in `out` (skipping finished ones); returns the run report.
+    `renderer`: "raster" (PyTorch3D, fast) or "blender" (Cycles after physics; `render_core.scenes.blender`).
     `on_scene(done, n)` is called after each scene (for progress displays other than the bar)."""
+    if renderer not in RENDERERS:
+        raise ValueError(f"--renderer: must be one of {', '.join(RENDERERS)}, got {renderer!r}")
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"--n: need at least one scene, got {n!r}")
     if seed is None or int(seed) < 0:
@@ -178,8 +184,15 @@ def generate_scenes(pool: list[SceneAsset], out: str | Path, n: int, seed: int, 
     classes = semantic_classes(pool)
     semantic_of = {name: i for i, name in enumerate(classes)}
     out = Path(out)
+    if renderer == "blender":
+        from render_core.scenes.blender import BlenderSceneRenderer
+
+        scene_renderer = BlenderSceneRenderer(cfg)  # before the header: without Blender, nothing is written
+        extra = {"renderer": "blender"}
+    else:
+        scene_renderer, extra = SceneRenderer(cfg.image_size, cfg.supersample, device), {}
     _check_or_write_header(out, make_header(
-        "scenes", producer="assets2vec scenes generate", seed=int(seed), config=cfg.to_json(),
+        "scenes", producer="assets2vec scenes generate", seed=int(seed), config=cfg.to_json(renderer), **extra,
         semantic_by=cfg.semantic_by, semantic_classes=classes, first_object_class=len(STUFF_CLASSES),
         pool_size=len(pool), pool_digest=pool_digest(pool, w), selection=selection or {},
         camera_convention="c2w: OpenGL (camera looks along -Z, +Y up); K in pixels, pixel centres at +0.5; "
@@ -187,11 +200,10 @@ def generate_scenes(pool: list[SceneAsset], out: str | Path, n: int, seed: int, 
     image_path(out, 0).parent.mkdir(exist_ok=True)
     record_path(out, 0).parent.mkdir(exist_ok=True)
     sweep_stale_temps(out)  # left by a run killed mid-write
-    renderer = SceneRenderer(cfg.image_size, cfg.supersample, device)
     cache = MeshCache()
     made, skipped, failed_scenes = [], [], []
     dropped_assets: dict[str, str] = {}
-    no_space = 0
+    no_space = fell = 0
     t0 = time.time()
     interrupted = False
     bar = tqdm(range(n), desc="scenes", unit="scene", disable=not progress)
@@ -202,13 +214,15 @@ def generate_scenes(pool: list[SceneAsset], out: str | Path, n: int, seed: int, 
                 continue
             s = scene_seed(seed, i)
             try:
-                scene, maps, objects = _make_scene(i, s, pool, w, cfg, cache, semantic_of, renderer, classes)
+                scene, maps, objects = _make_scene(i, s, pool, w, cfg, cache, semantic_of, scene_renderer, classes)
             except Exception as exc:  # one scene must not stop the batch; Ctrl-C still does
                 failed_scenes.append({"index": i, "seed": s, "error": f"{type(exc).__name__}: {exc}"})
                 continue
             for d in scene.dropped:
                 if d["reason"].startswith("failed to load"):
                     dropped_assets[d["asset_id"]] = d["reason"]
+                elif d["reason"].startswith("fell"):
+                    fell += 1
                 else:
                     no_space += 1
             _write_scene(out, i, s, scene, maps, objects, cfg)
@@ -226,6 +240,7 @@ def generate_scenes(pool: list[SceneAsset], out: str | Path, n: int, seed: int, 
             "failed_scenes": failed_scenes,
             "failed_assets": [{"asset_id": k, "error": v} for k, v in sorted(dropped_assets.items())],
             "dropped_for_floor_space": no_space,  # drawn assets left out because no free spot was found
+            **({"fell_while_settling": fell} if renderer == "blender" else {}),
             "seconds": round(elapsed, 2),
             "scenes_per_second": round(len(made) / elapsed, 3) if elapsed > 0 and made else None,
             "interrupted": interrupted,
@@ -255,6 +270,8 @@ def _write_scene(out: Path, i: int, s: int, scene, maps, objects, cfg: SceneConf
         "background": list(scene.background), "floor_size": scene.floor_size,
         "objects": objects, "dropped": scene.dropped,
     }
+    if "blender" in maps:  # what Blender drew, and how far its labels are from the rasterizer's
+        record.update(blender=maps["blender"], label_check=maps["label_check"])
     atomic_write_bytes(image_path(out, i), _png(maps["rgb"]))
     atomic_save_npz(maps_path(out, i), depth=maps["depth"], instance=maps["instance"], semantic=maps["semantic"])
     atomic_write_json(record_path(out, i), record)

@@ -50,7 +50,8 @@ def annotate(scene: Scene, maps: dict, semantic_classes: list[str], min_pixels: 
             "height_m": round(float(o.mesh.verts[:, 1].max()), 5),
             "visible_pixels": visible,
             "amodal_pixels": amodal,
-            "visible_fraction": round(visible / amodal, 4) if amodal else 0.0,
+            # at most 1: a renderer with its own passes (Blender) may see a border pixel the raster silhouette lacks
+            "visible_fraction": round(min(1.0, visible / amodal), 4) if amodal else 0.0,
             "annotated": visible >= min_pixels,
         }
         if rec["annotated"]:
