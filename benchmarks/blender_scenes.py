@@ -65,6 +65,8 @@ def main() -> int:
         "benchmark": "blender_scenes", "scenes": args.n, "made_now": report["made"], "seconds": round(seconds, 1),
         "scenes_per_second": report["scenes_per_second"], "seconds_per_scene_p50": round(float(np.median(per_scene)), 2) if len(per_scene) else None,
         "seconds_per_scene_max": round(float(per_scene.max()), 2) if len(per_scene) else None,
+        "seconds_per_scene_each": [round(float(x), 2) for x in per_scene],
+        "rss_mb_each": [round(m, 1) for m in memory],
         "rss_mb": {"after_first": round(memory[0], 1), "after_last": round(memory[-1], 1), "max": round(max(memory), 1),
                    "after_10_percent": round(memory[len(memory) // 10], 1)} if memory else None,
         "fell_while_settling": report.get("fell_while_settling"), "failed_scenes": report["failed_scenes"],
