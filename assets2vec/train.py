@@ -32,7 +32,7 @@ from assets2vec.checkpoint import (
 from assets2vec.configs import FitConfig
 from assets2vec.data.rays import (BYTES_PER_RAY, AssetBatcher, RayBatcher, RayTable, StreamedRayTable, build_ray_table, holdout_views,
                                  to_ray_bundle)
-from assets2vec.devices import gpu_utilisation
+from assets2vec.devices import gpu_utilisation, synchronize
 from assets2vec.models.latent_nerf import LatentNeRFModel
 from assets2vec.nerf_render import render_rays
 from assets2vec.run import HISTORY, Run, build_model
@@ -290,6 +290,7 @@ class _Trainer:
         history = self.history_path.read_text().splitlines() if self.history_path.is_file() else []
         self.history = [h for h in (json.loads(line) for line in history if line.strip()) if h["step"] <= self.step]
         self.util_samples: list[float] = []  # GPU utilisation read at each report since the last history entry
+        self.unread: tuple[list[str], torch.Tensor] | None = None  # the last step's loss terms, not yet checked
         self.rate_mark = (time.time(), self.step)  # (time, step) the next history entry's rays/s count from
 
     def _restore_or_start(self) -> None:
@@ -330,7 +331,9 @@ class _Trainer:
                     self._schedule()
                     if self.step % self.sync_every == 0 or self.step >= self.horizon:
                         self._report(*self._read(names, terms))
+                        self.unread = None
                     else:
+                        self.unread = (names, terms)
                         self.bar.update(1)
                     if on_step is not None:
                         on_step(self.step)
@@ -389,14 +392,14 @@ class _Trainer:
 
     def _report(self, loss_value: float, reduced: dict[str, float]) -> None:
         """Progress bar (loss, batch PSNR, rays/s, GPU utilisation) and TensorBoard."""
-        step, config = self.step, self.config
+        step = self.step
         psnr = -10.0 * math.log10(max(reduced["rgb_loss"] / max(self.model.config.rgb_loss_mult, 1e-12), 1e-10))  # batch MSE
         self.ema_psnr = psnr if self.ema_psnr is None else 0.9 * self.ema_psnr + 0.1 * psnr
         if step % 25 == 0:
             for k, v in reduced.items():
                 self.writer.add_scalar(f"train/{k}", v, step)
             self.writer.add_scalar("train/psnr", psnr, step)
-        rays_s = (self.bar.format_dict.get("rate") or 0.0) * config.batch_size
+        rays_s = (self.bar.format_dict.get("rate") or 0.0) * self.batcher.batch_size
         util = gpu_utilisation(self.device)
         extra = {} if util is None else {"gpu": f"{util:.0f}%"}
         if util is not None:
@@ -407,6 +410,8 @@ class _Trainer:
     def _schedule(self) -> None:
         """With a time budget, the schedule shortened to end within it once the speed is known."""
         step, config = self.step, self.config
+        if step == 20 or (self.timed_from and step == self.timed_from[1] + 30):
+            synchronize(self.device)  # a GPU's queued steps are not done yet: time what is done
         now = time.time()
         if step == 20:
             self.timed_from = (now, step)
@@ -466,6 +471,9 @@ class _Trainer:
 
     def checkpoint(self, periodic: bool) -> None:
         self.last_saved = time.time()
+        if self.unread is not None:  # on a GPU the loss is read every few steps: never save weights a NaN reached
+            self._read(*self.unread)
+            self.unread = None
         if not self.main:
             return
         s = self.snapshot()
@@ -479,7 +487,7 @@ class _Trainer:
             return
         now = time.time()
         mark_t, mark_step = self.rate_mark
-        rays_s = (self.step - mark_step) * self.config.batch_size / max(now - mark_t, 1e-9)
+        rays_s = (self.step - mark_step) * self.batcher.batch_size / max(now - mark_t, 1e-9)
         psnr = self.quick.psnr(self.model)
         entry = {"step": self.step, "seconds": round(time.time() - self.t_start + self.elapsed_before, 2), "psnr": round(psnr, 3),
                  "rays_per_s": round(rays_s)}

@@ -4,7 +4,8 @@
     python benchmarks/gpu_check.py --small            # the CPU rehearsal (the test suite runs it)
 
 Stages (`--stages`, each timed, each recorded even when another fails; the JSON is rewritten after
-every stage, so a run cut short keeps what it measured):
+every stage, so a run cut short keeps what it measured, and stages run in separate calls add to the
+same file; `--work` is emptied first, so a rerun measures from scratch):
 - env: the machine, torch, CUDA.
 - render: `assets2vec render --device cuda` on the demo library (assets/s), and CUDA vs CPU agreement
   (masks, depth, colour) on a small library rendered both ways.
@@ -271,6 +272,17 @@ def stage_photo(ctx) -> dict:
         out[label] = {"device": dev, "photos": len(todo), "bank_seconds": round(bank_s, 1), "seconds_per_photo_mean": round(float(np.mean(seconds)), 3),
                     "seconds_per_photo_max": round(float(np.max(seconds)), 3), "top1": hits / len(todo),
                     "rig_inversion_seconds_mean": round(float(np.mean(t_inv)), 3)}
+    # The CPU pass read the banks the device built (their key does not depend on the device): compare
+    # a rig bank built on each device too, so the banks' own agreement is measured.
+    from assets2vec.code_bank import CodeBank
+    from render_core.poses import rig_poses
+
+    banks = []
+    for dev in (ctx.gpu, "cpu"):
+        with Catalog.open(ctx.work / "catalog", device=dev) as cat:
+            model, rig, size = cat.model()
+            banks.append(CodeBank.build(model, rig_poses(rig), intrinsics(rig.fov_deg, size), size, progress=False).renders.float())
+    out["rig_bank_renders_max_abs_diff"] = round(float((banks[0] - banks[1]).abs().max()), 5)
     n = ctx.plan.cpu_photos
     same = [a[0] == b[0] for a, b in zip(answers["device"][:n], answers["cpu"])]
     psnr = [abs(a[1] - b[1]) for a, b in zip(answers["device"][:n], answers["cpu"])]
@@ -346,7 +358,7 @@ def main(argv=None) -> int:
     ap.add_argument("--small", action="store_true", help="the CPU rehearsal: a few tiny assets, a few steps")
     ap.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated, from {','.join(STAGES)} (default: all)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "gpu_check.json")
-    ap.add_argument("--work", type=Path, help="scratch folder (default: a temporary one, removed at the end)")
+    ap.add_argument("--work", type=Path, help="scratch folder, emptied first (default: a temporary one, removed at the end)")
     ap.add_argument("--fit-seconds", type=float, default=30.0, help="the fit stage's training budget (default: 30)")
     ap.add_argument("--scale-assets", type=int, help="assets in the scale stage (default: 1000)")
     ap.add_argument("--scale-fit-minutes", type=float, help="the scale stage's training budget (default: 3)")
@@ -363,9 +375,13 @@ def main(argv=None) -> int:
     if unknown:
         ap.error(f"unknown stages {unknown}; choose from {','.join(STAGES)}")
     work = args.work or Path(tempfile.mkdtemp(prefix="gpu_check_"))
+    if args.work is not None:  # a rerun (after a timeout, say) must not resume a half-made run or time cached work
+        shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
     ctx = Context(plan, work, args.small, args.fit_seconds)
-    results: dict = {"stages": stages, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    # Stages run in separate calls (the 1,000-asset one alone) add to the same file.
+    results: dict = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    results.update(stages=sorted(set(results.get("stages", [])) | set(stages)), started=time.strftime("%Y-%m-%d %H:%M:%S"))
     t_all = time.time()
     try:
         for name in ["env"] + [s for s in stages if s != "env"]:

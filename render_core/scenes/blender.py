@@ -101,29 +101,32 @@ class BlenderSceneRenderer:
             self._rigid(self._box(f"static{k}", lo, hi), "PASSIVE", "BOX")
         bodies = []
         for o in scene.objects:
-            centre = np.array([o.footprint.x, 0.0, o.footprint.z])
-            local = (o.mesh.verts.astype(np.float64) - centre) @ M.T  # Blender axes, about the footprint's centre
+            # Blender puts a body's centre of mass at its origin: the origin goes to the mesh's box centre.
+            verts = o.mesh.verts.astype(np.float64)
+            centre = (verts.min(0) + verts.max(0)) / 2
+            local = (verts - centre) @ M.T  # Blender axes
+            spot = M @ (np.array([o.footprint.x, 0.0, o.footprint.z]) - centre)  # the footprint's point, body frame
             obj = _mesh_object(bpy, f"o{o.instance}", local, o.mesh.faces)
-            lift = float(rng.uniform(*self.b.drop_height))
-            obj.location = tuple(M @ centre + np.array([0.0, 0.0, lift + 0.002]))
             if o.semantic == CLUTTER:  # a dropped box or cylinder lands as it happens to, not upright
                 obj.rotation_euler = tuple(float(a) for a in rng.uniform(0, 2 * math.pi, 3))
-                local_z = (np.array(obj.matrix_basis)[:3, :3] @ local.T)[2]
-                obj.location = tuple(np.array(obj.location) + np.array([0.0, 0.0, -local_z.min()]))
+            turned = local @ np.array(obj.matrix_basis)[:3, :3].T
+            lift = float(rng.uniform(*self.b.drop_height))
+            obj.location = tuple(M @ centre * np.array([1.0, 1.0, 0.0]) + np.array([0.0, 0.0, lift + 0.002 - turned[:, 2].min()]))
             self._rigid(obj, "ACTIVE", "CONVEX_HULL")
-            bodies.append((o, obj, local))
+            bodies.append((o, obj, local, spot))
         for f in range(1, frames + 1):
             bsc.frame_set(f)
         fell, kept = [], []
-        for o, obj, local in bodies:
+        for o, obj, local, spot in bodies:
             W = np.array(obj.matrix_world)
             verts = ((local @ W[:3, :3].T) + W[:3, 3]) @ M  # settled, back in project axes
             if verts[:, 1].max() < FELL:
                 fell.append({"asset_id": o.asset.id if o.asset else None, "instance": o.instance,
                              "reason": "fell off the floor while settling"})
                 continue
-            at = M.T @ W[:3, 3]
-            turn = math.degrees(math.atan2(-W[1, 0], W[0, 0]))  # rotation about the up axis, project's yaw sense
+            at = M.T @ (W[:3, :3] @ spot + W[:3, 3])  # where the footprint's point went
+            # The project's yaw turns about +Y (rot_y), which is Blender's turn about +Z: the same angle.
+            turn = math.degrees(math.atan2(W[1, 0], W[0, 0]))
             o.mesh = o.mesh.with_verts(verts.astype(np.float32))
             o.footprint = replace(o.footprint, x=float(at[0]), z=float(at[2]), yaw_deg=float((o.footprint.yaw_deg + turn) % 360.0))
             kept.append(o)
@@ -159,11 +162,12 @@ class BlenderSceneRenderer:
         bpy, b, size = self.bpy, self.b, self.cfg.image_size
         bpy.ops.wm.read_factory_settings(use_empty=True)  # nothing of the physics or the last scene remains
         bsc = bpy.context.scene
-        for layer in scene.layers:
+        for k, layer in enumerate(scene.layers):
             index = layer.instance if layer.instance else STUFF_INDEX[layer.semantic]
-            obj = _mesh_object(bpy, f"layer{index}", layer.mesh.verts.astype(np.float64) @ M.T, layer.mesh.faces)
+            obj = _mesh_object(bpy, f"layer{k}", layer.mesh.verts.astype(np.float64) @ M.T, layer.mesh.faces)
             obj.pass_index = index
-            obj.data.materials.append(self._material(layer.mesh, f"m{index}", float(rng.uniform(0.35, 0.9)), obj.data))
+            obj.data.materials.append(self._material(layer.mesh, f"m{k}", float(rng.uniform(0.35, 0.9)), obj.data,
+                                                     see_through_back=layer.cull_backfaces))
         _, c2w = self.raster.cameras(scene)  # the rasterizer's camera, so both renderers see the same view
         cam = bpy.data.cameras.new("cam")
         cam.sensor_fit, cam.angle_y, cam.clip_start, cam.clip_end = "VERTICAL", math.radians(scene.camera.fov_deg), 0.05, 200.0
@@ -225,9 +229,11 @@ class BlenderSceneRenderer:
             shutil.rmtree(tmp, ignore_errors=True)
         return rgb, out[0], out[1]
 
-    def _material(self, mesh: MeshData, name: str, roughness: float, data):
+    def _material(self, mesh: MeshData, name: str, roughness: float, data, see_through_back: bool = False):
         """Principled BSDF with the mesh's own colours: its texture (an sRGB image, decoded by Blender as
-        a camera's file would be) or its vertex colours (linear), else the project's neutral grey."""
+        a camera's file would be) or its vertex colours (linear), else the project's neutral grey.
+        `see_through_back`: camera rays pass through the back face (walls: the rasterizer culls their back
+        faces, so a camera outside the room looks in); light still stops there, so the room stays a room."""
         bpy = self.bpy
         mat = bpy.data.materials.new(name)
         mat.use_nodes = True
@@ -255,6 +261,16 @@ class BlenderSceneRenderer:
             node = nt.nodes.new("ShaderNodeAttribute")
             node.attribute_name = "colour"
             nt.links.new(node.outputs["Color"], bsdf.inputs["Base Color"])
+        if see_through_back:
+            path, both = nt.nodes.new("ShaderNodeLightPath"), nt.nodes.new("ShaderNodeMath")
+            both.operation = "MULTIPLY"
+            nt.links.new(path.outputs["Is Camera Ray"], both.inputs[0])
+            nt.links.new(nt.nodes.new("ShaderNodeNewGeometry").outputs["Backfacing"], both.inputs[1])
+            clear, mix = nt.nodes.new("ShaderNodeBsdfTransparent"), nt.nodes.new("ShaderNodeMixShader")
+            nt.links.new(both.outputs["Value"], mix.inputs["Fac"])
+            nt.links.new(bsdf.outputs["BSDF"], mix.inputs[1])
+            nt.links.new(clear.outputs["BSDF"], mix.inputs[2])
+            nt.links.new(mix.outputs["Shader"], nt.nodes["Material Output"].inputs["Surface"])
         return mat
 
     def _world(self, rng, backdrop) -> dict:

@@ -95,5 +95,6 @@ def test_gpu_check_rehearsal_runs_every_stage(tmp_path):
     assert r["eval"]["psnr_max_abs_diff"] == 0.0
     assert all(v == 0.0 for v in r["catalog"]["vector_max_abs_diff"].values())
     assert r["photo"]["same_asset"] == "1/1" and r["photo"]["fit_psnr_max_abs_diff"] == 0.0
+    assert r["photo"]["rig_bank_renders_max_abs_diff"] == 0.0
     assert r["fit"]["steps"] == 20 and r["fit"]["rays_per_s_mean"] > 0 and np.isfinite(r["fit"]["heldout_psnr"])
     assert r["scale"]["catalog_build_seconds"] > 0 and set(r["targets"]) >= {"fit_rays_per_s_ge_5M", "photo_search_le_0.3s"}
