@@ -32,7 +32,7 @@ from assets2vec.checkpoint import (
 from assets2vec.configs import FitConfig
 from assets2vec.data.rays import (BYTES_PER_RAY, AssetBatcher, RayBatcher, RayTable, StreamedRayTable, build_ray_table, holdout_views,
                                  to_ray_bundle)
-from assets2vec.devices import gpu_utilisation, synchronize
+from assets2vec.devices import describe, gpu_utilisation, synchronize
 from assets2vec.models.latent_nerf import LatentNeRFModel
 from assets2vec.nerf_render import render_rays
 from assets2vec.run import HISTORY, Run, build_model
@@ -261,7 +261,8 @@ class _Trainer:
         self.quick = QuickEval.build(dataset, asset_ids, config)
         log(f"fit: {len(asset_ids)} assets, {len(self.table):,} training rays from {self.data}"
             + (f" (streamed, {config.ray_cache_assets} assets cached)" if isinstance(self.table, StreamedRayTable) else "")
-            + f"; preset {config.preset}, seed {config.seed}" + (f"; {world_size} data-parallel workers" if world_size > 1 else ""))
+            + f"; preset {config.preset}, seed {config.seed}, batch {config.batch_size:,} rays, on {describe(device)}"
+            + (f"; {world_size} data-parallel workers" if world_size > 1 else ""))
         if world_size > 1 and config.model.train_sampler != "surface":
             # nerfstudio's stratified sampler draws its jitter from the global RNG per worker; only
             # the surface sampler draws for the global batch and slices, as data-parallel needs.
@@ -291,7 +292,6 @@ class _Trainer:
         self.history = [h for h in (json.loads(line) for line in history if line.strip()) if h["step"] <= self.step]
         self.util_samples: list[float] = []  # GPU utilisation read at each report since the last history entry
         self.unread: tuple[list[str], torch.Tensor] | None = None  # the last step's loss terms, not yet checked
-        self.rate_mark = (time.time(), self.step)  # (time, step) the next history entry's rays/s count from
 
     def _restore_or_start(self) -> None:
         state, out, config = self.state, self.out, self.config
@@ -322,7 +322,7 @@ class _Trainer:
         self.bar = tqdm(total=None if sized_by_time else self.horizon, initial=self.step, disable=not progress, unit="step",
                         dynamic_ncols=True, desc="fit")
         self.ema_psnr, self.timed_from, stopped_by = None, None, "steps"
-        self.rate_mark = (time.time(), self.step)
+        self.rate_mark = (time.time(), self.step)  # (time, step) the next history entry's rays/s count from
         try:
             # Under DDP a Ctrl-C only raises a flag, honoured by all workers at one step boundary.
             with self.ddp.deferred_interrupts(self.world_size > 1) as flags:

@@ -35,14 +35,6 @@ def require_bpy():
     return bpy
 
 
-def available() -> bool:
-    try:
-        require_bpy()
-    except BlenderMissing:
-        return False
-    return True
-
-
 def denoiser() -> str:
     """Cycles' denoiser when this build has it (OpenImageDenoise on CPU), else "none"."""
     import _cycles
