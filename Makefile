@@ -47,7 +47,8 @@ bench-photos: $(STAMP)
 	test -d demo/catalog || $(MAKE) demo
 	$(BIN)/python -m pip install --quiet -e '.[blender]'
 	$(BIN)/assets2vec assets generate demo/photos_other_lib --n 40 --seed 1 --quiet
-	test -f demo/run/photo_encoder.pt || $(BIN)/assets2vec photo-encoder demo/run
+	test -f demo/run/photo_encoder.pt || $(BIN)/assets2vec photo-encoder demo/run --only encoder
+	test -f demo/run/photo_segmenter.pt || $(BIN)/assets2vec photo-encoder demo/run --only segmenter
 	# Seed 1: the test photos, never used to choose anything (seed 0 photos are the development set).
 	$(BIN)/python benchmarks/blender_photos.py demo/library demo/photos_in_s1 --seed 1 --size 160 --samples 24 --threads 1 --limit 30
 	$(BIN)/python benchmarks/blender_photos.py demo/photos_other_lib demo/photos_out_s1 --seed 1 --size 160 --samples 24 --threads 1 --limit 30

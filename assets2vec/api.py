@@ -77,6 +77,8 @@ class Catalog:
         self._bank = None  # the run's inversion bank, loaded (or built) by the first image search
         self._encoder = None  # the run's photo encoder, read by the first image search (False: it has none)
         self._encoder_path: Path | None = None  # where the run keeps it (set with the model)
+        self._segmenter = None  # the run's photo segmenter, read by the first image search (False: it has none)
+        self._segmenter_path: Path | None = None
         self._geometry_pca = None  # read by the first query that needs codes in the geometry space
         self._texture_only = (NeighbourResidual.from_json(store.get_meta(TEXTURE_ONLY)) if TEXTURE_ONLY in self._vectors else None)
 
@@ -269,12 +271,12 @@ class Catalog:
         from assets2vec.images import read_image
         from assets2vec.photo import overlay, prepare_photo
         from assets2vec.photo_encoder import PROPOSALS
-        from assets2vec.photo_fit import MatchRule, PhotoFitConfig, fit_photo
+        from assets2vec.photo_fit import ENCODER_RULE, MatchRule, PhotoFitConfig, fit_photo
 
         model, _, size = self.model()
         name = str(image) if isinstance(image, (str, os.PathLike)) else "photo"
         photo = read_image(image) if isinstance(image, (str, os.PathLike, bytes, bytearray)) else np.asarray(image)
-        prepared = prepare_photo(photo, size, box=box, name=name)
+        prepared = prepare_photo(photo, size, box=box, name=name, segmenter=self.photo_segmenter())
         encoder, bank = self.photo_encoder(), self.photo_bank()  # read (or built) once per catalog
         t0 = time.time()
         if encoder is None:  # the fit compares every catalog asset and names the one that explains the photo best
@@ -291,9 +293,9 @@ class Catalog:
             asset, runner = proposals[0], proposals[1] if len(proposals) > 1 else None
             margin = float(top.values[0] / top.values[1].clamp(min=1e-9) - 1) if len(proposals) > 1 else float("inf")
             ranked = f"probability {probability:.0%}, runner-up {runner}"
-        rule = rule or MatchRule()
+        rule = rule or (MatchRule() if encoder is None else ENCODER_RULE)
         s, t = fit.shape_code.cpu().numpy(), fit.texture_code.cpu().numpy()
-        matched = rule(fit)
+        matched = rule(fit, probability)
         verdict = (f"{asset} (silhouette IoU {fit.iou:.2f}, colour {fit.psnr:.1f} dB, {ranked})" if matched else
                    f"no asset in the catalog matches: the best, {asset}, explains the photo only to silhouette IoU "
                    f"{fit.iou:.2f} and {fit.psnr:.1f} dB ({rule.describe()})")
@@ -324,6 +326,20 @@ class Catalog:
             except ValueError as exc:
                 raise CatalogError(str(exc)) from exc
         return self._encoder or None
+
+    def photo_segmenter(self):
+        """The run's photo segmenter (trained by `assets2vec photo-encoder RUN`), or None when the run has
+        none: then the object is found by its colours alone (`assets2vec.photo.object_mask`)."""
+        if self._segmenter is None:
+            from assets2vec import photo_segmenter
+
+            self.model()
+            try:
+                segmenter = photo_segmenter.for_run(self._segmenter_path)
+                self._segmenter = segmenter.to(self.device) if segmenter is not None else False
+            except ValueError as exc:
+                raise CatalogError(str(exc)) from exc
+        return self._segmenter or None
 
     def photo_bank(self):
         """The run's framed bank for photo search: read from the run folder, or built and saved there."""
@@ -608,7 +624,7 @@ class Catalog:
             opened = Run.open(run)
             rig, size = opened.rig()
             self._model = (opened.model(self.device), rig, size)
-            self._run, self._encoder_path = run, opened.encoder_path
+            self._run, self._encoder_path, self._segmenter_path = run, opened.encoder_path, opened.segmenter_path
             self._run_ids = opened.asset_ids
         return self._model
 

@@ -2,9 +2,12 @@
 
 A photo comes from any camera: the object may be small in the frame or off-centre, and stands on
 whatever background the photographer had (a plain wall, a floor with its shadow, clutter).
-The object's mask comes, in order of trust, from the photo's alpha channel, or from OpenCV's
-GrabCut (a colour-model graph cut; well kept, no weights to download) seeded by a user's box or,
-without one, by the photo's border as background. The photo is then cropped to a square around
+The object's mask comes, in order of trust, from the photo's alpha channel; or from OpenCV's
+GrabCut (a colour-model graph cut; well kept, no weights to download) seeded by a user's box; or,
+when the run has a photo segmenter (`assets2vec.photo_segmenter`, a U-Net trained on the run's own
+meshes), from GrabCut seeded by the segmenter's probabilities, so the network says where the
+object is and the cut sets its edge at the photo's resolution; without one, from a plain
+background's colour or GrabCut seeded by the photo's border as background. The photo is then cropped to a square around
 the object's box, scaled so the box's longer side fills `FILL` of the crop, and resized to the
 run's image size. `Framing` keeps that crop transform, so a camera fitted on the crop is
 returned in the original photo's pixels.
@@ -65,7 +68,7 @@ class PreparedPhoto:
     framing: Framing
     box: tuple[int, int, int, int]  # the object's box in the photo: x0, y0, x1, y1 (exclusive)
     mask: np.ndarray  # (H, W) bool: the object in the photo
-    mask_source: str  # "alpha", "plain background", "segmented" or "box"
+    mask_source: str  # "alpha", "box", "segmenter", "plain background" or "segmented"
 
     @property
     def size(self) -> int:
@@ -130,6 +133,38 @@ def grabcut_mask(rgb: np.ndarray, box: tuple[int, int, int, int] | None = None, 
     cv2.grabCut(np.ascontiguousarray(small[..., ::-1]), init, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
     fg = (init == cv2.GC_FGD) | (init == cv2.GC_PR_FGD)
     fg &= ~_shadow(small, fg)
+    if s != 1:
+        fg = cv2.resize(fg.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA if s > 1 else cv2.INTER_LINEAR) > 0.5
+    return _main_object(fg)
+
+
+SURE = 0.1
+"""the segmenter's probabilities below this (above one less this) seed GrabCut as sure background
+(sure object); between them GrabCut decides, starting from the network's side of one half"""
+
+
+def learned_mask(rgb: np.ndarray, probability: np.ndarray, iterations: int = 5) -> np.ndarray:
+    """(H, W) bool: the object, from a segmenter's (H, W) `probability` refined by GrabCut at most
+    `WORK_SIDE` px: the network knows what the object is, the cut follows the photo's own edges
+    (a thin leg the network blurred, a shadow's border)."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    s = WORK_SIDE / max(h, w)
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR) if s != 1 else rgb
+    p = cv2.resize(np.asarray(probability, np.float32), size, interpolation=cv2.INTER_LINEAR)
+    init = np.where(p > 0.5, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    init[p < SURE] = cv2.GC_BGD
+    init[p > 1 - SURE] = cv2.GC_FGD
+    fg = p > 0.5
+    has = lambda v: bool((init == v).any())  # noqa: E731
+    # GrabCut needs both models seeded; a network sure of one side only is taken as it is
+    if (has(cv2.GC_FGD) or has(cv2.GC_PR_FGD)) and (has(cv2.GC_BGD) or has(cv2.GC_PR_BGD)):
+        bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        cv2.setRNGSeed(0)
+        cv2.grabCut(np.ascontiguousarray(small[..., ::-1]), init, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
+        fg = (init == cv2.GC_FGD) | (init == cv2.GC_PR_FGD)
     if s != 1:
         fg = cv2.resize(fg.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA if s > 1 else cv2.INTER_LINEAR) > 0.5
     return _main_object(fg)
@@ -208,9 +243,9 @@ def _main_object(mask: np.ndarray) -> np.ndarray:
     return np.isin(labels, keep)
 
 
-def object_mask(image: np.ndarray, box=None, name: str = "photo") -> tuple[np.ndarray, str]:
-    """(H, W) bool mask of the object and where it came from ("alpha", "plain background", "segmented"
-    or "box").
+def object_mask(image: np.ndarray, box=None, name: str = "photo", segmenter=None) -> tuple[np.ndarray, str]:
+    """(H, W) bool mask of the object and where it came from ("alpha", "box", "segmenter", "plain
+    background" or "segmented"). `segmenter`: the run's `TrainedSegmenter`, if it has one.
 
     Raises `PhotoError` for a blank photo or when no single object stands out."""
     a = _check(image, name)
@@ -227,8 +262,10 @@ def object_mask(image: np.ndarray, box=None, name: str = "photo") -> tuple[np.nd
         if float(rgb.reshape(-1, 3).std(0).max()) < 2.0:
             raise PhotoError(f"{name}: the photo is blank (one flat colour): there is no object to search for")
         cleaned = None if box is None else _check_box(box, w, h, name)
-        plain = plain_background_mask(rgb) if box is None else None
-        if plain is not None:
+        plain = plain_background_mask(rgb) if box is None and segmenter is None else None
+        if box is None and segmenter is not None:
+            mask, source = learned_mask(rgb, segmenter.probability(rgb)), "segmenter"
+        elif plain is not None:
             mask, source = _main_object(plain), "plain background"
         else:
             mask, source = grabcut_mask(rgb, cleaned), "box" if box is not None else "segmented"
@@ -250,15 +287,17 @@ def _speckled(mask: np.ndarray) -> bool:
     return n > 50 and areas.max() < 0.5 * areas.sum()
 
 
-def prepare_photo(image: np.ndarray, size: int, box=None, fill: float = FILL, name: str = "photo") -> PreparedPhoto:
+def prepare_photo(image: np.ndarray, size: int, box=None, fill: float = FILL, name: str = "photo",
+                  segmenter=None) -> PreparedPhoto:
     """Find the object in `image` (H, W, 3|4) uint8, crop a square around it so its box's longer side
     fills `fill` of the crop, and resize to `size` px; the crop's alpha is the object's mask.
-    `box`: optional (x0, y0, x1, y1) in photo pixels around the object, for cluttered photos."""
+    `box`: optional (x0, y0, x1, y1) in photo pixels around the object, for cluttered photos.
+    `segmenter`: the run's photo segmenter, if it has one (see `object_mask`)."""
     import cv2
 
     if not 0.1 <= fill <= 1.0:
         raise PhotoError(f"{name}: fill must be in [0.1, 1], got {fill}")
-    mask, source = object_mask(image, box, name)
+    mask, source = object_mask(image, box, name, segmenter)
     if source != "alpha" and _speckled(mask):
         raise PhotoError(f"{name}: no single object stands out (the segmentation is scattered specks, as on noise); "
                          f"give a box around the object (--box x0,y0,x1,y1)")

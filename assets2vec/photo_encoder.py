@@ -142,10 +142,11 @@ class TrainedEncoder:
 
 
 def train_encoder(renders: np.ndarray, asset_ids: list[str], config: EncoderConfig = EncoderConfig(),
-                  progress: bool = True, log=print, device: torch.device | str = "cpu") -> TrainedEncoder:
+                  progress: bool = True, log=print, device: torch.device | str = "cpu", skip=()) -> TrainedEncoder:
     """Train on `renders` (N, V, S, S, 4) uint8 of the N assets `asset_ids`; each step draws new photos
     from them (`Randomiser`, on the CPU from its seeded generator, so the draws do not depend on the
-    device) and the network steps on `device`. Holds out one view per asset to report accuracy on."""
+    device) and the network steps on `device`. Holds out one view per asset to report accuracy on.
+    `skip`: rows with no renders (unreadable meshes): never drawn, so never proposed."""
     from tqdm.auto import tqdm
 
     N, V = renders.shape[:2]
@@ -157,7 +158,10 @@ def train_encoder(renders: np.ndarray, asset_ids: list[str], config: EncoderConf
     net = PhotoEncoder(N, config).to(device)
     views = torch.as_tensor(renders)
     train_v = V - 1 if V > 1 else V
-    items = torch.stack(torch.meshgrid(torch.arange(N), torch.arange(train_v), indexing="ij"), -1).reshape(-1, 2)
+    keep = torch.tensor([i for i in range(N) if i not in set(skip)], dtype=torch.long)
+    if len(keep) < 2:
+        raise ValueError(f"need renders of at least two assets; {N - len(keep)} of {N} meshes could not be read")
+    items = torch.stack(torch.meshgrid(keep, torch.arange(train_v), indexing="ij"), -1).reshape(-1, 2)
     steps_per_epoch = max(1, len(items) // config.batch)
     total = steps_per_epoch * config.epochs
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -181,7 +185,7 @@ def train_encoder(renders: np.ndarray, asset_ids: list[str], config: EncoderConf
             bar.update(1)
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}", refresh=False)
         if V > 1:
-            acc = _held_out_accuracy(net, views[:, V - 1], config)
+            acc = _held_out_accuracy(net, views[:, V - 1], config, keep)
             history.append({"epoch": epoch + 1, "loss": round(float(loss.detach()), 4), "held_out_top1": round(acc, 4),
                             "seconds": round(time.time() - t0, 1)})
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}", held_out=f"{acc:.2f}", refresh=False)
@@ -193,21 +197,22 @@ def train_encoder(renders: np.ndarray, asset_ids: list[str], config: EncoderConf
 
 
 @torch.no_grad()
-def _held_out_accuracy(net: PhotoEncoder, views: torch.Tensor, config: EncoderConfig) -> float:
-    """Top-1 on one held-out view per asset, drawn the same way at every epoch."""
+def _held_out_accuracy(net: PhotoEncoder, views: torch.Tensor, config: EncoderConfig, rows: torch.Tensor) -> float:
+    """Top-1 on one held-out view of each asset of `rows`, drawn the same way at every epoch."""
     net.eval()
     rand = Randomiser(config.size, torch.Generator().manual_seed(config.seed + 1))
-    rows = torch.arange(len(views))
     hits = 0
     for part in rows.split(256):
         x = rand(views[part]).to(next(net.parameters()).device)
         hits += int((net(x).argmax(-1).cpu() == part).sum())
-    return hits / len(views)
+    return hits / len(rows)
 
 
-def run_meshes(run):
+def run_meshes(run, failed: list | None = None):
     """(asset id, normalised mesh) of every asset of an opened `Run`, read from the library its dataset
-    was rendered from, normalised as the dataset's renders were."""
+    was rendered from, normalised as the dataset's renders were. An asset whose mesh cannot be read
+    now (moved, changed, or never readable by this loader) yields (asset id, None) and is appended to
+    `failed` as (asset id, reason): a batch goes on past it."""
     from render_core.assets.loaders import load_mesh
     from render_core.assets.mesh import normalize
     from render_core.dataset import RenderedDataset
@@ -216,9 +221,22 @@ def run_meshes(run):
     library = Path(dataset.header["source_library"])
     up = dataset.header["render"].get("up_axis", "y")
     for asset_id in run.asset_ids:
-        record = dataset.record(asset_id)
-        mesh, _ = normalize(load_mesh(library / record.path), up)
+        try:
+            record = dataset.record(asset_id)
+            mesh, _ = normalize(load_mesh(library / record.path), up)
+        except (ValueError, OSError, KeyError) as exc:  # AssetLoadError is a ValueError
+            if failed is None:
+                raise
+            failed.append((asset_id, str(exc)))
+            mesh = None
         yield asset_id, mesh
+
+
+def report_unreadable(failed: list, what: str, log=print) -> None:
+    """One line naming the assets a training left out, and why."""
+    if failed:
+        shown = "; ".join(f"{i}: {why}" for i, why in failed[:5]) + (f"; and {len(failed) - 5} more" if len(failed) > 5 else "")
+        log(f"{what}: {len(failed)} asset(s) left out, their meshes could not be read ({shown})")
 
 
 
@@ -229,9 +247,12 @@ def train_for_run(run_path: str | os.PathLike, config: EncoderConfig = EncoderCo
 
     run = Run.open(run_path)
     t0 = time.time()
-    renders = render_views(run_meshes(run), config.views, progress=progress, total=len(run.asset_ids), device=device)
+    failed: list = []
+    renders = render_views(run_meshes(run, failed), config.views, progress=progress, total=len(run.asset_ids), device=device)
     log(f"photo encoder: {renders.shape[0]} assets x {renders.shape[1]} views rendered in {time.time() - t0:.0f} s")
-    encoder = train_encoder(renders, run.asset_ids, config, progress=progress, log=log, device=device)
+    report_unreadable(failed, "photo encoder", log)
+    skip = {run.asset_ids.index(i) for i, _ in failed}
+    encoder = train_encoder(renders, run.asset_ids, config, progress=progress, log=log, device=device, skip=skip)
     return encoder.save(run.encoder_path)
 
 

@@ -73,8 +73,8 @@ def random_light(rng: np.random.Generator):
 def render_views(meshes, config: ViewConfig = ViewConfig(), progress: bool = True, total: int | None = None,
                  device: torch.device | str = "cpu") -> np.ndarray:
     """(N, V, S, S, 4) uint8 sRGB renders with alpha of N normalised `MeshData`, `config.views` each.
-    `meshes`: an iterable of (asset id, mesh) pairs, read one at a time (`total` of them, for the
-    progress bar); each asset's cameras and lights come from the seed and its id, so a render does
+    `meshes`: an iterable of (asset id, mesh or None) pairs, read one at a time (`total` of them, for the
+    progress bar; None renders nothing); each asset's cameras and lights come from the seed and its id, so a render does
     not depend on the others."""
     from tqdm.auto import tqdm
 
@@ -85,6 +85,9 @@ def render_views(meshes, config: ViewConfig = ViewConfig(), progress: bool = Tru
                                  device)
     out = []
     for asset_id, mesh in tqdm(meshes, total=total, desc="encoder views", unit="asset", disable=not progress):
+        if mesh is None:  # an unreadable mesh (see `photo_encoder.run_meshes`): no views, transparent
+            out.append(np.zeros((config.views, config.size, config.size, 4), np.uint8))
+            continue
         rng = asset_rng(config.seed, f"photo-encoder/{asset_id}")
         cams = random_cameras(rng, config.views, config, device)
         parts = []

@@ -31,6 +31,7 @@ HISTORY = "history.jsonl"
 EVAL_JSON = "eval.json"
 BANK_DIR = "inversion_bank"
 ENCODER_FILE = "photo_encoder.pt"
+SEGMENTER_FILE = "photo_segmenter.pt"
 
 if TYPE_CHECKING:
     from assets2vec.models.latent_nerf import LatentNeRFModel
@@ -153,6 +154,11 @@ class Run:
     def encoder_path(self) -> Path:
         """Where this run's photo encoder is saved (`assets2vec photo-encoder`)."""
         return self.folder / ENCODER_FILE
+
+    @property
+    def segmenter_path(self) -> Path:
+        """Where this run's photo segmenter is saved (`assets2vec photo-encoder`)."""
+        return self.folder / SEGMENTER_FILE
 
     @property
     def bank_dir(self) -> Path:

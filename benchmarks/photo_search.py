@@ -66,27 +66,30 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def choose_rule(rows: list[dict], max_wrongly_flagged: float = 0.05) -> dict:
-    """The match rule's thresholds (max fit loss, min silhouette IoU) that flag the most photos of assets
-    not in the catalog while flagging at most `max_wrongly_flagged` of those that are. Run on photos
-    from our own renderer only: the benchmark's photos never choose anything."""
+    """The match rule's thresholds (max fit loss, min silhouette IoU and, with a photo encoder, min
+    probability) that flag the most photos of assets not in the catalog while flagging at most
+    `max_wrongly_flagged` of those that are. Run on development photos only (our own renders, or the
+    seed-0 Blender photos): the test photos never choose anything."""
     import numpy as np
 
     ok = [r for r in rows if "error" not in r]
-    inside, outside = [r for r in ok if r["in_catalog"]], [r for r in ok if not r["in_catalog"]]
-    if not inside or not outside:
+    inside = np.array([r["in_catalog"] for r in ok])
+    if not inside.any() or inside.all():
         raise SystemExit("--choose-rule needs photos of assets in the catalog and of assets not in it")
     losses = np.array([r["confidence"]["loss"] for r in ok])
     ious = np.array([r["confidence"]["iou"] for r in ok])
-    best = None
-    for max_loss in np.unique(np.quantile(losses, np.linspace(0, 1, 41))):
-        for min_iou in np.unique(np.quantile(ious, np.linspace(0, 1, 41))):
-            def flagged(r):
-                return not (r["confidence"]["loss"] <= max_loss and r["confidence"]["iou"] >= min_iou)
-            wrong = sum(map(flagged, inside)) / len(inside)
-            caught = sum(map(flagged, outside)) / len(outside)
-            if wrong <= max_wrongly_flagged and (best is None or caught > best["flagged"]):
-                best = {"max_loss": float(max_loss), "min_iou": float(min_iou), "flagged": caught, "wrongly_flagged": wrong}
-    return best
+    probs = np.array([r["confidence"].get("probability") or 0.0 for r in ok])
+    grid = lambda v, hi: np.unique(np.concatenate([np.quantile(v, np.linspace(0, 1, 41)), [hi]]))  # noqa: E731
+    L, I, P = np.meshgrid(grid(losses, np.inf), grid(ious, 0.0), grid(probs, 0.0), indexing="ij")
+    matched = ((losses[None] <= L.reshape(-1, 1)) & (ious[None] >= I.reshape(-1, 1)) & (probs[None] >= P.reshape(-1, 1)))
+    wrong = (~matched[:, inside]).mean(1)
+    caught = (~matched[:, ~inside]).mean(1)
+    score = np.where(wrong <= max_wrongly_flagged, caught, -1.0)
+    k = int(np.argmax(score))
+    if score[k] < 0:
+        raise SystemExit(f"no thresholds flag at most {max_wrongly_flagged:.0%} of the in-catalog photos")
+    return {"max_loss": float(L.flat[k]), "min_iou": float(I.flat[k]), "min_probability": float(P.flat[k]),
+            "flagged": float(caught[k]), "wrongly_flagged": float(wrong[k])}
 
 
 def main() -> None:

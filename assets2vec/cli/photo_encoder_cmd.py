@@ -1,4 +1,5 @@
-"""`assets2vec photo-encoder RUN`: train the run's photo encoder, which proposes the assets a photo search compares."""
+"""`assets2vec photo-encoder RUN`: train the run's photo encoder (which catalog asset a photo shows) and its photo
+segmenter (where the object is in the photo)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,13 @@ def add_parser(sub) -> None:
         description="Render every asset of RUN from random cameras under random lights, and train a small CNN to tell "
         "them apart on random backgrounds, under random exposure and white balance (domain randomisation). Saved "
         "as RUN/photo_encoder.pt; from then on, search by photo fits the NeRF only to the assets it proposes. "
-        "Retrain it after the run changes.")
+        "Also trains the photo segmenter, a small U-Net that finds the catalog's objects on backdrops and in clutter "
+        "(RUN/photo_segmenter.pt). Retrain them after the run changes.")
     p.add_argument("run", type=Path, metavar="RUN")
     p.add_argument("--views", type=int, default=48, help="renders per asset (default: 48)")
     p.add_argument("--epochs", type=int, default=20, help="training epochs (default: 20)")
+    p.add_argument("--segmenter-steps", type=int, default=None, help="training steps of the segmenter (default: 2000)")
+    p.add_argument("--only", choices=("encoder", "segmenter"), default=None, help="train only one of the two")
     p.add_argument("--seed", type=int, default=0, help="seed of the cameras, lights and training (default: 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_device_argument(p, "the views are rendered and the encoder trains")
@@ -34,7 +38,19 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--views needs at least 2 and --epochs at least 1, got {args.views} and {args.epochs}")
     if args.seed < 0:
         raise ValueError(f"--seed must be a non-negative integer, got {args.seed}")
-    config = replace(EncoderConfig(), views=ViewConfig(views=args.views, seed=args.seed), epochs=args.epochs, seed=args.seed)
-    path = train_for_run(args.run, config, progress=not args.quiet, device=resolve_device(args.device))
-    print(f"photo encoder saved: {path}")
+    if args.segmenter_steps is not None and args.segmenter_steps < 1:
+        raise ValueError(f"--segmenter-steps needs at least 1, got {args.segmenter_steps}")
+    device = resolve_device(args.device)
+    if args.only != "segmenter":
+        config = replace(EncoderConfig(), views=ViewConfig(views=args.views, seed=args.seed), epochs=args.epochs, seed=args.seed)
+        path = train_for_run(args.run, config, progress=not args.quiet, device=device)
+        print(f"photo encoder saved: {path}")
+    if args.only != "encoder":
+        from assets2vec import photo_segmenter
+
+        seg = photo_segmenter.SegmenterConfig(seed=args.seed)
+        if args.segmenter_steps is not None:
+            seg = replace(seg, steps=args.segmenter_steps)
+        path = photo_segmenter.train_for_run(args.run, seg, progress=not args.quiet, device=device)
+        print(f"photo segmenter saved: {path}")
     return 0

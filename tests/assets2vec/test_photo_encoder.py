@@ -124,7 +124,7 @@ def test_catalog_search_names_the_asset_the_run_encoder_proposes_first(run, smal
 
     own = tmp_path / "run"
     shutil.copytree(run, own)
-    assert main(["photo-encoder", str(own), "--views", "4", "--epochs", "1", "--quiet"]) == 0
+    assert main(["photo-encoder", str(own), "--only", "encoder", "--views", "4", "--epochs", "1", "--quiet"]) == 0
     assert Run.open(own).encoder_path.is_file() and "photo encoder saved" in capsys.readouterr().out
     build_catalog(own, tmp_path / "cat", progress=False, log=lambda m: None)
     ds = RenderedDataset(small_dataset)
@@ -140,3 +140,54 @@ def test_catalog_search_names_the_asset_the_run_encoder_proposes_first(run, smal
     assert main(["search", str(tmp_path / "cat"), "--image", str(tmp_path / "photo.png")]) == 2
     assert "photo-encoder" in capsys.readouterr().err
     assert main(["photo-encoder", str(own), "--views", "1"]) == 2
+    # The segmenter trains alone, beside the encoder, and a search reads it; a bad file is one clear line.
+    assert main(["photo-encoder", str(own), "--only", "segmenter", "--segmenter-steps", "2", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "photo segmenter saved" in out and "photo encoder saved" not in out
+    from assets2vec import Catalog
+    from assets2vec.photo_segmenter import TrainedSegmenter
+
+    with Catalog.open(tmp_path / "cat") as cat:
+        assert isinstance(cat.photo_segmenter(), TrainedSegmenter)
+    Run.open(own).segmenter_path.write_bytes(b"junk")
+    assert main(["search", str(tmp_path / "cat"), "--image", str(tmp_path / "photo.png")]) == 2
+    assert "not a readable photo segmenter" in capsys.readouterr().err
+    assert main(["photo-encoder", str(own), "--segmenter-steps", "0"]) == 2
+
+
+def test_unreadable_meshes_are_left_out_and_named(run, monkeypatch):
+    """A run's mesh that cannot be read when the encoder trains (moved, changed) is skipped and named;
+    the others train."""
+    from assets2vec import photo_encoder
+    from assets2vec.run import Run
+    from render_core.assets import loaders
+
+    opened = Run.open(run)
+    bad = opened.asset_ids[1]
+    real = loaders.load_mesh
+
+    def load(path, *a, **k):
+        if bad in str(path) or path.stem == bad:
+            raise loaders.AssetLoadError(path, "unreadable OBJ file (test)")
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(loaders, "load_mesh", load)
+    failed: list = []
+    got = list(photo_encoder.run_meshes(opened, failed))
+    assert [i for i, _ in got] == opened.asset_ids and [m is None for _, m in got].count(True) == 1
+    assert failed[0][0] == bad and "unreadable OBJ file" in failed[0][1]
+    lines: list = []
+    photo_encoder.report_unreadable(failed, "photo encoder", lines.append)
+    assert bad in lines[0] and "left out" in lines[0]
+    with pytest.raises(loaders.AssetLoadError):  # without a list to report to, the error is the caller's
+        list(photo_encoder.run_meshes(opened))
+
+
+def test_encoder_trains_without_the_skipped_assets():
+    cfg = EncoderConfig(size=32, width=8, dim=16, epochs=2, batch=6, lr=1e-2)
+    renders = _shapes()
+    renders[2] = 0  # the bar's mesh could not be read: no views
+    enc = train_encoder(renders, ["square", "disc", "bar"], cfg, progress=False, log=lambda m: None, skip={2})
+    assert enc.asset_ids == ["square", "disc", "bar"] and 0 <= enc.history[-1]["held_out_top1"] <= 1
+    with pytest.raises(ValueError, match="could not be read"):
+        train_encoder(renders, ["square", "disc", "bar"], cfg, progress=False, log=lambda m: None, skip={1, 2})
