@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from assets2vec.photo_views import Randomiser, ViewConfig, render_views
+from assets2vec.tensor_files import load_tensors, reading, save_tensors
 
 FORMAT = 1
 PROPOSALS = 8
@@ -61,7 +62,8 @@ class EncoderConfig:
         return cls(**{**{k: v for k, v in d.items() if k != "views"}, "views": views})
 
 
-def _stage(cin: int, cout: int) -> torch.nn.Sequential:
+def conv_stage(cin: int, cout: int) -> torch.nn.Sequential:
+    """Two 3x3 convolutions, each batch-normalised and rectified."""
     return torch.nn.Sequential(
         torch.nn.Conv2d(cin, cout, 3, padding=1, bias=False), torch.nn.BatchNorm2d(cout), torch.nn.ReLU(inplace=True),
         torch.nn.Conv2d(cout, cout, 3, padding=1, bias=False), torch.nn.BatchNorm2d(cout), torch.nn.ReLU(inplace=True))
@@ -74,8 +76,8 @@ class PhotoEncoder(torch.nn.Module):
         super().__init__()
         w = config.width
         self.features = torch.nn.Sequential(
-            _stage(4, w), torch.nn.MaxPool2d(2), _stage(w, 2 * w), torch.nn.MaxPool2d(2),
-            _stage(2 * w, 4 * w), torch.nn.MaxPool2d(2), _stage(4 * w, 8 * w),
+            conv_stage(4, w), torch.nn.MaxPool2d(2), conv_stage(w, 2 * w), torch.nn.MaxPool2d(2),
+            conv_stage(2 * w, 4 * w), torch.nn.MaxPool2d(2), conv_stage(4 * w, 8 * w),
             torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8 * w, config.dim))
         # One learned direction per catalog asset: a cosine classifier (its rows are the assets' prototypes).
         self.prototypes = torch.nn.Parameter(torch.randn(n_assets, config.dim) / math.sqrt(config.dim))
@@ -118,26 +120,16 @@ class TrainedEncoder:
         return torch.topk(self.probabilities(crop), min(k, len(self.asset_ids))).indices
 
     def save(self, path: str | os.PathLike) -> Path:
-        from render_core.artifacts import atomic_write_bytes
-        import io
-
-        buf = io.BytesIO()
-        torch.save({"format": FORMAT, "state": self.net.state_dict(), "config": json.dumps(self.config.to_json()),
-                    "asset_ids": list(self.asset_ids), "history": json.dumps(self.history)}, buf)
-        atomic_write_bytes(Path(path), buf.getvalue())
-        return Path(path)
+        return save_tensors(path, {"format": FORMAT, "state": self.net.state_dict(), "config": json.dumps(self.config.to_json()),
+                                   "asset_ids": list(self.asset_ids), "history": json.dumps(self.history)})
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "TrainedEncoder":
-        try:
-            d = torch.load(path, map_location="cpu", weights_only=True)  # plain tensors and strings only
-            if d.get("format") != FORMAT:
-                raise ValueError(f"format {d.get('format')}, expected {FORMAT}")
+        with reading(path, "photo encoder"):
+            d = load_tensors(path, FORMAT)
             config = EncoderConfig.from_json(json.loads(d["config"]))
             net = PhotoEncoder(len(d["asset_ids"]), config)
             net.load_state_dict(d["state"])
-        except Exception as exc:  # an untrusted file fails in many ways inside the unpickler; each is "not readable"
-            raise ValueError(f"{path}: not a readable photo encoder ({exc})") from exc
         return cls(net.eval(), config, list(d["asset_ids"]), json.loads(d["history"]))
 
 

@@ -15,7 +15,6 @@ the run folder as plain tensors (`torch.load(weights_only=True)`): nothing is un
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import time
@@ -26,7 +25,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from assets2vec.photo_encoder import conv_stage
 from assets2vec.photo_views import Randomiser
+from assets2vec.tensor_files import load_tensors, reading, save_tensors
 
 FORMAT = 1
 
@@ -61,12 +62,6 @@ class SegmenterConfig:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
-def _block(cin: int, cout: int) -> torch.nn.Sequential:
-    return torch.nn.Sequential(
-        torch.nn.Conv2d(cin, cout, 3, padding=1, bias=False), torch.nn.BatchNorm2d(cout), torch.nn.ReLU(inplace=True),
-        torch.nn.Conv2d(cout, cout, 3, padding=1, bias=False), torch.nn.BatchNorm2d(cout), torch.nn.ReLU(inplace=True))
-
-
 class UNet(torch.nn.Module):
     """(B, 3, s, s) sRGB in [0, 1] -> (B, 1, s, s) logits of "the object". Two channels of pixel
     coordinates are added to the input: a photographer frames the object, so where a region lies
@@ -75,8 +70,8 @@ class UNet(torch.nn.Module):
     def __init__(self, width: int = 16):
         super().__init__()
         w = width
-        self.down = torch.nn.ModuleList([_block(5, w), _block(w, 2 * w), _block(2 * w, 4 * w), _block(4 * w, 8 * w)])
-        self.up = torch.nn.ModuleList([_block(8 * w + 4 * w, 4 * w), _block(4 * w + 2 * w, 2 * w), _block(2 * w + w, w)])
+        self.down = torch.nn.ModuleList([conv_stage(5, w), conv_stage(w, 2 * w), conv_stage(2 * w, 4 * w), conv_stage(4 * w, 8 * w)])
+        self.up = torch.nn.ModuleList([conv_stage(8 * w + 4 * w, 4 * w), conv_stage(4 * w + 2 * w, 2 * w), conv_stage(2 * w + w, w)])
         self.head = torch.nn.Conv2d(w, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -245,25 +240,16 @@ class TrainedSegmenter:
         return np.ascontiguousarray(p[top:top + h, left:left + w])
 
     def save(self, path: str | os.PathLike) -> Path:
-        from render_core.artifacts import atomic_write_bytes
-
-        buf = io.BytesIO()
-        torch.save({"format": FORMAT, "state": self.net.state_dict(), "config": json.dumps(self.config.to_json()),
-                    "history": json.dumps(self.history)}, buf)
-        atomic_write_bytes(Path(path), buf.getvalue())
-        return Path(path)
+        return save_tensors(path, {"format": FORMAT, "state": self.net.state_dict(), "config": json.dumps(self.config.to_json()),
+                                   "history": json.dumps(self.history)})
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "TrainedSegmenter":
-        try:
-            d = torch.load(path, map_location="cpu", weights_only=True)  # plain tensors and strings only
-            if d.get("format") != FORMAT:
-                raise ValueError(f"format {d.get('format')}, expected {FORMAT}")
+        with reading(path, "photo segmenter"):
+            d = load_tensors(path, FORMAT)
             config = SegmenterConfig.from_json(json.loads(d["config"]))
             net = UNet(config.width)
             net.load_state_dict(d["state"])
-        except Exception as exc:  # an untrusted file fails in many ways inside the unpickler; each is "not readable"
-            raise ValueError(f"{path}: not a readable photo segmenter ({exc})") from exc
         return cls(net.eval(), config, json.loads(d["history"]))
 
 
