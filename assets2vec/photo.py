@@ -143,17 +143,25 @@ SURE = 0.1
 (sure object); between them GrabCut decides, starting from the network's side of one half"""
 
 
+def work_size(h: int, w: int) -> tuple[int, int]:
+    """(W, H) of a photo of h x w px scaled so its longer side is `WORK_SIDE`, where the graph cuts run."""
+    s = WORK_SIDE / max(h, w)
+    return max(1, round(w * s)), max(1, round(h * s))
+
+
 def learned_mask(rgb: np.ndarray, probability: np.ndarray, iterations: int = 5) -> np.ndarray:
-    """(H, W) bool: the object, from a segmenter's (H, W) `probability` refined by GrabCut at most
+    """(H, W) bool: the object, from a segmenter's `probability` (the photo's size or `work_size`) refined by GrabCut at most
     `WORK_SIDE` px: the network knows what the object is, the cut follows the photo's own edges
     (a thin leg the network blurred, a shadow's border)."""
     import cv2
 
     h, w = rgb.shape[:2]
     s = WORK_SIDE / max(h, w)
-    size = (max(1, round(w * s)), max(1, round(h * s)))
+    size = work_size(h, w)
     small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR) if s != 1 else rgb
-    p = cv2.resize(np.asarray(probability, np.float32), size, interpolation=cv2.INTER_LINEAR)
+    p = np.asarray(probability, np.float32)
+    if p.shape[::-1] != size:
+        p = cv2.resize(p, size, interpolation=cv2.INTER_LINEAR)
     init = np.where(p > 0.5, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
     init[p < SURE] = cv2.GC_BGD
     init[p > 1 - SURE] = cv2.GC_FGD
@@ -264,7 +272,9 @@ def object_mask(image: np.ndarray, box=None, name: str = "photo", segmenter=None
         cleaned = None if box is None else _check_box(box, w, h, name)
         plain = plain_background_mask(rgb) if box is None and segmenter is None else None
         if box is None and segmenter is not None:
-            mask, source = learned_mask(rgb, segmenter.probability(rgb)), "segmenter"
+            # a photo larger than GrabCut's working size gets its probabilities at that size, not at full size
+            width = work_size(h, w)[0] if max(h, w) > WORK_SIDE else None
+            mask, source = learned_mask(rgb, segmenter.probability(rgb, width)), "segmenter"
         elif plain is not None:
             mask, source = _main_object(plain), "plain background"
         else:

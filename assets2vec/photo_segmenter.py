@@ -9,8 +9,8 @@ perspective and shaded geometric distractors (Tobin et al. 2017 used the same ki
 with cast shadows and a camera's colour cast. Its answer seeds GrabCut, which sets the mask's edge
 at the photo's full resolution (`assets2vec.photo.object_mask`).
 
-Trained with the photo encoder (`assets2vec photo-encoder RUN`), from the same renders, and saved in
-the run folder as plain tensors (`torch.load(weights_only=True)`): nothing is unpickled.
+Trained beside the photo encoder (`assets2vec photo-encoder RUN`), from renders of its own (finer than
+the encoder's, 96² rather than 64²), and saved in the run folder as plain tensors (`torch.load(weights_only=True)`): nothing is unpickled.
 """
 
 from __future__ import annotations
@@ -222,9 +222,11 @@ class TrainedSegmenter:
         return self
 
     @torch.no_grad()
-    def probability(self, rgb: np.ndarray) -> np.ndarray:
+    def probability(self, rgb: np.ndarray, width: int | None = None) -> np.ndarray:
         """(H, W) float32 in [0, 1]: the probability that each pixel of the (H, W, 3) uint8 photo is the object.
-        The photo is padded to a square with its border and resized to the network's side."""
+        The photo is padded to a square with its border and resized to the network's side. `width`: the
+        answer's width, the photo's own by default (a search asks for GrabCut's working size, so a large
+        photo's probabilities are not enlarged to full size only to be reduced again)."""
         import cv2
 
         h, w = rgb.shape[:2]
@@ -236,8 +238,12 @@ class TrainedSegmenter:
         x = torch.as_tensor(small).permute(2, 0, 1)[None].float().div(255.0).to(self.device)
         self.net.eval()
         p = torch.sigmoid(self.net(x))[0, 0].float().cpu().numpy()
-        p = cv2.resize(p, (side, side), interpolation=cv2.INTER_LINEAR)
-        return np.ascontiguousarray(p[top:top + h, left:left + w])
+        f = 1.0 if width is None else width / w
+        out_h, out_w = max(1, round(h * f)), max(1, round(w * f))
+        sq = max(round(side * f), out_h, out_w)
+        p = cv2.resize(p, (sq, sq), interpolation=cv2.INTER_LINEAR)
+        t, l = min(round(top * f), sq - out_h), min(round(left * f), sq - out_w)
+        return np.ascontiguousarray(p[t:t + out_h, l:l + out_w])
 
     def save(self, path: str | os.PathLike) -> Path:
         return save_tensors(path, {"format": FORMAT, "state": self.net.state_dict(), "config": json.dumps(self.config.to_json()),

@@ -139,3 +139,10 @@ def test_segmenter_file_round_trips_and_refuses_pickles(segmenter, tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(ValueError, match="junk.pt"):
         TrainedSegmenter.load(tmp_path / "junk.pt")
+
+
+def test_probabilities_come_at_the_size_asked(segmenter):
+    img, truth = _disc_photo()  # 120 x 160
+    full, small = segmenter.probability(img), segmenter.probability(img, 80)
+    assert small.shape == (60, 80)
+    assert np.abs(cv2.resize(full, (80, 60), interpolation=cv2.INTER_AREA) - small).mean() < 0.05
