@@ -574,10 +574,12 @@ class Catalog:
 
     def weak_spots(self, errors: str | os.PathLike, scenes: str | os.PathLike | None = None, space: str = "shape",
                    n: int = 3, size: int = 10, k: int = 10, prior: str | os.PathLike | dict | None = None,
-                   sharpness: float = 2.0, keep_uniform: float = 0.3, proposals: int = 4, seed: int = 0) -> dict[str, Any]:
+                   sharpness: float | None = None, keep_uniform: float | None = None, proposals: int = 4,
+                   seed: int = 0) -> dict[str, Any]:
         """Where a downstream model fails: read per-asset (or per-image, with `scenes`) error scores,
         predict an error for every asset from its neighbours in `space`, rank `n` weak regions of
-        `size` assets, and reshape the sampling weights (`prior`: earlier weights, default uniform).
+        `size` assets, and reshape the sampling weights (`prior`: earlier weights, default uniform;
+        `sharpness`, `keep_uniform`: see `weak_spots.reweight`, defaults `weak_spots.SHARPNESS`, `KEEP_UNIFORM`).
 
         Returns {"weights": {id: w}, "prior": (n_assets,), "after": (n_assets,), "predicted_error": (n_assets,),
         "regions": [WeakRegion.to_json], "share_before", "share_after", "proposals": [...], "_regions": [WeakRegion]}."""
@@ -591,7 +593,8 @@ class Catalog:
         if before.sum() <= 0:
             raise CatalogError(f"{prior}: every prior weight is zero")
         before = before / before.sum()
-        after = ws.reweight(pred, before, sharpness, keep_uniform)
+        after = ws.reweight(pred, before, ws.SHARPNESS if sharpness is None else sharpness,
+                            ws.KEEP_UNIFORM if keep_uniform is None else keep_uniform)
         props = []
         proposer = self._proposer() if proposals > 0 else None
         if proposer is not None:

@@ -146,7 +146,16 @@ def weak_regions(X: np.ndarray, pred: np.ndarray, errors: np.ndarray, counts: np
     return out
 
 
-def reweight(pred: np.ndarray, prior: np.ndarray | None = None, sharpness: float = 2.0, keep_uniform: float = 0.3) -> np.ndarray:
+# Defaults of the reweighting (API, CLI): predicted errors are k-NN averages, so they vary by tens of
+# percent between regions and only a steep exponent moves the draws. Chosen on a selection batch with
+# benchmarks/scene_loop.py among sharpness/keep 2/0.3, 6/0.1 and 12/0.05 (BENCHMARKS.md, "Does
+# weighting the next batch toward a model's weak spots help?").
+SHARPNESS = 12.0
+KEEP_UNIFORM = 0.05
+
+
+def reweight(pred: np.ndarray, prior: np.ndarray | None = None, sharpness: float = SHARPNESS,
+             keep_uniform: float = KEEP_UNIFORM) -> np.ndarray:
     """New sampling weights (sum 1): prior x (relative predicted error)^sharpness, mixed with a
     `keep_uniform` share spread evenly over all assets, so none can drop out."""
     if not 0 <= keep_uniform <= 1:

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from assets2vec.catalog.spaces import SPACES
+from assets2vec.catalog.weak_spots import KEEP_UNIFORM, SHARPNESS
 
 
 def add_parser(sub) -> None:
@@ -28,8 +29,10 @@ def add_parser(sub) -> None:
     p.add_argument("--size", type=int, default=10, help="assets per region (default: 10)")
     p.add_argument("-k", type=int, default=10, help="neighbours in the error regression (default: 10)")
     p.add_argument("--prior", type=Path, metavar="WEIGHTS.csv", help="weights to start from (default: uniform)")
-    p.add_argument("--sharpness", type=float, default=2.0, help="exponent on relative error (default: 2)")
-    p.add_argument("--keep-uniform", type=float, default=0.3, help="share of the prior kept unchanged (default: 0.3)")
+    p.add_argument("--sharpness", type=float, default=SHARPNESS,
+                   help=f"exponent on relative predicted error: higher draws more from the weak regions (default: {SHARPNESS:g})")
+    p.add_argument("--keep-uniform", type=float, default=KEEP_UNIFORM,
+                   help=f"share of the prior kept unchanged, so no asset drops out (default: {KEEP_UNIFORM:g})")
     p.add_argument("--proposals", type=int, default=4, help="proposed new assets per region, procedural families (default: 4)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the summary as JSON")

@@ -103,6 +103,21 @@ def test_weak_spots_finds_the_failing_family_and_reweights_toward_it(small_catal
     assert drawn.count("lamp") > len(drawn) / 2
 
 
+def test_default_reweighting_moves_most_draws_to_a_modestly_weaker_quarter():
+    """k-NN predicted errors differ between regions by tens of percent, not by multiples: the default
+    weighting must still move most draws there, and keep every asset drawable."""
+    from assets2vec.catalog.weak_spots import KEEP_UNIFORM, reweight
+
+    pred = np.full(400, 0.30)
+    pred[:100] = 0.42  # a quarter of the assets, 40 % weaker
+    w = reweight(pred)
+    assert w.sum() == pytest.approx(1.0)
+    assert w[:100].sum() > 0.8
+    assert w.min() >= KEEP_UNIFORM / len(pred) - 1e-12
+    # The old default (sharpness 2, 30 % kept uniform) moved this quarter only to about a third.
+    assert reweight(pred, sharpness=2.0, keep_uniform=0.3)[:100].sum() < 0.4
+
+
 def test_weak_spots_per_image_errors_and_bad_files(small_catalog, tmp_path):
     with Catalog.open(small_catalog) as cat:
         cat.generate_scenes(tmp_path / "s", 3, 0, CFG, progress=False)
