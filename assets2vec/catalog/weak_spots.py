@@ -163,7 +163,9 @@ def reweight(pred: np.ndarray, prior: np.ndarray | None = None, sharpness: float
     if sharpness < 0:
         raise ValueError(f"sharpness must be >= 0, got {sharpness}")
     prior = np.full(len(pred), 1.0 / len(pred)) if prior is None else np.asarray(prior, float) / np.sum(prior)
-    rel = np.maximum(pred, 0) / max(float(np.mean(np.maximum(pred, 0))), 1e-12)
+    pos = np.maximum(np.asarray(pred, float), 0)
+    # Relative to the largest error, so a steep exponent cannot overflow; the scale cancels below.
+    rel = pos / pos.max() if pos.size and pos.max() > 0 else pos
     boosted = prior * rel**sharpness
     boosted = boosted / boosted.sum() if boosted.sum() > 0 else prior
     return keep_uniform / len(pred) + (1 - keep_uniform) * boosted

@@ -116,6 +116,11 @@ def test_default_reweighting_moves_most_draws_to_a_modestly_weaker_quarter():
     assert w.min() >= KEEP_UNIFORM / len(pred) - 1e-12
     # The old default (sharpness 2, 30 % kept uniform) moved this quarter only to about a third.
     assert reweight(pred, sharpness=2.0, keep_uniform=0.3)[:100].sum() < 0.4
+    # Steep exponents on errors spanning many orders of magnitude stay finite.
+    wide = np.geomspace(1e-30, 1e3, 50)
+    w = reweight(wide, sharpness=40.0)
+    assert np.isfinite(w).all() and w.sum() == pytest.approx(1.0) and w.argmax() == 49
+    assert reweight(np.zeros(5)) == pytest.approx(np.full(5, 0.2))
 
 
 def test_weak_spots_per_image_errors_and_bad_files(small_catalog, tmp_path):
