@@ -146,8 +146,8 @@ def weak_regions(X: np.ndarray, pred: np.ndarray, errors: np.ndarray, counts: np
     return out
 
 
-# Defaults of the reweighting (API, CLI): predicted errors are k-NN averages, so they vary by tens of
-# percent between regions and only a steep exponent moves the draws. Chosen on a selection batch with
+# Defaults of the reweighting (API, CLI): predicted errors are k-NN averages, so a weak region's is
+# only modestly above the mean and only a steep exponent moves the draws. Chosen on a selection batch with
 # benchmarks/scene_loop.py among sharpness/keep 2/0.3, 6/0.1 and 12/0.05 (BENCHMARKS.md, "Does
 # weighting the next batch toward a model's weak spots help?").
 SHARPNESS = 12.0
