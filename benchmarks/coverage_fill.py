@@ -124,6 +124,10 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=4, help="proposed assets per region (default: 4)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--embed-steps", type=int, default=80, help="inversion steps per new asset (embed's default: 80)")
+    ap.add_argument("--control", action="store_true",
+                    help="also regenerate each region's nearest bordering asset from its own generator parameters, "
+                    "embed it the same way and report how far it lands from the original: the part of the miss that "
+                    "generation and inversion make, whatever the proposer")
     ap.add_argument("--results", type=Path, default=RESULTS)
     ap.add_argument("--figure", type=Path, default=FIGURE)
     args = ap.parse_args()
@@ -134,6 +138,10 @@ def main() -> None:
         transform = cat.transform
         regions = cat.sparse_regions(args.n, "shape", args.samples, args.seed)
         old_ids = set(cat.ids)
+        meta = cat.store.asset_columns("family", "params")
+        sources = [int(r.border[0]) for r in regions]
+        controls = [{"family": meta[int(cat.rows[i])][0], "params": json.loads(meta[int(cat.rows[i])][1])} for i in sources]
+        source_ids = [cat.ids[i] for i in sources]
     proposals, region_of = [], []
     for r in regions:
         for p in r.extra.get("proposals", [])[: args.samples]:
@@ -173,6 +181,14 @@ def main() -> None:
         "emptiest_shrink": round(float(1 - np.mean([r.radius for r in again]) / np.mean([r.radius for r in regions])), 4),
         "embed_steps": args.embed_steps, "seed": args.seed, "seconds": round(time.time() - t0, 1),
     }
+    if args.control:
+        control_ids = add_proposed_assets(args.catalog, controls, args.work, args.seed + 1, args.embed_steps, log)
+        with Catalog.open(args.work / "catalog") as after_cat:
+            cv = transform.vectors("shape", *after_cat.codes(control_ids)).astype(np.float64)
+        own_nn = [float(np.sort(np.linalg.norm(X - X[i], axis=1))[1]) / unit for i in sources]
+        summary["control"] = [{"source": a, "landed_from_source": round(float(np.linalg.norm(v - X[i])) / unit, 3),
+                               "source_nearest_other_asset": round(d, 3)}
+                              for a, v, i, d in zip(source_ids, cv, sources, own_nn)]
     figure(X, centres, new, region_of, before, after, args.figure)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.results, summary)
