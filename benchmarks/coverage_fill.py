@@ -45,13 +45,6 @@ def nearest(points: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.sqrt(((points[:, None, :] - x[None, :, :]) ** 2).sum(-1)).min(1)
 
 
-def spacing(x: np.ndarray) -> float:
-    """Median nearest-neighbour distance, as `density.sparse_regions` measures it."""
-    d = np.sqrt(((x[:, None, :] - x[None, :, :]) ** 2).sum(-1))
-    np.fill_diagonal(d, np.inf)
-    return float(np.median(d.min(1)))
-
-
 def add_proposed_assets(catalog: Path, proposals: list[dict], work: Path, seed: int, embed_steps: int, log) -> list[str]:
     """Generate, render, embed and catalog the proposed assets in copies under `work` (work/run and
     work/catalog, made once; later calls add to them); their ids, `{family}-p{seed}-{i}`. Rerunning
@@ -158,7 +151,7 @@ def main() -> None:
     # original transform keeps "before" and "after" in one space whatever catalog build does.
     new = transform.vectors("shape", s, t).astype(np.float64)
     region_of = [region_of[new_ids.index(a)] for a in present]
-    unit = spacing(X)
+    unit = regions[0].radius / regions[0].score  # the catalog's median nearest-neighbour spacing, as the search measured it
     centres = np.stack([r.center for r in regions]).astype(np.float64)
     before = nearest(centres, X) / unit
     after = nearest(centres, np.vstack([X, new])) / unit
