@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -68,15 +69,22 @@ if st.button("Generate scenes", type="primary", key="scenes_go"):
         report = cat.generate_scenes(out, n, seed, cfg, where=where, like=like, k=k, ids=ids, weights=weights,
                                      progress=False, on_scene=lambda i, total: bar.progress(i / total, text=f"scene {i} of {total}"))
     except (CatalogError, SceneConfigError, ValueError) as exc:
+        shutil.rmtree(out, ignore_errors=True)
         bar.empty()
         st.error(str(exc))
         st.stop()
     bar.empty()
+    # A server runs for weeks: each session keeps one preview batch in the temporary folder, not one per click.
+    previous = st.session_state.get("scenes_out")
+    if previous is not None and Path(previous[0]).name.startswith("assets2vec-scenes-"):
+        shutil.rmtree(previous[0], ignore_errors=True)
     st.session_state["scenes_out"] = (str(out), report)
 
 if "scenes_out" in st.session_state:
     out, report = st.session_state["scenes_out"]
     st.success(f"{report['made']} scenes in {out} ({report['scenes_per_second']} scenes/s)")
+    st.caption("A preview batch in a temporary folder: the next one replaces it. "
+               "`assets2vec scenes generate` writes a batch to a folder you choose.")
     for f in report["failed_assets"]:
         st.warning(f"skipped asset {f['asset_id']}: {f['error']}")
     show_masks = st.toggle("Mask and box overlays", True, key="scenes_overlay")

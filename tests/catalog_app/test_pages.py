@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -175,7 +176,9 @@ def test_coverage_lists_regions_with_samples_and_downloads(app):
     assert captions(at).count("samples inside the region") == len(at.subheader)
 
 
-def test_scenes_generates_from_filter_and_from_coverage_weights(app):
+def test_scenes_generates_from_filter_and_from_coverage_weights(app, tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the page's preview batches go
+    batches = lambda: sorted(tmp_path.glob("assets2vec-scenes-*"))  # noqa: E731
     at = app
     at.switch_page("pages/scenes.py").run()
     assert not at.exception
@@ -189,9 +192,12 @@ def test_scenes_generates_from_filter_and_from_coverage_weights(app):
     assert len(caps) == 2 and all("table" in c for c in caps) and not any("chair" in c for c in caps)
     at.toggle(key="scenes_overlay").set_value(False).run()
     assert not at.exception
+    first = batches()
+    assert len(first) == 1 and len(list(first[0].iterdir())) > 0
     at.text_input(key="scenes_where").set_value("nope=1").run()
     at.button(key="scenes_go").click().run()
     assert "no attribute or tag named 'nope'" in at.error[0].value
+    assert batches() == first  # a failed batch leaves no empty folder behind
 
     at.switch_page("pages/coverage.py").run()
     at.button(key="cov_send").click().run()
@@ -201,4 +207,6 @@ def test_scenes_generates_from_filter_and_from_coverage_weights(app):
     assert "weights from coverage of the shape space" in [c.value for c in at.caption]
     at.button(key="scenes_go").click().run()
     assert not at.exception and "scenes in" in at.success[0].value
+    # the session's new batch replaces its previous one in the temporary folder
+    assert len(batches()) == 1 and batches() != first
 
