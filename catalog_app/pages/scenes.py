@@ -73,6 +73,9 @@ if st.button("Generate scenes", type="primary", key="scenes_go"):
         bar.empty()
         st.error(str(exc))
         st.stop()
+    except BaseException:  # any other failure, or the server stopping, leaves no half-written batch either
+        shutil.rmtree(out, ignore_errors=True)
+        raise
     bar.empty()
     # A server runs for weeks: each session keeps one preview batch in the temporary folder, not one per click.
     previous = st.session_state.get("scenes_out")
