@@ -7,6 +7,7 @@ and an impossible choice is one clear error before any work starts.
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import TYPE_CHECKING
 
@@ -53,6 +54,56 @@ def add_device_argument(parser, what: str = "the network runs on") -> None:
     """The `--device` flag, spelt and documented alike on every command."""
     parser.add_argument("--device", default="auto", metavar="DEVICE",
                         help=f"where {what}: {CHOICES} (default: auto, the GPU when there is one)")
+
+
+BF16_ENV = "ASSETS2VEC_BF16"
+"""1 or 0 forces bfloat16 autocast on or off; unset, `fast_bf16` decides from the hardware"""
+# CPU instruction sets that compute in bfloat16 natively (x86 flag names as /proc/cpuinfo spells them).
+# Without one of them oneDNN emulates bf16 and autocast is several times SLOWER than fp32.
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_flags() -> frozenset[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.split(":", 1)[1].split())
+    except OSError:  # not Linux: no flags to read, so no claim of native bf16
+        pass
+    return frozenset()
+
+
+def fast_bf16(device: torch.device | str) -> bool:
+    """Whether bfloat16 autocast speeds the network up on `device`.
+
+    A GPU that supports bf16, or a CPU with native bf16 instructions, runs the MLPs faster in
+    bf16; a CPU without them (AVX2 only) emulates it and runs them several times slower than in
+    fp32, so there the networks run in fp32. The answer depends only on the hardware (and
+    `ASSETS2VEC_BF16`), never on a timing, so one machine always computes the same way.
+    """
+    import torch
+
+    forced = os.environ.get(BF16_ENV, "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    if forced:
+        raise DeviceError(f"{BF16_ENV}={forced!r}: expected 1 (bf16 on), 0 (off) or unset (decided by the hardware)")
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return bool(_cpu_flags() & set(NATIVE_BF16_FLAGS))
+    return False
+
+
+def autocast(device: torch.device | str, enabled: bool = True):
+    """bfloat16 autocast on `device` where it is fast there (`fast_bf16`), else a no-op context."""
+    import torch
+
+    device = torch.device(device)
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled and fast_bf16(device))
 
 
 def model_device(model) -> "torch.device":

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from assets2vec.devices import autocast
 from assets2vec.photo_views import Randomiser, ViewConfig, render_views
 from assets2vec.tensor_files import load_tensors, reading, save_tensors
 
@@ -167,7 +168,7 @@ def train_encoder(renders: np.ndarray, asset_ids: list[str], config: EncoderConf
         for b in range(steps_per_epoch):
             batch = order[b * config.batch:(b + 1) * config.batch]
             x = rand(views[batch[:, 0], batch[:, 1]]).to(device)
-            with torch.autocast(device.type, dtype=torch.bfloat16):
+            with autocast(device):
                 logits = net(x)
             loss = F.cross_entropy(logits.float(), batch[:, 0].to(device), label_smoothing=0.1)
             opt.zero_grad(set_to_none=True)

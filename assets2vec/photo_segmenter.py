@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from assets2vec.devices import autocast
 from assets2vec.photo_encoder import conv_stage
 from assets2vec.photo_views import Randomiser
 from assets2vec.tensor_files import load_tensors, reading, save_tensors
@@ -292,7 +293,7 @@ def train_segmenter(renders: np.ndarray, distractors: np.ndarray, config: Segmen
         a = torch.randint(N, (config.batch,), generator=gen)
         v = torch.randint(train_v, (config.batch,), generator=gen)
         img, mask = compose.compose(views[a, v])
-        with torch.autocast(device.type, dtype=torch.bfloat16):
+        with autocast(device):
             logits = net(img.to(device))
         loss = _loss(logits.float(), mask.to(device))
         opt.zero_grad(set_to_none=True)

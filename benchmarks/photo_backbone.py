@@ -20,6 +20,7 @@ import numpy as np
 import torch, torch.nn.functional as F, torchvision
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from assets2vec.devices import autocast
 from assets2vec.images import read_image
 from assets2vec.photo import PhotoError, prepare_photo
 from assets2vec.photo_encoder import TrainedEncoder, conv_stage, run_meshes
@@ -150,7 +151,7 @@ def segmenter_experiment(args) -> None:
         a = torch.randint(N, (config.batch,), generator=gen)
         v = torch.randint(V - 1, (config.batch,), generator=gen)
         img, mask = compose.compose(renders[a, v])
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with autocast("cpu"):
             logits = net(img)
         loss = _loss(logits.float(), mask)
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step()

@@ -14,7 +14,8 @@ import torch
 
 from assets2vec.cli.main import main
 from assets2vec.configs import GPU_BATCH, for_device, preset
-from assets2vec.devices import DeviceError, resolve_device
+from assets2vec import devices
+from assets2vec.devices import BF16_ENV, DeviceError, autocast, fast_bf16, resolve_device
 from assets2vec.train import check_workers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,6 +36,45 @@ def test_auto_and_cpu_resolve_here_and_bad_spellings_are_named():
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+@pytest.mark.parametrize("flags, expected", [({"avx2", "fma"}, False), ({"avx2", "avx512f"}, False),
+                                             ({"avx512f", "avx512_bf16"}, True), ({"amx_tile", "amx_bf16"}, True)])
+def test_bf16_autocast_only_on_cpus_that_compute_bf16_natively(monkeypatch, flags, expected):
+    # An AVX2-only CPU emulates bf16: autocast there made training about ten times slower than fp32.
+    monkeypatch.delenv(BF16_ENV, raising=False)
+    monkeypatch.setattr(devices, "_cpu_flags", lambda: frozenset(flags))
+    assert fast_bf16("cpu") is expected
+    with autocast("cpu"):
+        assert torch.is_autocast_enabled("cpu") is expected
+    with autocast("cpu", enabled=False):  # a model configured with mixed_precision=False
+        assert not torch.is_autocast_enabled("cpu")
+
+
+def test_bf16_can_be_forced_either_way_and_a_bad_setting_is_named(monkeypatch):
+    monkeypatch.setattr(devices, "_cpu_flags", lambda: frozenset({"avx2"}))
+    monkeypatch.setenv(BF16_ENV, "1")
+    assert fast_bf16("cpu")
+    monkeypatch.setattr(devices, "_cpu_flags", lambda: frozenset({"avx512_bf16"}))
+    monkeypatch.setenv(BF16_ENV, "0")
+    assert not fast_bf16("cpu")
+    monkeypatch.setenv(BF16_ENV, "yes")
+    with pytest.raises(DeviceError, match=BF16_ENV):
+        fast_bf16("cpu")
+
+
+def test_the_model_follows_the_bf16_decision(monkeypatch):
+    from assets2vec.configs import preset
+    from assets2vec.run import build_model
+
+    model = build_model(preset("fast"), num_assets=2)
+    for forced in ("0", "1"):
+        monkeypatch.setenv(BF16_ENV, forced)
+        with model._autocast():
+            assert torch.is_autocast_enabled("cpu") is (forced == "1")
+    model.config.mixed_precision = False
+    with model._autocast():
+        assert not torch.is_autocast_enabled("cpu")
+
+
 def test_cuda_without_a_gpu_is_refused_before_any_work():
     with pytest.raises(DeviceError, match="no CUDA device is available here"):
         resolve_device("cuda:1")
