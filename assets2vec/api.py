@@ -36,7 +36,8 @@ from assets2vec.catalog.filters import effective_values, filter_rows
 from assets2vec.catalog.index import IndexFileError, LatentIndex, RestrictedIndex, gpu_available, vectors_digest
 from assets2vec.catalog.proposals import ParameterProposer
 from assets2vec.catalog.scene_pool import read_weights, scene_pool
-from assets2vec.catalog.spaces import DECODED_SPACES, FEATURE_SPACES, SPACES, STANDARDISED_SPACES, TEXTURE_ONLY, check_space
+from assets2vec.catalog.spaces import (DECODED_SPACES, FEATURE_SPACES, SPACES, SPARSE_SPACES, STANDARDISED_SPACES, TEXTURE_ONLY,
+                                      check_space)
 from assets2vec.catalog.store import CatalogError, Store
 from assets2vec.catalog.texture_only import NeighbourResidual
 from assets2vec.catalog.tagging import CANDIDATES, AttributeClassifier, uncertainty_order
@@ -473,17 +474,24 @@ class Catalog:
 
     def sparse_regions(self, n: int = 5, space: str = "shape", samples: int = 4, seed: int = 0,
                        propose: bool = True) -> list[density.SparseRegion]:
-        """The n emptiest regions of `space`, each with bordering assets, `samples` latent points
-        inside it (region.extra["samples"]: raw shape and texture codes) and, for procedural
-        families, proposed generator parameters for each sample (region.extra["proposals"])."""
+        """The n emptiest regions of `space` (one of `SPARSE_SPACES`), each with bordering assets,
+        and, for procedural families, proposed generator parameters for `samples` points inside it
+        (region.extra["proposals"]). In the code spaces the points are also raw codes one can render
+        (region.extra["samples"]: shape and texture); the geometry space has no way back to codes, so
+        there the shape parameters are regressed from the points and the appearance ones from the
+        texture of the nearest bordering asset."""
+        check_space(space, SPARSE_SPACES)
         regions = density.sparse_regions(self.vectors(space), n, seed=seed)
-        proposer = self._proposer() if propose else None
+        proposer = self._proposer(space) if propose else None
         for r in regions:
             pts = density.sample_in_region(r, samples, seed + r.rank)
-            shape, texture = self._codes_for(space, pts, r.border[0])
-            r.extra["samples"] = {"shape": shape, "texture": texture}
-            if proposer is not None:
+            if space in SPACES:
+                shape, texture = self._codes_for(space, pts, r.border[0])
+                r.extra["samples"] = {"shape": shape, "texture": texture}
                 sv, tv = self.transform.vectors("shape", shape, texture), self.transform.vectors("texture", shape, texture)
+            else:
+                sv, tv = pts, np.repeat(self.vectors("texture")[r.border[:1]], len(pts), 0)
+            if proposer is not None:
                 r.extra["proposals"] = [p for p in (proposer.propose(sv[i], tv[i]) for i in range(len(pts))) if p]
         return regions
 
@@ -495,12 +503,15 @@ class Catalog:
         t = t if t is not None else np.repeat(dt, len(pts), 0)
         return s.astype(np.float32), t.astype(np.float32)
 
-    def _proposer(self) -> ParameterProposer | None:
+    def _proposer(self, space: str = "shape") -> ParameterProposer | None:
+        """Generator parameters regressed from `space`'s vectors (shape parameters; the geometry space
+        when asked, else the shape space) and the texture vectors (appearance parameters)."""
         meta = self.store.asset_columns("family", "params")
         families = [meta.get(int(r), (None, "{}"))[0] for r in self.rows]
         params = [json.loads(meta.get(int(r), (None, "{}"))[1]) for r in self.rows]
         try:
-            return ParameterProposer().fit(self.vectors("shape"), self.vectors("texture"), families, params)
+            return ParameterProposer().fit(self.vectors("geometry" if space == "geometry" else "shape"), self.vectors("texture"),
+                                           families, params)
         except ValueError:
             return None
 

@@ -1,4 +1,4 @@
-"""Embedding on several workers: each shard inverts its own assets into a folder of its own,
+"""Embedding on several workers: each shard embeds its own assets into a folder of its own,
 then `merge_embeddings` appends every shard's codes to the run in one checkpoint write.
 
 A shard never writes the run (two workers rewriting one checkpoint would lose each other's
@@ -6,7 +6,7 @@ codes). It saves its codes in numbered part files, each written atomically, so a
 after the last part and memory and rewrite cost stay flat however large the shard. The shard's
 header pins the network (a digest of every weight but the code tables), the dataset and the
 split; merging refuses shards of another network, dataset or split, and a split with a shard
-missing. Inversion is deterministic per asset, so the merged run holds the same codes, in the
+missing. Embedding is deterministic per asset, so the merged run holds the same codes, in the
 same order, as one `embed` process would have written.
 """
 
@@ -22,8 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from assets2vec.checkpoint import CheckpointError, latest_checkpoint, save_checkpoint
-from assets2vec.embed import EMBED_CONFIG, invert_asset
-from assets2vec.invert import InversionConfig
+from assets2vec.embed import EMBED_CONFIG, EmbedConfig, embed_asset
 from assets2vec.run import Run
 from render_core.artifacts import ArtifactError, atomic_save_npz, atomic_write_json, load_npz, make_header, read_header, write_header
 from render_core.dataset import RenderedDataset
@@ -47,21 +46,21 @@ def shard_codes(out: Path) -> dict[str, Any]:
 
 
 def embed_shard(run: str | os.PathLike, data: str | os.PathLike, shard: Shard, out: str | os.PathLike, *,
-                config: InversionConfig = EMBED_CONFIG, save_every: int = 10, progress: bool = True,
+                config: EmbedConfig = EMBED_CONFIG, save_every: int = 10, progress: bool = True,
                 log: Callable[[str], None] = print, device: str | torch.device = "cpu") -> dict[str, Any]:
-    """Invert the assets of `data` that shard `shard` owns and `run` lacks, into folder `out` (on `device`)."""
+    """Embed the assets of `data` that shard `shard` owns and `run` lacks, into folder `out` (on `device`)."""
     run, out = Path(run), Path(out)
     opened = Run.open(run)
     model, fit_config, state, digest = opened.model(device), opened.config, opened.state, opened.digest
     dataset = RenderedDataset(data)
     header = make_header("embedding", producer="assets2vec embed --shard", seed=config.seed, run=str(run.resolve()),
                          network=digest, dataset=str(Path(data).resolve()), shard=str(shard),
-                         inversion={"refine_steps": config.refine_steps, "refine_rays": config.refine_rays, "lr": config.lr})
+                         embedding=config.to_json())
     if out.exists() and not out.is_dir():
         raise ArtifactError(f"{out}: is a file; an embedding shard is a folder")
     if (out / "artifact.json").exists():
         old = read_header(out, "embedding")
-        for key in ("network", "dataset", "shard", "inversion", "seed"):
+        for key in ("network", "dataset", "shard", "embedding", "seed"):
             if old.get(key) != header.get(key):
                 raise ArtifactError(f"{out}: holds an embedding shard with another {key} ({old.get(key)!r}); use a new folder")
     else:
@@ -88,7 +87,7 @@ def embed_shard(run: str | os.PathLike, data: str | os.PathLike, shard: Shard, o
     bar = tqdm(todo, desc=f"embed {shard}", unit="asset", disable=not progress)
     for n, asset_id in enumerate(bar, 1):
         try:
-            result = invert_asset(model, fit_config, dataset, asset_id, config)
+            result = embed_asset(model, fit_config, dataset, asset_id, config)
         except Exception as exc:  # one bad asset must not stop the shard
             failed[asset_id] = f"{type(exc).__name__}: {exc}"
             continue
@@ -103,7 +102,7 @@ def embed_shard(run: str | os.PathLike, data: str | os.PathLike, shard: Shard, o
     report = {"shard": str(shard), "embedded_now": len(todo) - len(failed), "in_shard_folder": len(codes["ids"]),
               "failed": failed, "seconds": round(time.time() - t0, 1)}
     atomic_write_json(out / "report.json", report)
-    log(f"embed {shard}: {report['embedded_now']} assets inverted into {out} ({report['in_shard_folder']} in all), {len(failed)} failed")
+    log(f"embed {shard}: {report['embedded_now']} assets embedded into {out} ({report['in_shard_folder']} in all), {len(failed)} failed")
     return report
 
 
@@ -117,7 +116,7 @@ def merge_embeddings(run: str | os.PathLike, shards: list[Path], log: Callable[[
     model, state, digest = opened.model(), opened.state, opened.digest
     for p, h in zip(shards, headers):
         if h.get("network") != digest:
-            raise CheckpointError(f"{p}: was inverted with another network than {run}'s (retrained since?); embed it again")
+            raise CheckpointError(f"{p}: was embedded with another network than {run}'s (retrained since?); embed it again")
         if h.get("dataset") != headers[0].get("dataset"):
             raise ArtifactError(f"{p}: embeds {h.get('dataset')}, not {headers[0].get('dataset')}; merge one dataset at a time")
     specs = [Shard.parse(h["shard"]) for h in headers]

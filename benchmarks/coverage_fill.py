@@ -33,6 +33,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from assets2vec import Catalog  # noqa: E402
 from assets2vec.catalog import density  # noqa: E402
+from assets2vec.catalog.spaces import SPARSE_SPACES  # noqa: E402
 from render_core.artifacts import atomic_write_json, read_header  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +46,7 @@ def nearest(points: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.sqrt(((points[:, None, :] - x[None, :, :]) ** 2).sum(-1)).min(1)
 
 
-def add_proposed_assets(catalog: Path, proposals: list[dict], work: Path, seed: int, embed_steps: int, log) -> list[str]:
+def add_proposed_assets(catalog: Path, proposals: list[dict], work: Path, seed: int, embed_steps: int | None, log) -> list[str]:
     """Generate, render, embed and catalog the proposed assets in copies under `work` (work/run and
     work/catalog, made once; later calls add to them); their ids, `{family}-p{seed}-{i}`. Rerunning
     with the same arguments resumes."""
@@ -67,7 +68,8 @@ def add_proposed_assets(catalog: Path, proposals: list[dict], work: Path, seed: 
     records = generate_library(library, len(proposals), seed, proposals=proposals, progress=False)
     log(f"generated {len(records)} assets; rendering them as the run's dataset was rendered")
     render_library(open_library(library), dataset, RenderConfig.from_json(dataset_header["render"]), progress=False)
-    for argv in (["embed", str(run_copy), str(dataset), "--steps", str(embed_steps), "--quiet"],
+    steps = ["--steps", str(embed_steps)] if embed_steps else []
+    for argv in (["embed", str(run_copy), str(dataset), *steps, "--quiet"],
                  ["catalog", "build", str(run_copy), str(catalog_copy), "--quiet"]):
         log("assets2vec " + " ".join(argv))
         if cli(argv) != 0:
@@ -76,7 +78,7 @@ def add_proposed_assets(catalog: Path, proposals: list[dict], work: Path, seed: 
 
 
 def figure(X: np.ndarray, centres: np.ndarray, new: np.ndarray, new_region: list[int], before: np.ndarray,
-           after: np.ndarray, path: Path) -> None:
+           after: np.ndarray, path: Path, space: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -93,7 +95,7 @@ def figure(X: np.ndarray, centres: np.ndarray, new: np.ndarray, new_region: list
     ax.scatter(c[:, 0], c[:, 1], s=160, marker="*", c="gold", edgecolors="k", label="sparse-region centres")
     for i, xy in enumerate(c):
         ax.annotate(str(i + 1), xy, xytext=(5, 5), textcoords="offset points", fontsize=9)
-    ax.set_title("shape space (PCA of the original catalog); lines: region -> its new assets")
+    ax.set_title(f"{space} space (PCA of the original catalog); lines: region -> its new assets")
     ax.legend(fontsize=8, loc="best")
     ix = np.arange(len(before))
     bx.bar(ix - 0.2, before, 0.4, label="before")
@@ -113,10 +115,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("catalog", type=Path)
     ap.add_argument("--work", type=Path, required=True, help="folder for the copies of the run and catalog, and the new assets")
+    ap.add_argument("--space", choices=SPARSE_SPACES, default="shape",
+                    help="where to find the holes and measure them (default: shape): a code space, or the decoded geometry")
     ap.add_argument("-n", type=int, default=5, help="sparse regions (default: 5)")
     ap.add_argument("--samples", type=int, default=4, help="proposed assets per region (default: 4)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--embed-steps", type=int, default=80, help="inversion steps per new asset (embed's default: 80)")
+    ap.add_argument("--embed-steps", type=int, help="embedding steps per new asset (default: embed's)")
     ap.add_argument("--control", action="store_true",
                     help="also regenerate each region's nearest bordering asset from its own generator parameters, "
                     "embed it the same way and report how far it lands from the original: the part of the miss that "
@@ -127,9 +131,8 @@ def main() -> None:
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     t0 = time.time()
     with Catalog.open(args.catalog) as cat:
-        X = cat.vectors("shape").astype(np.float64)
-        transform = cat.transform
-        regions = cat.sparse_regions(args.n, "shape", args.samples, args.seed)
+        X = cat.vectors(args.space).astype(np.float64)
+        regions = cat.sparse_regions(args.n, args.space, args.samples, args.seed)
         old_ids = set(cat.ids)
         meta = cat.store.asset_columns("family", "params")
         sources = [int(r.border[0]) for r in regions]
@@ -147,9 +150,10 @@ def main() -> None:
     with Catalog.open(args.work / "catalog") as after_cat:
         present = [a for a in new_ids if a in set(after_cat.ids)]
         s, t = after_cat.codes(present)
-    # Old coordinates: the copied catalog refits nothing old assets depend on, but measuring with the
-    # original transform keeps "before" and "after" in one space whatever catalog build does.
-    new = transform.vectors("shape", s, t).astype(np.float64)
+    # Old coordinates: the new codes go through the ORIGINAL catalog's transform (and, for geometry, its
+    # PCA and the same frozen network), so "before" and "after" are one space whatever catalog build refits.
+    with Catalog.open(args.catalog) as cat:
+        new = cat.code_vectors(args.space, s, t).astype(np.float64)
     region_of = [region_of[new_ids.index(a)] for a in present]
     unit = regions[0].radius / regions[0].score  # the catalog's median nearest-neighbour spacing, as the search measured it
     centres = np.stack([r.center for r in regions]).astype(np.float64)
@@ -161,7 +165,7 @@ def main() -> None:
     own = [sorted(nearest(new[[j for j, r in enumerate(region_of) if r == i]], centres[i:i + 1]).tolist())
            if i in region_of else [] for i in range(len(regions))]
     summary = {
-        "catalog": str(args.catalog), "assets_before": len(old_ids), "space": "shape", "regions": len(regions),
+        "catalog": str(args.catalog), "assets_before": len(old_ids), "space": args.space, "regions": len(regions),
         "proposed": len(proposals), "added": len(present), "not_added": sorted(set(new_ids) - set(present)),
         "median_spacing": round(unit, 5),
         "per_region": [{"rank": r.rank, "before": round(float(b), 3), "after": round(float(a), 3),
@@ -177,12 +181,14 @@ def main() -> None:
     if args.control:
         control_ids = add_proposed_assets(args.catalog, controls, args.work, args.seed + 1, args.embed_steps, log)
         with Catalog.open(args.work / "catalog") as after_cat:
-            cv = transform.vectors("shape", *after_cat.codes(control_ids)).astype(np.float64)
+            control_codes = after_cat.codes(control_ids)
+        with Catalog.open(args.catalog) as cat:
+            cv = cat.code_vectors(args.space, *control_codes).astype(np.float64)
         own_nn = [float(np.sort(np.linalg.norm(X - X[i], axis=1))[1]) / unit for i in sources]
         summary["control"] = [{"source": a, "landed_from_source": round(float(np.linalg.norm(v - X[i])) / unit, 3),
                                "source_nearest_other_asset": round(d, 3)}
                               for a, v, i, d in zip(source_ids, cv, sources, own_nn)]
-    figure(X, centres, new, region_of, before, after, args.figure)
+    figure(X, centres, new, region_of, before, after, args.figure, args.space)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.results, summary)
     print(json.dumps({k: summary[k] for k in ("added", "mean_shrink", "emptiest_before", "emptiest_after", "emptiest_shrink",

@@ -182,7 +182,7 @@ def main() -> None:
                     help="also an arm with NEW assets: K proposals per weak region are generated, rendered, embedded "
                     "into a copy of the run and catalog (WORK/grown) and drawn into batch B beside the first weighting "
                     "(default: 0, no such arm)")
-    ap.add_argument("--embed-steps", type=int, default=80, help="inversion steps per new asset (default: 80)")
+    ap.add_argument("--embed-steps", type=int, default=80, help="embedding steps per new asset (default: 80)")
     ap.add_argument("--results", type=Path, default=RESULTS)
     args = ap.parse_args()
     weightings = args.weighting or [(2.0, 0.3)]

@@ -2,8 +2,9 @@
 
 For procedural families the catalog knows every asset's generator parameters, so a
 regression from latents back to parameters can turn a point in a sparse region into a
-concrete new asset. Per family, each shape parameter is predicted from the shape vector
-and each appearance parameter from the texture vector: k-nearest-neighbour regression for
+concrete new asset. Per family, each shape parameter is predicted from the shape vector (or,
+for holes of the geometry space, the geometry vector) and each appearance parameter from the
+texture vector: k-nearest-neighbour regression for
 continuous parameters (clipped to the range seen), k-NN classification for discrete ones
 (integer codes such as the base type). The family itself comes from a k-NN classifier on
 the shape vector. Cross-validated quality per parameter (R^2 or accuracy) is reported, so

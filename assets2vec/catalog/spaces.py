@@ -18,6 +18,10 @@ SPACES = ("shape", "texture", "joint")
 # (`catalog.geometry`) and the colours of the asset's surface (`catalog.appearance`). One can
 # search, tag and map in them, but they have no inverse to codes, so no sampling or sparse regions.
 DECODED_SPACES = ("geometry", "appearance")
+# Spaces whose holes `sparse` finds and proposes new assets for: the code spaces, where points inside a
+# hole are codes that can be rendered, and the decoded geometry, where they cannot (no inverse) but
+# where an asset sits where its decoded shape puts it, not where the slack of its codes left it.
+SPARSE_SPACES = SPACES + ("geometry",)
 # The texture codes less the texture typical of assets shaped alike (`catalog.texture_only`): for
 # search and tagging by texture alone; no inverse either.
 TEXTURE_ONLY = "texture_only"

@@ -1,4 +1,4 @@
-"""`assets2vec embed RUN DATASET`: add newly rendered assets to a trained run by inversion."""
+"""`assets2vec embed RUN DATASET`: add newly rendered assets to a trained run, network frozen."""
 
 from __future__ import annotations
 
@@ -14,16 +14,17 @@ from assets2vec.workers import cli, run_shards
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "embed",
-        help="add new assets to a trained run by inversion (network frozen, no retraining)",
+        help="add new assets to a trained run (their codes fitted with the training loss, network frozen, no retraining)",
         description="Fit shape and texture codes for every asset of DATASET that RUN does not have yet, "
-        "from its training views and known cameras, and append them to RUN's code tables. "
+        "from its training views, known cameras and depth, with the loss RUN was trained with and the network frozen, "
+        "and append them to RUN's code tables. "
         "Saves every few assets; rerun to continue after an interruption.",
     )
     p.add_argument("run", type=Path, metavar="RUN", help="trained run folder")
     p.add_argument("data", type=Path, metavar="DATASET", help="rendered dataset with the new assets")
-    p.add_argument("--steps", type=int, default=80, help="optimisation steps per asset (default: 80)")
+    p.add_argument("--steps", type=int, default=200, help="optimisation steps per asset (default: 200)")
     p.add_argument("--seed", type=int, default=0, help="seed of the pixel sampling (default: 0)")
-    p.add_argument("--shard", metavar="I/N", help="invert only shard I of N into --out (the run is not written); "
+    p.add_argument("--shard", metavar="I/N", help="embed only shard I of N into --out (the run is not written); "
                    "join the shards with 'assets2vec merge RUN SHARD...'")
     p.add_argument("--out", type=Path, help="folder for this shard's codes (with --shard)")
     p.add_argument("--workers", type=int, default=1, help="run N local shard processes (in RUN.embed-shards/), then "
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.steps < 1:
         raise ValueError(f"--steps must be positive, got {args.steps}")
-    config = replace(EMBED_CONFIG, refine_steps=args.steps, seed=args.seed)
+    config = replace(EMBED_CONFIG, steps=args.steps, seed=args.seed)
     device = resolve_device(args.device)
     log = lambda m: print(m, file=sys.stderr)  # noqa: E731
     if args.workers < 1:

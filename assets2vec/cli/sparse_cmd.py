@@ -10,7 +10,7 @@ from assets2vec.devices import add_device_argument, resolve_device
 
 import numpy as np
 
-from assets2vec.catalog.spaces import SPACES
+from assets2vec.catalog.spaces import SPARSE_SPACES
 
 
 def add_parser(sub) -> None:
@@ -21,10 +21,13 @@ def add_parser(sub) -> None:
         "(--previews), and for procedural families propose generator parameters for new assets there "
         "(--proposals writes them for 'assets2vec assets generate --from-proposals').")
     p.add_argument("catalog", type=Path, metavar="CATALOG")
-    p.add_argument("--space", choices=SPACES, default="shape", help="space to search for gaps (default: shape)")
+    p.add_argument("--space", choices=SPARSE_SPACES, default="shape",
+                   help="space to search for gaps (default: shape); geometry: the decoded shapes, where a new asset lands where "
+                   "its shape puts it (no latent samples to preview there: --previews shows the assets around each gap)")
     p.add_argument("-n", type=int, default=5, help="number of regions (default: 5)")
     p.add_argument("--samples", type=int, default=4, help="latent samples per region (default: 4)")
-    p.add_argument("--previews", type=Path, metavar="DIR", help="render each region's samples to DIR/region-N.png")
+    p.add_argument("--previews", type=Path, metavar="DIR", help="render each region's samples (in geometry: the assets "
+                   "around it) to DIR/region-N.png")
     p.add_argument("--proposals", type=Path, metavar="FILE.json", help="write proposed generator parameters here")
     p.add_argument("--weights", type=Path, metavar="WEIGHTS.csv",
                    help="write sampling weights that favour isolated assets, for 'scenes generate --weights'")
@@ -52,8 +55,11 @@ def run(args: argparse.Namespace) -> int:
             if args.previews:
                 from PIL import Image
 
-                s, t = r.extra["samples"]["shape"], r.extra["samples"]["texture"]
-                tiles = [cat.render(s[i], t[i]) for i in range(min(args.samples, len(s)))]
+                if "samples" in r.extra:
+                    s, t = r.extra["samples"]["shape"], r.extra["samples"]["texture"]
+                else:  # the geometry space has no way back to codes: show what surrounds the gap
+                    s, t = cat.codes([cat.ids[i] for i in r.border[: max(args.samples, 1)]])
+                tiles = [cat.render(s[i], t[i]) for i in range(min(max(args.samples, 1), len(s)))]
                 args.previews.mkdir(parents=True, exist_ok=True)
                 path = args.previews / f"region-{r.rank}.png"
                 Image.fromarray(np.concatenate(tiles, 1)).save(path)

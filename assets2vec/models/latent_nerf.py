@@ -301,16 +301,19 @@ class LatentNeRFModel(Model):
         free = outputs.get("free_count", torch.zeros((), device=covered.device))
         return torch.stack([torch.tensor(float(len(batch["rgb"])), device=covered.device), covered, free.float()])
 
-    def get_loss_dict(self, outputs, batch, metrics_dict=None, counts: Tensor | None = None) -> Dict[str, Tensor]:
+    def get_loss_dict(self, outputs, batch, metrics_dict=None, counts: Tensor | None = None,
+                      table_losses: bool = True) -> Dict[str, Tensor]:
         """Batch-mean losses, divided by `counts` (rays, covered rays, free samples: the global
         batch's, under data parallelism) or by this batch's own. The `TABLE_LOSSES` depend on the
         whole code table, not on the batch: a data-parallel trainer adds their gradient once,
-        after reducing the others."""
+        after reducing the others; `table_losses=False` leaves them out (and the table's cluster
+        state untouched), for fitting codes that are not in the table (`embed`)."""
         c = self.config
         n, n_cov, n_free = self.local_counts(outputs, batch) if counts is None else counts
         loss = {"rgb_loss": c.rgb_loss_mult * ((outputs["rgb"] - batch["rgb"]) ** 2).sum() / (3 * n)}
         if "code_norm_sum" in outputs:
             loss["code_loss"] = c.code_reg * outputs["code_norm_sum"] / n
+        if "code_norm_sum" in outputs and table_losses:
             if c.code_decorrelation > 0 and self.codes.num_assets > 2:
                 loss["decorrelation_loss"] = c.code_decorrelation * cross_correlation(
                     self.codes.shape.weight, self.codes.texture.weight).square().sum()

@@ -7,12 +7,15 @@ import json
 import numpy as np
 import streamlit as st
 
+from assets2vec.catalog.spaces import SPARSE_SPACES
 from catalog_app.data import catalog, thumbnail
 
 cat = catalog()
 st.title("Coverage")
 c1, c2 = st.columns(2)
-space = c1.selectbox("Space", ("shape", "texture", "joint"), key="cov_space")
+space = c1.selectbox("Space", [s for s in SPARSE_SPACES if s in cat.spaces], key="cov_space",
+                     help="geometry: the decoded shapes; there a new asset lands where its shape puts it, and there are no "
+                     "latent samples to render, only the assets around each gap")
 n = c2.slider("Regions", 1, 10, 3, key="cov_n")
 
 
@@ -20,7 +23,7 @@ n = c2.slider("Regions", 1, 10, 3, key="cov_n")
 def regions(path: str, space: str, n: int, count: int):
     out = []
     for r in cat.sparse_regions(n, space, samples=3):
-        out.append({**r.to_json(cat.ids), "samples": r.extra["samples"]})
+        out.append({**r.to_json(cat.ids), "samples": r.extra.get("samples")})
     return out
 
 
@@ -31,8 +34,10 @@ for r in found:
     cols = st.columns(6)
     for i, a in enumerate(r["border"][:6]):
         cols[i].image(thumbnail(cat, a), caption=a, width="stretch")
-    s, t = r["samples"]["shape"], r["samples"]["texture"]
-    st.image(np.concatenate([cat.render(s[i], t[i], size=64) for i in range(len(s))], 1), caption="samples inside the region", width=240)
+    if r["samples"] is not None:
+        s, t = r["samples"]["shape"], r["samples"]["texture"]
+        st.image(np.concatenate([cat.render(s[i], t[i], size=64) for i in range(len(s))], 1), caption="samples inside the region",
+                 width=240)
     if r.get("proposals"):
         st.json(r["proposals"][0], expanded=False)
 

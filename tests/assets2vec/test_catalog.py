@@ -126,7 +126,7 @@ def test_rebuild_after_embed_adds_only_new_assets(run, catalog, tmp_path):
         cat.set_tags("favourite", {cat.ids[0]: "yes"})
         before = cat.vectors("joint").copy()
     reader = Catalog.open(catalog, log=quiet)  # opened before the build, its index not loaded yet
-    embed(grown, tmp_path / "ds10", config=replace(EMBED_CONFIG, refine_steps=5), progress=False, log=quiet)
+    embed(grown, tmp_path / "ds10", config=replace(EMBED_CONFIG, steps=5), progress=False, log=quiet)
     s = build_catalog(grown, catalog, progress=False, log=quiet)
     assert (s["added"], s["skipped_existing"], s["updated"], s["assets"]) == (2, 8, 0, 10)
     # The early reader answers from what it read, and leaves the build's new index file alone.

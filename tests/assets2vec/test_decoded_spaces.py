@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -194,8 +196,16 @@ def test_catalog_searches_tags_and_maps_in_geometry_space(run, tmp_path, capsys)
         rep = cat.tag("is_chair", {i: "yes" if fam[i] == "chair" else "no" for i in cat.ids[:6]}, space="geometry")
         assert rep["space"] == "geometry" and len(cat.predict("is_chair")) == 8
         assert cat.map("geometry", method="pca")["coords"].shape == (8, 2)
-        with pytest.raises(ValueError, match="unknown space 'geometry'"):
-            cat.sparse_regions(1, space="geometry")  # no way back from geometry to codes
+        # Holes of the decoded shapes: proposals regressed from the geometry points, no latent samples (no way back to codes).
+        region = cat.sparse_regions(1, space="geometry", samples=3)[0]
+        assert "samples" not in region.extra and len(region.center) == G.shape[1]
+        assert np.linalg.norm(G - region.center, axis=1).min() == pytest.approx(region.radius, rel=1e-4)
+        assert len(region.extra["proposals"]) == 3 and all(p["family"] in set(fam.values()) for p in region.extra["proposals"])
+        with pytest.raises(ValueError, match="unknown space 'appearance'"):
+            cat.sparse_regions(1, space="appearance")
+    assert main(["sparse", str(tmp_path / "cat"), "--space", "geometry", "-n", "1", "--samples", "2",
+                 "--previews", str(tmp_path / "gaps"), "--proposals", str(tmp_path / "p.json")]) == 0
+    assert len(json.loads((tmp_path / "p.json").read_text())["assets"]) == 2 and (tmp_path / "gaps" / "region-1.png").is_file()
     assert main(["catalog", "info", str(tmp_path / "cat")]) == 0
     assert '"geometry": "flat"' in capsys.readouterr().out
 

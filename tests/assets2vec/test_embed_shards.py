@@ -19,7 +19,7 @@ from assets2vec.train import fit
 from render_core.artifacts import ArtifactError
 from render_core.shards import Shard
 
-CFG = replace(EMBED_CONFIG, refine_steps=5)
+CFG = replace(EMBED_CONFIG, steps=5)
 quiet = lambda m: None  # noqa: E731
 
 
@@ -81,7 +81,7 @@ def test_embed_with_local_workers_via_cli(base_run, small_dataset, tmp_path):
 
 def test_an_embedding_does_not_depend_on_when_the_run_was_saved(base_run, small_dataset, tmp_path):
     """Saved after every asset (as after a kill and a rerun) or once at the end, the codes are the
-    same: inversion starts from the mean of the trained codes, not of those embedded so far."""
+    same: embedding starts from the mean of the trained codes, not of those embedded so far."""
     once, each = tmp_path / "once", tmp_path / "each"
     shutil.copytree(base_run, once)
     shutil.copytree(base_run, each)
