@@ -473,15 +473,24 @@ class Catalog:
         return {a: float(x) for a, x in zip(self.ids, w)}
 
     def sparse_regions(self, n: int = 5, space: str = "shape", samples: int = 4, seed: int = 0,
-                       propose: bool = True) -> list[density.SparseRegion]:
+                       propose: bool = True, within: str | None = None) -> list[density.SparseRegion]:
         """The n emptiest regions of `space` (one of `SPARSE_SPACES`), each with bordering assets,
         and, for procedural families, proposed generator parameters for `samples` points inside it
         (region.extra["proposals"]). In the code spaces the points are also raw codes one can render
         (region.extra["samples"]: shape and texture); the geometry space has no way back to codes, so
         there the shape parameters are regressed from the points and the appearance ones from the
-        texture of the nearest bordering asset."""
+        texture of the nearest bordering asset.
+
+        `within`: an attribute or tag (e.g. "family"); holes are then looked for among the assets of
+        each value separately (`density.sparse_regions_within`), and proposals keep that value's family."""
         check_space(space, SPARSE_SPACES)
-        regions = density.sparse_regions(self.vectors(space), n, seed=seed)
+        if within is None:
+            regions = density.sparse_regions(self.vectors(space), n, seed=seed)
+        else:
+            groups = self.values(within)
+            if all(g is None for g in groups):
+                raise CatalogError(f"{self.path}: no asset has a value for {within!r}; pick an attribute or tag the assets have")
+            regions = density.sparse_regions_within(self.vectors(space), groups, n, seed=seed)
         proposer = self._proposer(space) if propose else None
         for r in regions:
             pts = density.sample_in_region(r, samples, seed + r.rank)
@@ -492,7 +501,8 @@ class Catalog:
             else:
                 sv, tv = pts, np.repeat(self.vectors("texture")[r.border[:1]], len(pts), 0)
             if proposer is not None:
-                r.extra["proposals"] = [p for p in (proposer.propose(sv[i], tv[i]) for i in range(len(pts))) if p]
+                family = r.extra.get("group") if within == "family" else None
+                r.extra["proposals"] = [p for p in (proposer.propose(sv[i], tv[i], family) for i in range(len(pts))) if p]
         return regions
 
     def _codes_for(self, space: str, pts: np.ndarray, donor: int) -> tuple[np.ndarray, np.ndarray]:

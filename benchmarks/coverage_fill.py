@@ -2,21 +2,25 @@
 
 On a built catalog of procedural assets (the demo's by default), end to end as a user would:
   1. `Catalog.sparse_regions` (what `assets2vec sparse --proposals` runs): the N emptiest regions of
-     the shape space, each with proposed generator parameters for new assets inside it;
+     a space (`--space`: the shape codes, or the decoded geometry; `--within family`: holes among
+     each family's assets), each with proposed generator parameters for new assets inside it;
   2. those assets are generated (`assets generate --from-proposals`), rendered exactly like the
      run's dataset, embedded into a copy of the run (`embed`) and added to a copy of the catalog
      (`catalog build`), so the original run and catalog are not touched;
-  3. coverage before and after, in the ORIGINAL catalog's shape coordinates and units of its median
-     nearest-neighbour spacing: each region centre's distance to its nearest asset, and the N
-     emptiest regions found again among old and new assets together.
+  3. coverage before and after, in the ORIGINAL catalog's coordinates and in units of the median
+     nearest-neighbour spacing the search measured each region in: each region centre's distance to
+     its nearest asset (of its family, with --within), and the N emptiest regions found again among
+     old and new assets together.
 
 The new assets land where their embedding puts them, not where the proposal aimed: the figure
-draws each one with a line back to its region's centre.
+draws each one with a line back to its region's centre. `--control` also regenerates each region's
+nearest bordering asset from its own parameters: how far generation and embedding alone move an asset.
 
     make demo
-    .venv/bin/python benchmarks/coverage_fill.py demo/catalog --work /tmp/coverage_fill
+    .venv/bin/python benchmarks/coverage_fill.py demo/catalog --work /tmp/coverage_fill --space geometry --within family \
+        --control --results benchmarks/results/coverage_fill_geometry_family.json --figure docs/coverage_fill.png
 
-Writes benchmarks/results/coverage_fill.json and docs/coverage_fill.png; prints one JSON line last.
+Writes the results JSON and the figure; prints one JSON line last.
 """
 
 from __future__ import annotations
@@ -117,6 +121,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, required=True, help="folder for the copies of the run and catalog, and the new assets")
     ap.add_argument("--space", choices=SPARSE_SPACES, default="shape",
                     help="where to find the holes and measure them (default: shape): a code space, or the decoded geometry")
+    ap.add_argument("--within", choices=("family",), help="look for the holes among each family's assets (sparse --within "
+                    "family), and measure each against its own family's assets, old and new")
     ap.add_argument("-n", type=int, default=5, help="sparse regions (default: 5)")
     ap.add_argument("--samples", type=int, default=4, help="proposed assets per region (default: 4)")
     ap.add_argument("--seed", type=int, default=0)
@@ -132,8 +138,9 @@ def main() -> None:
     t0 = time.time()
     with Catalog.open(args.catalog) as cat:
         X = cat.vectors(args.space).astype(np.float64)
-        regions = cat.sparse_regions(args.n, args.space, args.samples, args.seed)
+        regions = cat.sparse_regions(args.n, args.space, args.samples, args.seed, within=args.within)
         old_ids = set(cat.ids)
+        old_groups = [str(v) for v in cat.values(args.within)] if args.within else ["all"] * len(cat)
         meta = cat.store.asset_columns("family", "params")
         sources = [int(r.border[0]) for r in regions]
         controls = [{"family": meta[int(cat.rows[i])][0], "params": json.loads(meta[int(cat.rows[i])][1])} for i in sources]
@@ -154,28 +161,35 @@ def main() -> None:
     # PCA and the same frozen network), so "before" and "after" are one space whatever catalog build refits.
     with Catalog.open(args.catalog) as cat:
         new = cat.code_vectors(args.space, s, t).astype(np.float64)
+    new_groups = [proposals[new_ids.index(a)]["family"] if args.within else "all" for a in present]
     region_of = [region_of[new_ids.index(a)] for a in present]
-    unit = regions[0].radius / regions[0].score  # the catalog's median nearest-neighbour spacing, as the search measured it
+    # Each region in units of the median nearest-neighbour spacing the search measured it in (its family's with --within).
+    units = np.array([r.radius / r.score for r in regions])
+    group = [r.extra.get("group", "all") for r in regions]
     centres = np.stack([r.center for r in regions]).astype(np.float64)
-    before = nearest(centres, X) / unit
-    after = nearest(centres, np.vstack([X, new])) / unit
-    # The emptiest regions anywhere, found again with the same search over old + new assets.
+    og, ng = np.array(old_groups), np.array(new_groups, dtype=str).reshape(-1)
+    before = np.array([nearest(centres[i:i + 1], X[og == group[i]])[0] for i in range(len(regions))]) / units
+    after = np.array([nearest(centres[i:i + 1], np.vstack([X[og == group[i]], new[ng == group[i]]]))[0]
+                      for i in range(len(regions))]) / units
+    # The emptiest regions, found again with the same search over old + new assets.
     both = np.vstack([X, new]).astype(np.float32)
-    again = density.sparse_regions(both, args.n, seed=args.seed)
-    own = [sorted(nearest(new[[j for j, r in enumerate(region_of) if r == i]], centres[i:i + 1]).tolist())
+    again = (density.sparse_regions_within(both, old_groups + new_groups, args.n, seed=args.seed) if args.within
+             else density.sparse_regions(both, args.n, seed=args.seed))
+    own = [sorted((nearest(new[[j for j, r in enumerate(region_of) if r == i]], centres[i:i + 1]) / units[i]).tolist())
            if i in region_of else [] for i in range(len(regions))]
     summary = {
         "catalog": str(args.catalog), "assets_before": len(old_ids), "space": args.space, "regions": len(regions),
         "proposed": len(proposals), "added": len(present), "not_added": sorted(set(new_ids) - set(present)),
-        "median_spacing": round(unit, 5),
-        "per_region": [{"rank": r.rank, "before": round(float(b), 3), "after": round(float(a), 3),
+        "within": args.within, "spacing_units": [round(float(u), 5) for u in units],
+        "per_region": [{"rank": r.rank, "group": r.extra.get("group"), "before": round(float(b), 3), "after": round(float(a), 3),
                         "shrink": round(float(1 - a / b), 3), "new_assets": int(sum(x == i for x in region_of)),
-                        "new_assets_distance_to_centre": [round(d / unit, 3) for d in own[i]]}
+                        "new_assets_distance_to_centre": [round(d, 3) for d in own[i]]}
                        for i, (r, b, a) in enumerate(zip(regions, before, after))],
         "mean_shrink": round(float(np.mean(1 - after / before)), 4),
-        "emptiest_before": [round(r.radius / unit, 3) for r in regions],
-        "emptiest_after": [round(r.radius / unit, 3) for r in again],
-        "emptiest_shrink": round(float(1 - np.mean([r.radius for r in again]) / np.mean([r.radius for r in regions])), 4),
+        "emptiest_before": [round(r.score, 3) for r in regions],
+        "emptiest_after": [round(r.score, 3) for r in again],
+        "emptiest_after_groups": [r.extra.get("group") for r in again],
+        "emptiest_shrink": round(float(1 - np.mean([r.score for r in again]) / np.mean([r.score for r in regions])), 4),
         "embed_steps": args.embed_steps, "seed": args.seed, "seconds": round(time.time() - t0, 1),
     }
     if args.control:
@@ -184,10 +198,10 @@ def main() -> None:
             control_codes = after_cat.codes(control_ids)
         with Catalog.open(args.catalog) as cat:
             cv = cat.code_vectors(args.space, *control_codes).astype(np.float64)
-        own_nn = [float(np.sort(np.linalg.norm(X - X[i], axis=1))[1]) / unit for i in sources]
-        summary["control"] = [{"source": a, "landed_from_source": round(float(np.linalg.norm(v - X[i])) / unit, 3),
+        own_nn = [float(np.sort(np.linalg.norm(X - X[i], axis=1))[1]) / u for i, u in zip(sources, units)]
+        summary["control"] = [{"source": a, "landed_from_source": round(float(np.linalg.norm(v - X[i])) / u, 3),
                                "source_nearest_other_asset": round(d, 3)}
-                              for a, v, i, d in zip(source_ids, cv, sources, own_nn)]
+                              for a, v, i, d, u in zip(source_ids, cv, sources, own_nn, units)]
     figure(X, centres, new, region_of, before, after, args.figure, args.space)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.results, summary)

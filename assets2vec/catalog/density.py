@@ -99,6 +99,33 @@ def sparse_regions(x: np.ndarray, n_regions: int = 5, *, k_border: int = 6, neig
     return regions
 
 
+def sparse_regions_within(x: np.ndarray, groups, n_regions: int = 5, *, seed: int = 0, **kwargs) -> list[SparseRegion]:
+    """The `n_regions` emptiest regions of x (n, d) found inside each group of assets separately (for
+    example each family): candidates lie between assets of one group and a region's emptiness, border
+    and score are measured against that group alone, in units of the group's own median spacing. A
+    point halfway between a lamp and a sofa is empty, but no lamp or sofa belongs there; a gap among
+    the chairs is one a chair can fill. Groups of fewer than 3 assets are skipped; each region's group
+    is in `extra["group"]`."""
+    groups = np.asarray([str(g) for g in groups])
+    if len(groups) != len(x):
+        raise ValueError(f"got {len(groups)} group labels for {len(x)} vectors")
+    found: list[SparseRegion] = []
+    for g in sorted(set(groups.tolist())):
+        rows = np.flatnonzero(groups == g)
+        if len(rows) < 3:
+            continue
+        for r in sparse_regions(x[rows], n_regions, seed=seed, **kwargs):
+            r.border = rows[r.border]
+            r.extra["group"] = g
+            found.append(r)
+    if not found:
+        raise ValueError("sparse regions within groups need a group of at least 3 assets")
+    found.sort(key=lambda r: -r.score)
+    for rank, r in enumerate(found[:n_regions], 1):
+        r.rank = rank
+    return found[:n_regions]
+
+
 def sample_in_region(region: SparseRegion, n: int, seed: int = 0) -> np.ndarray:
     """(n, d) points around a region's centre, spread over about half its empty radius."""
     rng = np.random.default_rng(seed)

@@ -69,11 +69,12 @@ class ParameterProposer:
             raise ValueError(f"no family has {MIN_FAMILY_ASSETS} assets with generator parameters; proposals need them")
         return self
 
-    def propose(self, shape: np.ndarray, texture: np.ndarray) -> dict | None:
-        """{"family", "params", "quality"} for one shape vector (ds,) and texture vector (dt,);
-        None when the nearest family has too few assets to regress from."""
+    def propose(self, shape: np.ndarray, texture: np.ndarray, family: str | None = None) -> dict | None:
+        """{"family", "params", "quality"} for one shape vector (ds,) and texture vector (dt,), of
+        `family` or else the family nearest to the shape vector; None when that family has too few
+        assets to regress from."""
         s, t = np.atleast_2d(shape), np.atleast_2d(texture)
-        family = str(self.family_model_.predict(s)[0])
+        family = str(family) if family is not None else str(self.family_model_.predict(s)[0])
         if family not in self.models_:
             return None
         params = {}

@@ -25,6 +25,9 @@ def add_parser(sub) -> None:
                    help="space to search for gaps (default: shape); geometry: the decoded shapes, where a new asset lands where "
                    "its shape puts it (no latent samples to preview there: --previews shows the assets around each gap)")
     p.add_argument("-n", type=int, default=5, help="number of regions (default: 5)")
+    p.add_argument("--within", metavar="ATTRIBUTE", help="look for holes among the assets of each value of this attribute or "
+                   "tag separately, e.g. family: a gap among the chairs rather than between a chair and a lamp; proposals "
+                   "keep the family")
     p.add_argument("--samples", type=int, default=4, help="latent samples per region (default: 4)")
     p.add_argument("--previews", type=Path, metavar="DIR", help="render each region's samples (in geometry: the assets "
                    "around it) to DIR/region-N.png")
@@ -47,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         if args.weights:
             weights = cat.coverage_weights(args.space)
             atomic_write_text(args.weights, "id,weight\n" + "".join(f"{a},{w:.10g}\n" for a, w in weights.items()))
-        regions = cat.sparse_regions(args.n, args.space, max(args.samples, 1), args.seed)
+        regions = cat.sparse_regions(args.n, args.space, max(args.samples, 1), args.seed, within=args.within)
         out = []
         for r in regions:
             d = r.to_json(cat.ids)
@@ -72,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({"space": args.space, "regions": out}))
         return 0
     for d in out:
-        print(f"region {d['rank']}: score {d['score']:.2f} (empty radius {d['radius']:.3f}); around: {', '.join(d['border'][:4])}")
+        among = f" among {args.within}={d['group']}" if "group" in d else ""
+        print(f"region {d['rank']}{among}: score {d['score']:.2f} (empty radius {d['radius']:.3f}); around: {', '.join(d['border'][:4])}")
         if d.get("preview"):
             print(f"  preview: {d['preview']}")
         for p in d["proposals"][:2]:

@@ -17,19 +17,25 @@ space = c1.selectbox("Space", [s for s in SPARSE_SPACES if s in cat.spaces], key
                      help="geometry: the decoded shapes; there a new asset lands where its shape puts it, and there are no "
                      "latent samples to render, only the assets around each gap")
 n = c2.slider("Regions", 1, 10, 3, key="cov_n")
+within = "family" if st.checkbox("Holes within each family", key="cov_within",
+                                 help="a gap among the chairs rather than between a chair and a lamp; proposals keep the family") else None
 
 
 @st.cache_data(show_spinner="Looking for sparse regions...")
-def regions(path: str, space: str, n: int, count: int):
+def regions(path: str, space: str, n: int, count: int, within: str | None):
     out = []
-    for r in cat.sparse_regions(n, space, samples=3):
+    for r in cat.sparse_regions(n, space, samples=3, within=within):
         out.append({**r.to_json(cat.ids), "samples": r.extra.get("samples")})
     return out
 
 
-found = regions(str(cat.path), space, n, len(cat))
+try:
+    found = regions(str(cat.path), space, n, len(cat), within)
+except ValueError as exc:  # e.g. no family with the 3 assets a hole needs
+    st.warning(f"No sparse regions: {exc}")
+    st.stop()
 for r in found:
-    st.subheader(f"Region {r['rank']}: score {r['score']:.2f}")
+    st.subheader(f"Region {r['rank']}" + (f" among the {r['group']}s" if r.get("group") else "") + f": score {r['score']:.2f}")
     st.caption("score = empty radius / median nearest-neighbour distance; assets around it:")
     cols = st.columns(6)
     for i, a in enumerate(r["border"][:6]):

@@ -339,6 +339,23 @@ def test_sparse_regions_find_a_known_hole():
     assert np.linalg.norm(pts - r[0].center, axis=1).max() < 2 * r[0].radius
 
 
+def test_sparse_regions_within_groups_find_the_hole_inside_a_group_not_the_gap_between_groups():
+    from assets2vec.catalog.density import sparse_regions, sparse_regions_within
+
+    g = np.stack(np.meshgrid(np.arange(8.0), np.arange(8.0)), -1).reshape(-1, 2)
+    chairs = g[np.linalg.norm(g - [3.5, 3.5], axis=1) >= 1.6]  # a grid of chairs with a hole in the middle
+    lamps = g[:20] + [0.0, 14.0]  # lamps, a wide empty band away from the chairs
+    X = np.vstack([chairs, lamps]).astype(np.float32)
+    family = ["chair"] * len(chairs) + ["lamp"] * len(lamps)
+    anywhere = sparse_regions(X, 1, seed=0)[0]
+    assert anywhere.center[1] > 8  # the band between the families is the emptiest place overall
+    r = sparse_regions_within(X, family, 2, seed=0)
+    assert r[0].extra["group"] == "chair" and np.linalg.norm(r[0].center - [3.5, 3.5]) < 1.0 and r[0].score > 1.5
+    assert all(family[i] == "chair" for i in r[0].border) and [x.rank for x in r] == [1, 2]
+    with pytest.raises(ValueError, match="got 3 group labels for"):
+        sparse_regions_within(X, family[:3], 1)
+
+
 def test_sparse_cli_previews_and_proposals_generate_assets(catalog, tmp_path, capsys):
     from render_core.assets.records import read_manifest
 

@@ -203,9 +203,21 @@ def test_catalog_searches_tags_and_maps_in_geometry_space(run, tmp_path, capsys)
         assert len(region.extra["proposals"]) == 3 and all(p["family"] in set(fam.values()) for p in region.extra["proposals"])
         with pytest.raises(ValueError, match="unknown space 'appearance'"):
             cat.sparse_regions(1, space="appearance")
+        # Holes among the assets of each value of a tag, measured against that value's assets only.
+        half = {a: "first" if i < 4 else "second" for i, a in enumerate(cat.ids)}
+        cat.set_tags("half", half)
+        inside = cat.sparse_regions(2, space="geometry", samples=2, within="half")
+        for r in inside:
+            assert {half[cat.ids[i]] for i in r.border} == {r.extra["group"]} and len(r.border) == 4
+            members = G[[i for i, a in enumerate(cat.ids) if half[a] == r.extra["group"]]]
+            assert np.linalg.norm(members - r.center, axis=1).min() == pytest.approx(r.radius, rel=1e-4)
+        with pytest.raises(CatalogError, match="no asset has a value for 'nothing'"):
+            cat.sparse_regions(1, space="geometry", within="nothing")
     assert main(["sparse", str(tmp_path / "cat"), "--space", "geometry", "-n", "1", "--samples", "2",
                  "--previews", str(tmp_path / "gaps"), "--proposals", str(tmp_path / "p.json")]) == 0
     assert len(json.loads((tmp_path / "p.json").read_text())["assets"]) == 2 and (tmp_path / "gaps" / "region-1.png").is_file()
+    assert main(["sparse", str(tmp_path / "cat"), "--space", "geometry", "--within", "half", "-n", "1"]) == 0
+    assert "region 1 among half=" in capsys.readouterr().out
     assert main(["catalog", "info", str(tmp_path / "cat")]) == 0
     assert '"geometry": "flat"' in capsys.readouterr().out
 

@@ -174,6 +174,11 @@ def test_coverage_lists_regions_with_samples_and_downloads(app):
     at.slider(key="cov_n").set_value(2).run()
     assert [h.value for h in at.subheader][:1] and at.subheader[0].value.startswith("Region 1")
     assert captions(at).count("samples inside the region") == len(at.subheader)
+    at.selectbox(key="cov_space").set_value("geometry").run()  # decoded shapes: regions, but no latent samples to render
+    assert not at.exception and at.subheader[0].value.startswith("Region 1")
+    assert "samples inside the region" not in captions(at)
+    at.checkbox(key="cov_within").check().run()  # two assets per family here: too few for a hole, said so
+    assert not at.exception and "at least 3 assets" in at.warning[0].value
 
 
 def test_scenes_generates_from_filter_and_from_coverage_weights(app, tmp_path, monkeypatch):
