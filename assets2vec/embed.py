@@ -4,9 +4,9 @@ A new asset's codes are fitted with the loss `fit` trained the run's own codes w
 surface-guided samples, colour, coverage, depth and free-space terms, the same code-norm
 penalty, on its training views; held-out views left out), the network frozen, from the mean code.
 A photo's inversion (`invert`) has no depth or known surface and renders with a few uniform
-samples per ray; on a rendered asset its optimum is not where training puts codes: started from a
-trained asset's own code it drifts off and loses held-out PSNR (BENCHMARKS.md, "Embedding new
-assets"), so assets embedded that way would not sit among the trained ones as they should.
+samples per ray; on rendered assets its codes reach several dB less on held-out views than the
+training loss's, and their decoded shapes land farther from where training puts the same asset
+(BENCHMARKS.md, "Embedding new assets"), so they would not sit among the trained assets as they should.
 
 The codes are appended to the run's tables and the checkpoint is rewritten atomically every few
 assets and every few minutes, so an interrupted embed keeps what it finished and a rerun skips
