@@ -71,7 +71,7 @@ def _cpu_flags() -> frozenset[str]:
                 if line.startswith("flags"):
                     return frozenset(line.split(":", 1)[1].split())
     except OSError:  # not Linux: no flags to read, so no claim of native bf16
-        pass
+        return frozenset()
     return frozenset()
 
 
