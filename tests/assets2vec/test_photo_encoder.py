@@ -191,3 +191,44 @@ def test_encoder_trains_without_the_skipped_assets():
     assert enc.asset_ids == ["square", "disc", "bar"] and 0 <= enc.history[-1]["held_out_top1"] <= 1
     with pytest.raises(ValueError, match="could not be read"):
         train_encoder(renders, ["square", "disc", "bar"], cfg, progress=False, log=lambda m: None, skip={1, 2})
+
+
+def _crop(shape: int, colour) -> np.ndarray:
+    """A prepared photo's crop (64, 64, 4) of one of `_shapes`' objects in `colour` on a grey-blue wall."""
+    size = 64
+    yy, xx = np.mgrid[:size, :size] + 0.5
+    r = 16
+    masks = [(abs(xx - 32) < r) & (abs(yy - 32) < r), (xx - 32) ** 2 + (yy - 32) ** 2 < r * r,
+             (abs(xx - 32) < r) & (abs(yy - 32) < r / 3)]
+    crop = np.zeros((size, size, 4), np.uint8)
+    crop[..., :3] = (90, 110, 140)
+    crop[masks[shape], :3] = colour
+    crop[masks[shape], 3] = 255
+    return crop
+
+
+def test_near_misses_teach_the_encoder_to_doubt_objects_it_never_saw():
+    renders = _shapes()
+    # Near misses: the same three shapes in other colours (as `photo_negatives.recoloured` makes them).
+    near = renders.copy()
+    for i, colour in enumerate([(40, 200, 200), (200, 60, 200), (210, 200, 40)]):
+        near[i][near[i][..., 3] > 0, :3] = colour
+    cfg = EncoderConfig(size=32, width=8, dim=16, epochs=40, batch=6, lr=1e-2)
+    plain = train_encoder(renders, ["square", "disc", "bar"], cfg, progress=False, log=lambda m: None)
+    oe_cfg = EncoderConfig(size=32, width=8, dim=16, epochs=40, batch=6, lr=1e-2, near_misses=0.5)
+    doubting = train_encoder(renders, ["square", "disc", "bar"], oe_cfg, progress=False, log=lambda m: None, near_misses=near)
+    # The catalog's own objects are still named, and surely.
+    for shape, colour in enumerate([(200, 40, 40), (40, 170, 60), (50, 60, 200)]):
+        p = doubting.probabilities(_crop(shape, colour))
+        assert int(p.argmax()) == shape and float(p.max()) > 0.7
+    # Squares in colours the catalog's square does not have: the plain encoder still names an asset
+    # surely; the one trained on near misses is unsure.
+    odd = [_crop(0, colour) for colour in [(230, 190, 30), (40, 200, 200), (200, 60, 200)]]
+    top = lambda enc: np.mean([float(enc.probabilities(c).max()) for c in odd])  # noqa: E731
+    assert top(doubting) < 0.5 < 0.65 < top(plain)
+
+
+def test_near_miss_config_round_trips():
+    cfg = EncoderConfig(near_misses=0.25, near_miss_views=8, near_miss_weight=0.3)
+    assert EncoderConfig.from_json(json.loads(json.dumps(cfg.to_json()))) == cfg
+    assert EncoderConfig.from_json({k: v for k, v in EncoderConfig().to_json().items() if not k.startswith("near_miss")}) == EncoderConfig()
