@@ -49,13 +49,6 @@ class EncoderConfig:
     weight_decay: float = 5e-4
     temperature: float = 16.0
     """scale of the cosine logits"""
-    near_misses: float = 0.0
-    """share added to each batch of photos of near misses (`assets2vec.photo_negatives`), trained towards the
-    uniform distribution (outlier exposure) so that a photo of an asset the catalog lacks gets a low top probability"""
-    near_miss_views: int = 16
-    """renders of each asset's near miss"""
-    near_miss_weight: float = 0.5
-    """weight of the near misses' loss (cross-entropy to the uniform distribution) against the assets' own"""
     seed: int = 0
 
     def to_json(self) -> dict:
@@ -142,15 +135,11 @@ class TrainedEncoder:
 
 
 def train_encoder(renders: np.ndarray, asset_ids: list[str], config: EncoderConfig = EncoderConfig(),
-                  progress: bool = True, log=print, device: torch.device | str = "cpu", skip=(),
-                  near_misses: np.ndarray | None = None) -> TrainedEncoder:
+                  progress: bool = True, log=print, device: torch.device | str = "cpu", skip=()) -> TrainedEncoder:
     """Train on `renders` (N, V, S, S, 4) uint8 of the N assets `asset_ids`; each step draws new photos
     from them (`Randomiser`, on the CPU from its seeded generator, so the draws do not depend on the
     device) and the network steps on `device`. Holds out one view per asset to report accuracy on.
-    `skip`: rows with no renders (unreadable meshes): never drawn, so never proposed.
-    `near_misses` (M, V', S, S, 4): renders of assets that are not in the catalog; with
-    `config.near_misses` > 0, that share of each batch is drawn from them too, trained towards the uniform
-    distribution."""
+    `skip`: rows with no renders (unreadable meshes): never drawn, so never proposed."""
     from tqdm.auto import tqdm
 
     N, V = renders.shape[:2]
@@ -171,11 +160,6 @@ def train_encoder(renders: np.ndarray, asset_ids: list[str], config: EncoderConf
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=total, pct_start=0.15)
     rand = Randomiser(config.size, gen)
-    n_neg = 0
-    if near_misses is not None and config.near_misses > 0:
-        neg_views = torch.as_tensor(near_misses)
-        neg_items = torch.nonzero(neg_views.flatten(2).amax(-1) > 0)  # (m, v) pairs with an object (unreadable meshes render empty)
-        n_neg = max(1, round(config.batch * config.near_misses)) if len(neg_items) else 0
     history, t0 = [], time.time()
     bar = tqdm(total=total, disable=not progress, unit="step", desc="photo encoder")
     for epoch in range(config.epochs):
@@ -183,15 +167,10 @@ def train_encoder(renders: np.ndarray, asset_ids: list[str], config: EncoderConf
         order = items[torch.randperm(len(items), generator=gen)]
         for b in range(steps_per_epoch):
             batch = order[b * config.batch:(b + 1) * config.batch]
-            x = rand(views[batch[:, 0], batch[:, 1]])
-            if n_neg:
-                pick = neg_items[torch.randint(len(neg_items), (n_neg,), generator=gen)]
-                x = torch.cat([x, rand(neg_views[pick[:, 0], pick[:, 1]])])
+            x = rand(views[batch[:, 0], batch[:, 1]]).to(device)
             with autocast(device):
-                logits = net(x.to(device)).float()
-            loss = F.cross_entropy(logits[:len(batch)], batch[:, 0].to(device), label_smoothing=0.1)
-            if n_neg:  # outlier exposure: the near misses' cross-entropy to the uniform distribution
-                loss = loss - config.near_miss_weight * torch.log_softmax(logits[len(batch):], -1).mean()
+                logits = net(x)
+            loss = F.cross_entropy(logits.float(), batch[:, 0].to(device), label_smoothing=0.1)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -266,18 +245,7 @@ def train_for_run(run_path: str | os.PathLike, config: EncoderConfig = EncoderCo
     log(f"photo encoder: {renders.shape[0]} assets x {renders.shape[1]} views rendered in {time.time() - t0:.0f} s")
     report_unreadable(failed, "photo encoder", log)
     skip = {run.asset_ids.index(i) for i, _ in failed}
-    negatives = None
-    if config.near_misses > 0:
-        from dataclasses import replace
-
-        from assets2vec.photo_negatives import near_misses
-
-        t0 = time.time()
-        negatives = render_views(near_misses(run_meshes(run, []), config.seed), replace(config.views, views=config.near_miss_views),
-                                 progress=progress, total=len(run.asset_ids), device=device)
-        log(f"photo encoder: {negatives.shape[0]} near misses x {negatives.shape[1]} views rendered in {time.time() - t0:.0f} s")
-    encoder = train_encoder(renders, run.asset_ids, config, progress=progress, log=log, device=device, skip=skip,
-                            near_misses=negatives)
+    encoder = train_encoder(renders, run.asset_ids, config, progress=progress, log=log, device=device, skip=skip)
     return encoder.save(run.encoder_path)
 
 

@@ -7,7 +7,6 @@ import argparse
 from pathlib import Path
 
 from assets2vec.devices import add_device_argument, resolve_device
-from assets2vec.photo_encoder import EncoderConfig
 
 
 def add_parser(sub) -> None:
@@ -21,10 +20,6 @@ def add_parser(sub) -> None:
     p.add_argument("run", type=Path, metavar="RUN")
     p.add_argument("--views", type=int, default=48, help="renders per asset (default: 48)")
     p.add_argument("--epochs", type=int, default=20, help="training epochs (default: 20)")
-    p.add_argument("--near-misses", type=float, default=None, metavar="SHARE",
-                   help="share of each batch drawn from near misses (catalog meshes stretched or recoloured), trained "
-                   "towards no asset, so that photos of assets the catalog lacks get a low probability; 0 turns it off "
-                   f"(default: {EncoderConfig.near_misses:g})")
     p.add_argument("--segmenter-steps", type=int, default=None, help="training steps of the segmenter (default: 2000)")
     p.add_argument("--only", choices=("encoder", "segmenter"), default=None, help="train only one of the two")
     p.add_argument("--seed", type=int, default=0, help="seed of the cameras, lights and training (default: 0)")
@@ -36,22 +31,18 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from assets2vec.photo_encoder import train_for_run
+    from assets2vec.photo_encoder import EncoderConfig, train_for_run
     from assets2vec.photo_views import ViewConfig
 
     if args.views < 2 or args.epochs < 1:
         raise ValueError(f"--views needs at least 2 and --epochs at least 1, got {args.views} and {args.epochs}")
     if args.seed < 0:
         raise ValueError(f"--seed must be a non-negative integer, got {args.seed}")
-    if args.near_misses is not None and not 0 <= args.near_misses <= 1:
-        raise ValueError(f"--near-misses is a share of each batch, between 0 and 1; got {args.near_misses}")
     if args.segmenter_steps is not None and args.segmenter_steps < 1:
         raise ValueError(f"--segmenter-steps needs at least 1, got {args.segmenter_steps}")
     device = resolve_device(args.device)
     if args.only != "segmenter":
         config = replace(EncoderConfig(), views=ViewConfig(views=args.views, seed=args.seed), epochs=args.epochs, seed=args.seed)
-        if args.near_misses is not None:
-            config = replace(config, near_misses=args.near_misses)
         path = train_for_run(args.run, config, progress=not args.quiet, device=device)
         print(f"photo encoder saved: {path}")
     if args.only != "encoder":
