@@ -42,6 +42,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from assets2vec import Catalog  # noqa: E402
+from assets2vec.catalog.weak_spots import KEEP_UNIFORM, SHARPNESS  # noqa: E402
 from render_core.artifacts import atomic_write_json  # noqa: E402
 from render_core.scenes import load_config  # noqa: E402
 
@@ -177,7 +178,7 @@ def main() -> None:
                     "of another scene seed than the test batch), instead of uniform rasterized scenes per seed")
     ap.add_argument("--weighting", type=parse_weighting, action="append", metavar="SHARPNESS,KEEP_UNIFORM",
                     help="weak-spots weighting of batch B; repeat to compare several against the same uniform B "
-                    "(default: 2,0.3, the command's defaults)")
+                    f"(default: {SHARPNESS:g},{KEEP_UNIFORM:g}, the weak-spots defaults)")
     ap.add_argument("--new-assets", type=int, default=0, metavar="K",
                     help="also an arm with NEW assets: K proposals per weak region are generated, rendered, embedded "
                     "into a copy of the run and catalog (WORK/grown) and drawn into batch B beside the first weighting "
@@ -185,7 +186,7 @@ def main() -> None:
     ap.add_argument("--embed-steps", type=int, default=80, help="embedding steps per new asset (default: 80)")
     ap.add_argument("--results", type=Path, default=RESULTS)
     args = ap.parse_args()
-    weightings = args.weighting or [(2.0, 0.3)]
+    weightings = args.weighting or [(SHARPNESS, KEEP_UNIFORM)]
     arms = [arm_name(*w) for w in weightings] + ([NEW_ARM] if args.new_assets else [])
     if len(set(arms)) != len(arms):
         ap.error("--weighting: the same setting twice")

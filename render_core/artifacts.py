@@ -48,12 +48,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     except OSError as exc:  # a read-only or full file system: name the file meant, not a temp name
         raise OSError(exc.errno, exc.strerror, str(path)) from exc
     try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; published files follow the umask
+        # The descriptor belongs to the file object first, so whatever fails below closes it.
         with os.fdopen(fd, "wb") as f:
+            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; published files follow the umask
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     except OSError as exc:
         _discard(tmp)
         if exc.filename is None:  # a full disk reports no file: name the one being written
@@ -63,6 +65,26 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         # Ctrl-C mid-write must not leave a stray temp file that a later run mistakes for data.
         _discard(tmp)
         raise
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` survive a power cut (the new name lives in the directory's own
+    data). Best effort: some platforms and file systems cannot open or sync a directory."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether a file name is one of `atomic_write_bytes`' temp files (left alone by readers)."""
+    return _TEMP.match(name) is not None
 
 
 def sweep_stale_temps(folder: str | os.PathLike) -> int:

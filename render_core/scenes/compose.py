@@ -140,7 +140,8 @@ def _height(asset: SceneAsset, cfg: SceneConfig, rng: np.random.Generator) -> fl
 def compose(index: int, seed: int, pool: list[SceneAsset], weights: np.ndarray, cfg: SceneConfig,
             load: Callable[[SceneAsset], MeshData], semantic_of: dict[str, int]) -> Scene:
     """One scene from its seed. `load` returns an asset's normalised mesh (centred, longest side 1)
-    or raises; an asset that fails is dropped from this scene and listed in `scene.dropped`."""
+    or raises; an asset that fails is dropped from this scene and listed in `scene.dropped` (the
+    generator then reports the scene instead of writing it, so a rerun remakes it whole)."""
     rng = np.random.default_rng(seed)
     floor_size = float(rng.uniform(*cfg.floor.size))
     half = floor_size / 2
@@ -153,7 +154,7 @@ def compose(index: int, seed: int, pool: list[SceneAsset], weights: np.ndarray, 
         asset = pool[int(i)]
         try:
             mesh = load(asset)
-        except Exception as exc:  # reported per scene and in the run report; the scene goes on
+        except Exception as exc:  # any reason counts; the caller decides what a scene missing an asset is worth
             dropped.append({"asset_id": asset.id, "reason": f"failed to load: {exc}"})
             continue
         lo, hi = mesh.bounds()

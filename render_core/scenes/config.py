@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from render_core.colour import DISPLAY, LINEAR, PIPELINES
+
 DEFAULT_CONFIG = Path(__file__).with_name("default_scenes.yaml")
 
 
@@ -80,13 +82,22 @@ class BlenderConfig:
     kelvin: Range = (3000.0, 8000.0)  # colour temperature of those lights
     exposure: Range = (-0.5, 0.5)  # camera exposure, in stops
     noise: Range = (0.0, 0.01)  # standard deviation of the sensor's Gaussian noise, as a fraction of full scale
-    threads: int = 0  # Cycles CPU threads (0: all cores)
+    threads: int = 0  # Cycles CPU threads (0: all cores); changes speed only, so resuming ignores it
+
+
+# The largest supersampled side the rasterizer is asked for: beyond it one layer's buffers alone
+# take gigabytes, and the image gains nothing visible.
+MAX_SAMPLED_SIDE = 8192
 
 
 @dataclass(frozen=True)
 class SceneConfig:
     image_size: int = 256
     supersample: int = 1  # odd; RGB averages s x s samples, labels stay at the pixel centre
+    # The rasterizer's colour pipeline (render_core.colour): "linear" decodes sRGB textures, shades
+    # in linear light and encodes the image as sRGB, as datasets and Blender scenes do; "display"
+    # shades stored values as they are (what folders made before this setting hold). Blender ignores it.
+    colour: str = LINEAR
     assets_per_scene: Range = (2, 5)
     # Height in metres per category; an asset whose library records a metric size (procedural
     # families do) keeps it when `metric_sizes` is true and it lies inside its category's range.
@@ -106,9 +117,13 @@ class SceneConfig:
         check(self)
 
     def to_json(self, renderer: str = "raster") -> dict[str, Any]:
-        """The settings a folder made by `renderer` depends on (the rasterizer's leave out `blender`,
-        so folders made before that section existed still resume)."""
+        """The settings a folder made by `renderer` depends on. The rasterizer's leave out `blender`, and
+        `colour` when it is "display", so folders made before either existed still resume under
+        `colour: display` (and are refused under "linear" rather than mixing two pipelines); Blender's
+        leave out `colour`, which it ignores."""
         out = _to_plain(self)
+        if renderer == "blender" or out["colour"] == DISPLAY:
+            out.pop("colour")
         if renderer != "blender":
             out.pop("blender")
         return out
@@ -147,13 +162,23 @@ def _range(name: str, value, *, positive: bool = False, nonneg: bool = False, in
         raise SceneConfigError(f"{name}: must lie within [{lo}, {hi}], got [{a}, {b}]")
 
 
+def _is_int(v) -> bool:
+    # YAML's true/false are Python bools, which are ints too: `supersample: true` must not mean 1.
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
 def check(c: SceneConfig) -> None:
     """Raise `SceneConfigError` naming the first impossible setting (geometry against assets is
     checked later by `check_fits`, which needs the asset pool)."""
-    if not isinstance(c.image_size, int) or not 32 <= c.image_size <= 2048:
+    if not _is_int(c.image_size) or not 32 <= c.image_size <= 2048:
         raise SceneConfigError(f"image_size: must be an integer in [32, 2048], got {c.image_size!r}")
-    if not isinstance(c.supersample, int) or c.supersample < 1 or c.supersample % 2 == 0:
+    if not _is_int(c.supersample) or c.supersample < 1 or c.supersample % 2 == 0:
         raise SceneConfigError(f"supersample: must be an odd integer >= 1, got {c.supersample!r}")
+    if c.image_size * c.supersample > MAX_SAMPLED_SIDE:
+        raise SceneConfigError(f"supersample: {c.supersample} x image_size {c.image_size} = {c.image_size * c.supersample} "
+                               f"samples a side, more than the {MAX_SAMPLED_SIDE} the renderer allows; lower either")
+    if c.colour not in PIPELINES:
+        raise SceneConfigError(f"colour: must be {LINEAR!r} or {DISPLAY!r}, got {c.colour!r}")
     _range("assets_per_scene", c.assets_per_scene, integer=True, lo=1, hi=64)
     if "default" not in c.sizes:
         raise SceneConfigError("sizes: needs a 'default' entry for categories it does not name")
@@ -168,14 +193,14 @@ def check(c: SceneConfig) -> None:
             raise SceneConfigError(f"{name}: must be a number, got {v!r}")
     if not isinstance(c.floor.textured, bool) or not isinstance(c.metric_sizes, bool):
         raise SceneConfigError("floor.textured and metric_sizes must be true or false")
-    if c.floor.walls not in (0, 1, 2):
+    if not _is_int(c.floor.walls) or c.floor.walls not in (0, 1, 2):
         raise SceneConfigError(f"floor.walls: must be 0, 1 or 2, got {c.floor.walls!r}")
     if not c.floor.wall_height > 0:
         raise SceneConfigError(f"floor.wall_height: must be positive, got {c.floor.wall_height!r}")
     if not c.placement.margin >= 0:
         raise SceneConfigError(f"placement.margin: must not be negative, got {c.placement.margin!r}")
     _range("placement.yaw_deg", c.placement.yaw_deg, lo=-360, hi=720)
-    if not isinstance(c.placement.attempts, int) or c.placement.attempts < 1:
+    if not _is_int(c.placement.attempts) or c.placement.attempts < 1:
         raise SceneConfigError(f"placement.attempts: must be a positive integer, got {c.placement.attempts!r}")
     if not 0 < c.placement.area <= 1:
         raise SceneConfigError(f"placement.area: must be in (0, 1], got {c.placement.area!r}")
@@ -188,6 +213,8 @@ def check(c: SceneConfig) -> None:
     if not c.camera.target_jitter >= 0:
         raise SceneConfigError(f"camera.target_jitter: must not be negative, got {c.camera.target_jitter!r}")
     _range("lights.count", c.lights.count, integer=True, lo=1, hi=8)
+    if not isinstance(c.lights.types, (tuple, list)):  # a bare string would be read letter by letter
+        raise SceneConfigError(f"lights.types: expected a list such as [point, directional], got {c.lights.types!r}")
     bad = [t for t in c.lights.types if t not in ("point", "directional")] or (["(none)"] if not c.lights.types else [])
     if bad:
         raise SceneConfigError(f"lights.types: {bad} not among 'point', 'directional'")
@@ -196,10 +223,10 @@ def check(c: SceneConfig) -> None:
     _range("lights.height", c.lights.height, positive=True)
     _range("lights.radius", c.lights.radius, nonneg=True)
     _range("lights.warmth", c.lights.warmth, lo=-1.0, hi=1.0)
-    if not isinstance(c.min_visible_pixels, int) or c.min_visible_pixels < 1:
+    if not _is_int(c.min_visible_pixels) or c.min_visible_pixels < 1:
         raise SceneConfigError(f"min_visible_pixels: must be a positive integer, got {c.min_visible_pixels!r}")
     b = c.blender
-    if not isinstance(b.samples, int) or isinstance(b.samples, bool) or not 1 <= b.samples <= 4096:
+    if not _is_int(b.samples) or not 1 <= b.samples <= 4096:
         raise SceneConfigError(f"blender.samples: must be an integer in [1, 4096], got {b.samples!r}")
     if not isinstance(b.denoise, bool) or not isinstance(b.physics, bool):
         raise SceneConfigError("blender.denoise and blender.physics must be true or false")
@@ -212,7 +239,7 @@ def check(c: SceneConfig) -> None:
     _range("blender.kelvin", b.kelvin, lo=1000.0, hi=40000.0)
     _range("blender.exposure", b.exposure, lo=-5.0, hi=5.0)
     _range("blender.noise", b.noise, nonneg=True, hi=0.2)
-    if not isinstance(b.threads, int) or isinstance(b.threads, bool) or b.threads < 0:
+    if not _is_int(b.threads) or b.threads < 0:
         raise SceneConfigError(f"blender.threads: must be 0 (all cores) or a positive integer, got {b.threads!r}")
 
 
@@ -276,6 +303,7 @@ def load_config(path: str | Path | None) -> SceneConfig:
         # RecursionError: nesting deeper than Python's stack (e.g. thousands of "[")
         raise SceneConfigError(f"{p}: not valid YAML ({type(exc).__name__}: {str(exc)[:200]})") from None
     try:
-        return config_from_dict(data or {})
+        # Only an empty file (None) means "the defaults"; `[]`, `0` or `false` is a mistake to name.
+        return config_from_dict(data)
     except SceneConfigError as exc:
         raise SceneConfigError(f"{p}: {exc}") from exc

@@ -6,21 +6,25 @@ Layout:
     labels/000000.npz     depth (H,W) float32 (view-axis z in metres, 0 where nothing),
                           instance (H,W) uint16 (0: no object; values match the JSON's objects),
                           semantic (H,W) uint16 (index into artifact.json's semantic_classes)
-    labels/000000.json    the scene: seed, camera (eye, target, fov, K, c2w), lights, floor, objects
+    labels/000000.json    the scene: seed, camera (eye, target, fov, K, c2w), lights (the rasterizer's; a
+                          Blender scene's world and lights are under "blender"), floor, objects
                           (asset id, class, pose, scale, box, visible fraction, RLE mask), dropped assets
     coco.json             COCO instances (boxes + RLE masks, one category per object class)
     report.json           last run: scenes made/skipped, assets that failed to load, scenes/s
     preview.png           the first scenes with masks and boxes drawn
 
 A scene's JSON is written last, so its presence marks the scene done; a rerun skips finished
-scenes, and an interrupted run loses at most the scene in flight. Scene i's seed is derived
-from (--seed, i) alone, so any subset of scenes can be (re)made in any order with the same result.
+scenes, and an interrupted run loses at most the scene in flight. A scene that drew an asset whose
+mesh does not load is not written (the run lists it under failed_scenes), so once the file is fixed
+a rerun makes it as its seed says instead of keeping it without that asset. Scene i's seed is
+derived from (--seed, i) alone, so any subset of scenes can be (re)made in any order with the same result.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import os
 import time
 from collections import OrderedDict
 from pathlib import Path
@@ -44,6 +48,7 @@ from render_core.artifacts import (
 )
 from render_core.assets.loaders import LoadLimits, load_mesh
 from render_core.assets.mesh import MeshData, normalize
+from render_core.colour import DISPLAY
 from render_core.scenes.compose import STUFF_CLASSES, SceneAsset, compose
 from render_core.scenes.config import SceneConfig, SceneConfigError
 from render_core.scenes.folder import done_indices, has_scene, image_path, maps_path, read_record, record_path, scene_name
@@ -134,22 +139,99 @@ class MeshCache:
         return mesh
 
 
-def pool_digest(pool: list[SceneAsset], weights: np.ndarray) -> str:
+class AssetsFailedToLoad(RuntimeError):
+    """A scene drew assets whose meshes do not load; it is reported, not written."""
+
+    def __init__(self, dropped: list[dict]):
+        self.dropped = dropped
+        super().__init__("not written, so a rerun makes it once the mesh loads: "
+                         + "; ".join(f"asset {d['asset_id']} {d['reason']}" for d in dropped))
+
+
+def check_loadable(pool: list[SceneAsset], weights: np.ndarray, load: Callable[[SceneAsset], MeshData]) -> None:
+    """Refuse, before anything is written, a pool none of whose drawable meshes loads: every scene
+    would fail. Stops at the first mesh that loads (one load when the library is sound)."""
+    tried = []
+    for asset, w in zip(pool, weights):
+        if w <= 0:
+            continue
+        try:
+            load(asset)
+            return
+        except Exception as exc:  # any reason a mesh does not load counts the same here
+            tried.append((asset, exc))
+    try:
+        where = os.path.commonpath([str(a.path) for a, _ in tried])
+    except ValueError:  # relative and absolute paths mixed
+        where = str(tried[0][0].path.parent)
+    first, exc = tried[0]
+    raise ValueError(f"{where}: none of the {len(tried)} assets' meshes loads (first, {first.id}: {exc}); "
+                     "was the library moved or deleted? Restore it or choose other assets")
+
+
+# Version 2 added category, metric height (both set object heights) and the mesh file name; folders
+# whose header has no version were made with version 1 and are compared with it, so they still resume.
+POOL_DIGEST_VERSION = 2
+
+
+def pool_digest(pool: list[SceneAsset], weights: np.ndarray, version: int = POOL_DIGEST_VERSION) -> str:
+    """A digest of everything about the pool that a folder's scenes depend on."""
     h = hashlib.sha256()
     for a, w in zip(pool, weights):
-        h.update(f"{a.id}\t{a.label}\t{a.up_axis}\t{w:.12g}\n".encode("utf-8"))
+        line = f"{a.id}\t{a.label}\t{a.up_axis}\t{w:.12g}"
+        if version >= 2:
+            metric = "none" if a.metric_height is None else f"{a.metric_height:.12g}"
+            line += f"\t{a.category}\t{metric}\t{Path(a.path).name}"
+        h.update((line + "\n").encode("utf-8"))
     return h.hexdigest()
 
 
-def _check_or_write_header(out: Path, header: dict) -> None:
+_UNSET = object()
+
+
+def _resume_config(config: dict | None) -> dict | None:
+    """A header's config without the settings that change speed but not scenes (blender.threads)."""
+    if not isinstance(config, dict) or not isinstance(config.get("blender"), dict):
+        return config
+    return {**config, "blender": {k: v for k, v in config["blender"].items() if k != "threads"}}
+
+
+def _config_difference(old, new, prefix: str = "") -> str | None:
+    """The first setting that differs between two header configs, said for a person, or None."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for k in sorted(set(old) | set(new), key=str):
+            d = _config_difference(old.get(k, _UNSET), new.get(k, _UNSET), f"{prefix}{k}.")
+            if d:
+                return d
+        return None
+    if old == new:
+        return None
+    key = prefix.rstrip(".")
+    if key == "colour":  # absent: the rasterizer's colour pipeline before the setting existed (to_json omits it)
+        was, now = (DISPLAY if v is _UNSET else v for v in (old, new))
+        return (f"colour: its scenes were shaded with colour {was!r} and this config says {now!r}; add "
+                f"`colour: {was}` to the config to resume it")
+    said = lambda v: "not set" if v is _UNSET else repr(v)  # noqa: E731
+    return f"{key}: {said(old)} in the folder, {said(new)} now"
+
+
+def _check_or_write_header(out: Path, header: dict, pool_digests: dict[int, str]) -> None:
+    """Write `header` into a new folder, or check that an existing one was made the same way.
+    `pool_digests`: this pool's digest by version, for folders made before the current one."""
     if out.exists() and not out.is_dir():
         raise ArtifactError(f"{out}: is a file; scenes need a folder")
     if not (out / "artifact.json").exists() and (out / "labels").exists():
         raise ArtifactError(f"{out}: holds labels but no artifact.json (not a scenes folder of ours); use a new folder")
     if (out / "artifact.json").exists():
         old = read_header(out, "scenes")
+        new = {**header, "pool_digest": pool_digests.get(old.get("pool_digest_version", 1))}
         for key in ("renderer", "seed", "config", "pool_digest", "semantic_by"):
-            if old.get(key) != header.get(key):
+            if key == "config":
+                diff = _config_difference(_resume_config(old.get("config")), _resume_config(new.get("config")))
+                if diff:
+                    raise ArtifactError(f"{out}: already holds scenes made with a different config ({diff}); "
+                                        "generate into a new folder or delete it")
+            elif old.get(key) != new.get(key):
                 raise ArtifactError(f"{out}: already holds scenes made with a different {key} "
                                     f"({old.get(key)!r}); generate into a new folder or delete it")
         return
@@ -181,6 +263,8 @@ def generate_scenes(pool: list[SceneAsset], out: str | Path, n: int, seed: int, 
         raise ValueError(f"--seed: must be a non-negative integer, got {seed!r}")
     check_fits(pool, cfg)
     w = normalise_weights(pool, weights)
+    cache = MeshCache()
+    check_loadable(pool, w, cache)
     classes = semantic_classes(pool)
     semantic_of = {name: i for i, name in enumerate(classes)}
     out = Path(out)
@@ -190,17 +274,17 @@ def generate_scenes(pool: list[SceneAsset], out: str | Path, n: int, seed: int, 
         scene_renderer = BlenderSceneRenderer(cfg)  # before the header: without Blender, nothing is written
         extra = {"renderer": "blender"}
     else:
-        scene_renderer, extra = SceneRenderer(cfg.image_size, cfg.supersample, device), {}
+        scene_renderer, extra = SceneRenderer(cfg.image_size, cfg.supersample, device, cfg.colour), {}
     _check_or_write_header(out, make_header(
         "scenes", producer="assets2vec scenes generate", seed=int(seed), config=cfg.to_json(renderer), **extra,
         semantic_by=cfg.semantic_by, semantic_classes=classes, first_object_class=len(STUFF_CLASSES),
-        pool_size=len(pool), pool_digest=pool_digest(pool, w), selection=selection or {},
+        pool_size=len(pool), pool_digest=pool_digest(pool, w), pool_digest_version=POOL_DIGEST_VERSION,
+        selection=selection or {},
         camera_convention="c2w: OpenGL (camera looks along -Z, +Y up); K in pixels, pixel centres at +0.5; "
-                          "depth is z along the view axis in metres"))
+                          "depth is z along the view axis in metres"), {v: pool_digest(pool, w, v) for v in range(1, POOL_DIGEST_VERSION + 1)})
     image_path(out, 0).parent.mkdir(exist_ok=True)
     record_path(out, 0).parent.mkdir(exist_ok=True)
     sweep_stale_temps(out)  # left by a run killed mid-write
-    cache = MeshCache()
     made, skipped, failed_scenes = [], [], []
     dropped_assets: dict[str, str] = {}
     no_space = fell = 0
@@ -215,13 +299,16 @@ def generate_scenes(pool: list[SceneAsset], out: str | Path, n: int, seed: int, 
             s = scene_seed(seed, i)
             try:
                 scene, maps, objects = _make_scene(i, s, pool, w, cfg, cache, semantic_of, scene_renderer, classes)
+            except AssetsFailedToLoad as exc:
+                dropped_assets.update((d["asset_id"], d["reason"]) for d in exc.dropped)
+                failed_scenes.append({"index": i, "seed": s, "error": str(exc),
+                                      "failed_assets": sorted({d["asset_id"] for d in exc.dropped})})
+                continue
             except Exception as exc:  # one scene must not stop the batch; Ctrl-C still does
                 failed_scenes.append({"index": i, "seed": s, "error": f"{type(exc).__name__}: {exc}"})
                 continue
             for d in scene.dropped:
-                if d["reason"].startswith("failed to load"):
-                    dropped_assets[d["asset_id"]] = d["reason"]
-                elif d["reason"].startswith("fell"):
+                if d["reason"].startswith("fell"):
                     fell += 1
                 else:
                     no_space += 1
@@ -255,8 +342,12 @@ def generate_scenes(pool: list[SceneAsset], out: str | Path, n: int, seed: int, 
 
 
 def _make_scene(i: int, s: int, pool, w, cfg: SceneConfig, cache, semantic_of, renderer, classes):
-    """(scene, rendered maps, object annotations) of scene `i` drawn with seed `s`."""
+    """(scene, rendered maps, object annotations) of scene `i` drawn with seed `s`; raises
+    `AssetsFailedToLoad` before rendering when a drawn asset's mesh does not load."""
     scene = compose(i, s, pool, w, cfg, cache, semantic_of)
+    failed = [d for d in scene.dropped if d["reason"].startswith("failed to load")]
+    if failed:
+        raise AssetsFailedToLoad(failed)
     maps = renderer.render(scene)
     return scene, maps, annotate(scene, maps, classes, cfg.min_visible_pixels)
 
@@ -271,6 +362,9 @@ def _write_scene(out: Path, i: int, s: int, scene, maps, objects, cfg: SceneConf
         "objects": objects, "dropped": scene.dropped,
     }
     if "blender" in maps:  # what Blender drew, and how far its labels are from the rasterizer's
+        # Blender lights the scene with its own world and lights (under "blender"), not the lights and
+        # ambient sampled for the rasterizer; the background it does show, to camera rays leaving the room.
+        del record["lights"], record["ambient"]
         record.update(blender=maps["blender"], label_check=maps["label_check"])
     atomic_write_bytes(image_path(out, i), _png(maps["rgb"]))
     atomic_save_npz(maps_path(out, i), depth=maps["depth"], instance=maps["instance"], semantic=maps["semantic"])

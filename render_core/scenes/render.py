@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from pytorch3d.renderer import FoVPerspectiveCameras, MeshRendererWithFragments, RasterizationSettings, look_at_view_transform
 
+from render_core.colour import DISPLAY, LINEAR, PIPELINES, linear_to_srgb, srgb_to_linear
 from render_core.raster import make_rasterizer
 from render_core.rig import camera_to_world, intrinsics
 from render_core.scenes.compose import Scene
@@ -20,8 +21,13 @@ from render_core.scenes.shading import make_shader, to_pytorch3d
 
 
 class SceneRenderer:
-    def __init__(self, image_size: int, supersample: int = 1, device: torch.device | str = "cpu"):
-        self.size, self.ss = image_size, supersample
+    """`colour`: "linear" (decode sRGB inputs, shade and average samples in linear light, encode
+    the image as sRGB) or "display" (stored values shaded as they are); labels are the same either way."""
+
+    def __init__(self, image_size: int, supersample: int = 1, device: torch.device | str = "cpu", colour: str = LINEAR):
+        if colour not in PIPELINES:
+            raise ValueError(f"colour must be {LINEAR!r} or {DISPLAY!r}, got {colour!r}")
+        self.size, self.ss, self.colour = image_size, supersample, colour
         self.device = torch.device(device)
         self.shader = make_shader(self.device)
         S = image_size * supersample
@@ -48,10 +54,14 @@ class SceneRenderer:
         cams, c2w = self.cameras(scene)  # c2w (4, 4) on the CPU
         lights = to_pytorch3d(scene.lights, scene.ambient, self.device)
         s, H = self.ss, self.size
-        self.shader.blend_params = self.shader.blend_params.__class__(background_color=scene.background)
+        linear = self.colour == LINEAR
+        # The scene's background is a display colour like a texture's: decoded to be composited with
+        # linearly shaded surfaces, so the encoded image shows it as drawn.
+        background = tuple(float(x) for x in (srgb_to_linear(np.asarray(scene.background, np.float64)) if linear else scene.background))
+        self.shader.blend_params = self.shader.blend_params.__class__(background_color=background)
         zs, rgbs = [], []
         for layer in scene.layers:
-            meshes = layer.mesh.to_meshes(self.device)
+            meshes = layer.mesh.to_meshes(self.device, self.colour)
             images, frags = self.renderers[layer.cull_backfaces](meshes, cameras=cams, lights=lights)
             z = frags.zbuf[0, ..., 0]
             zs.append(torch.where(frags.pix_to_face[0, ..., 0] >= 0, z, torch.full_like(z, float("inf"))))
@@ -60,8 +70,10 @@ class SceneRenderer:
         zmin, win = Z.min(0)
         hit = torch.isfinite(zmin)
         rgb = torch.stack(rgbs).gather(0, win[None, ..., None].expand(1, *win.shape, 3))[0]
-        rgb = torch.where(hit[..., None], rgb, torch.tensor(scene.background, dtype=rgb.dtype, device=rgb.device))
-        rgb = rgb.reshape(H, s, H, s, 3).mean((1, 3))
+        rgb = torch.where(hit[..., None], rgb, torch.tensor(background, dtype=rgb.dtype, device=rgb.device))
+        rgb = rgb.reshape(H, s, H, s, 3).mean((1, 3))  # (H, W, 3); samples average as light does, before encoding
+        if linear:
+            rgb = linear_to_srgb(rgb)
         c = s // 2  # labels from the sample at each pixel centre: exact, never blended across edges
         win_c, hit_c, zmin_c, Zc = win[c::s, c::s], hit[c::s, c::s], zmin[c::s, c::s], Z[:, c::s, c::s]
         inst_of = torch.tensor([layer.instance for layer in scene.layers], device=self.device)

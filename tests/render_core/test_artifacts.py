@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import subprocess
 import sys
 import time
+
+import pytest
 
 from render_core import artifacts
 from render_core.artifacts import atomic_write_bytes, sweep_stale_temps
@@ -55,3 +59,38 @@ def test_a_rerun_render_sweeps_what_a_killed_one_left(small_library, tmp_path):
     stale.write_bytes(b"half an npz")
     render_library(open_library(small_library), out, cfg, progress=False)
     assert not stale.exists()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors through /proc")
+def test_a_failed_chmod_leaks_no_descriptor_and_no_temp_file(tmp_path, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "chmod", refuse)
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        with pytest.raises(PermissionError, match="x.bin"):
+            atomic_write_bytes(tmp_path / "x.bin", b"data")
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_rename_is_synced_in_its_folder_where_the_platform_allows(tmp_path, monkeypatch):
+    real_fsync, synced = os.fsync, []
+
+    def spy(fd):
+        synced.append("folder" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    atomic_write_bytes(tmp_path / "x.bin", b"data")
+    assert synced == ["file", "folder"]
+
+    def no_folders(fd):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "Invalid argument")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", no_folders)
+    atomic_write_bytes(tmp_path / "y.bin", b"more")  # a refusal to sync a folder is not a failed write
+    assert (tmp_path / "y.bin").read_bytes() == b"more"

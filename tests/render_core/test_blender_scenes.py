@@ -91,6 +91,44 @@ def test_blender_settings_are_checked_before_rendering():
     assert "blender" not in config_from_dict(None).to_json()  # raster folders made before the section still resume
 
 
+def test_a_blender_scene_record_does_not_claim_the_rasterizers_lights(pool, tmp_path):
+    """Blender lights a scene with its own world and lights: the record keeps those (under "blender")
+    and not the lights sampled for the rasterizer. Written from a rasterized scene: no Blender needed."""
+    from render_core.scenes.compose import compose
+    from render_core.scenes.folder import read_record
+    from render_core.scenes.generate import MeshCache, _write_scene, semantic_classes
+    from render_core.scenes.render import SceneRenderer
+
+    cfg = config_from_dict(CFG)
+    sem = {c: i for i, c in enumerate(semantic_classes(pool))}
+    scene = compose(0, 1, pool, np.full(len(pool), 1 / len(pool)), cfg, MeshCache(), sem)
+    maps = SceneRenderer(cfg.image_size).render(scene)
+    blender = {"world": {"kind": "colour", "strength": 0.5}, "lights": [{"type": "sun", "kelvin": 5000}]}
+    _write_scene(tmp_path, 0, 1, scene, {**maps, "blender": blender, "label_check": {"objects": 0}}, [], cfg)
+    rec = read_record(tmp_path, 0)
+    assert "lights" not in rec and "ambient" not in rec and rec["blender"] == blender
+    assert rec["background"] == list(scene.background)  # Blender shows it to camera rays leaving the room
+    _write_scene(tmp_path, 1, 1, scene, maps, [], cfg)  # the rasterizer's record keeps them
+    assert {"lights", "ambient", "background"} <= set(read_record(tmp_path, 1))
+
+
+def test_blender_threads_do_not_stop_a_resume_and_colour_is_not_recorded(tmp_path):
+    """Threads change speed, not scenes; Blender shades in linear light whatever `colour` says."""
+    from render_core.artifacts import ArtifactError, make_header
+    from render_core.scenes.generate import _check_or_write_header
+
+    def header(**blender):
+        cfg = config_from_dict({"colour": "display", "blender": blender})
+        return make_header("scenes", producer="test", seed=0, renderer="blender", config=cfg.to_json("blender"),
+                           pool_digest="d", pool_digest_version=2, semantic_by="family")
+
+    assert "colour" not in header()["config"]
+    _check_or_write_header(tmp_path, header(threads=2), {2: "d"})
+    _check_or_write_header(tmp_path, header(threads=8), {2: "d"})
+    with pytest.raises(ArtifactError, match=r"different config \(blender.samples: 32 in the folder, 8 now\)"):
+        _check_or_write_header(tmp_path, header(threads=2, samples=8), {2: "d"})
+
+
 def _png(path):
     from PIL import Image
 

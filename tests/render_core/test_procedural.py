@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import filecmp
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -41,6 +42,49 @@ def test_generate_refuses_a_different_library_in_place(tmp_path):
     generate_library(tmp_path / "lib", 4, 0, progress=False)  # same library: fine, idempotent
     with pytest.raises(ValueError, match="different library"):
         generate_library(tmp_path / "lib", 4, 5, progress=False)
+
+
+def test_generate_refuses_other_proposals_and_a_folder_that_is_not_a_library(tmp_path):
+    from render_core import artifacts
+
+    proposals = [{"family": f, "params": make_asset(f, np.random.default_rng(i))[5]} for i, f in enumerate(("chair", "table"))]
+    lib = tmp_path / "lib"
+    generate_library(lib, 0, 3, proposals=proposals, progress=False)
+    generate_library(lib, 0, 3, proposals=proposals, progress=False)  # the same proposals: fine
+    other = [proposals[0], {**proposals[1], "params": {**proposals[1]["params"], "pattern_scale": 0.5}}]
+    with pytest.raises(ValueError, match="different library .*differs in proposals"):
+        generate_library(lib, 0, 3, proposals=other, progress=False)
+    with pytest.raises(ValueError, match="different library .*differs in from_proposals"):
+        generate_library(lib, 2, 3, families=["chair", "table"], progress=False)  # same seed, n, families: not proposals
+    # A header from before the digest was kept cannot show its proposals are the same.
+    header = json.loads((lib / "artifact.json").read_text())
+    del header["proposals_sha256"]
+    (lib / "artifact.json").write_text(json.dumps(header))
+    with pytest.raises(ValueError, match="proposals \\(not recorded"):
+        generate_library(lib, 0, 3, proposals=proposals, progress=False)
+    # One without proposals, from before `from_proposals` was recorded, resumes as "no proposals".
+    generate_library(tmp_path / "plain", 2, 0, progress=False)
+    header = json.loads((tmp_path / "plain" / "artifact.json").read_text())
+    assert "proposals_sha256" not in header
+    del header["from_proposals"]
+    (tmp_path / "plain" / "artifact.json").write_text(json.dumps(header))
+    generate_library(tmp_path / "plain", 2, 0, progress=False)
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("mine")
+    with pytest.raises(ValueError, match="notes: not empty and not a library \\(todo.txt\\)"):
+        generate_library(notes, 2, 0, progress=False)
+    assert sorted(p.name for p in notes.iterdir()) == ["todo.txt"]
+    # A killed writer's temp file is not someone else's content: swept, and the library written.
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    stale = killed / f".artifact.json.{artifacts._HOST}.{proc.pid}.ab12.tmp"
+    stale.write_text("{")
+    generate_library(killed, 2, 0, progress=False)
+    assert not stale.exists() and (killed / "manifest.jsonl").exists()
 
 
 def test_unknown_family(tmp_path):

@@ -157,17 +157,91 @@ def test_generate_writes_loadable_coco_and_is_reproducible(pool, tmp_path):
         generate_scenes(pool, tmp_path / "a", 4, 1, cfg, progress=False)
 
 
-def test_an_asset_that_no_longer_loads_is_skipped_and_reported(pool, tmp_path):
+CUBE_OBJ = "".join(f"v {x} {y} {z}\n" for x in (0, 1) for y in (0, 1) for z in (0, 1)) + (
+    "f 1 2 4 3\nf 5 7 8 6\nf 1 5 6 2\nf 3 4 8 7\nf 1 3 7 5\nf 2 6 8 4\n")
+
+
+def test_a_scene_whose_asset_does_not_load_is_not_written_and_a_rerun_makes_it(pool, tmp_path):
     broken = tmp_path / "broken.obj"
     broken.write_text("v 0 0 0\nf 1 2 3\n")
     bad = SceneAsset("broken-asset", broken, "chair", "chair", None, None)
-    weights = np.array([1.0] * len(pool) + [20.0])
-    rep = generate_scenes(pool + [bad], tmp_path / "s", 3, 0, config_from_dict(CFG), weights, progress=False)
-    assert rep["made"] == 3
+    weights = np.array([1.0] * len(pool) + [3.0])
+    cfg, out = config_from_dict(CFG), tmp_path / "s"
+    rep = generate_scenes(pool + [bad], out, 4, 0, cfg, weights, progress=False)
+    failed = [f["index"] for f in rep["failed_scenes"]]
+    assert failed and rep["made"] == 4 - len(failed) > 0, rep
+    for f in rep["failed_scenes"]:
+        assert f["failed_assets"] == ["broken-asset"] and "broken.obj" in f["error"] and "rerun" in f["error"]
     assert [f["asset_id"] for f in rep["failed_assets"]] == ["broken-asset"] and "broken.obj" in rep["failed_assets"][0]["error"]
-    recs = [json.loads(p.read_text()) for p in sorted((tmp_path / "s" / "labels").glob("*.json"))]
-    assert any(d["asset_id"] == "broken-asset" for r in recs for d in r["dropped"])
-    assert all(o["asset_id"] != "broken-asset" for r in recs for o in r["objects"])
+    assert not any((out / "labels" / f"{i:06d}.json").exists() or (out / "images" / f"{i:06d}.png").exists() for i in failed)
+    recs = [json.loads(p.read_text()) for p in sorted((out / "labels").glob("*.json"))]
+    assert all(d["asset_id"] != "broken-asset" for r in recs for d in r["dropped"])
+    # Once the file loads, a rerun makes exactly the scenes that failed, with the asset in them.
+    broken.write_text(CUBE_OBJ)
+    again = generate_scenes(pool + [bad], out, 4, 0, cfg, weights, progress=False)
+    assert again["made"] == len(failed) and again["skipped"] == 4 - len(failed) and not again["failed_scenes"]
+    for i in failed:
+        rec = json.loads((out / "labels" / f"{i:06d}.json").read_text())
+        assert any(o["asset_id"] == "broken-asset" for o in rec["objects"] + rec["dropped"])
+
+
+def test_a_pool_where_no_mesh_loads_is_refused_before_anything_is_written(tmp_path):
+    lib = tmp_path / "gone_library"
+    pool = [SceneAsset(f"a{i}", lib / "meshes" / f"a{i}" / "model.obj", "chair", "chair", None, None) for i in range(3)]
+    with pytest.raises(ValueError, match=r"gone_library.*none of the 3 assets' meshes loads \(first, a0: .*model.obj"):
+        generate_scenes(pool, tmp_path / "out", 2, 0, config_from_dict(CFG), progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_linear_colour_shades_differently_but_keeps_background_and_labels(pool):
+    # No walls and a far camera: the floor ends inside the picture, so the backdrop shows.
+    scene, _, cfg = _scene(pool, 3, config_from_dict({**CFG, "floor": {"walls": 0}, "camera": {"distance": [9, 9]}}))
+    assert cfg.colour == "linear"  # the default, as datasets and Blender scenes
+    linear = SceneRenderer(cfg.image_size).render(scene)
+    display = SceneRenderer(cfg.image_size, colour="display").render(scene)
+    for key in ("instance", "semantic", "depth"):
+        assert np.array_equal(linear[key], display[key]), key
+    empty = linear["semantic"] == STUFF_CLASSES.index("background")
+    assert empty.sum() > 20
+    expected = np.asarray(scene.background) * 255
+    for maps in (linear, display):  # the backdrop is drawn as given, whatever the pipeline
+        assert np.abs(maps["rgb"][empty] - expected).max() <= 1.0
+    lit = ~empty
+    assert np.abs(linear["rgb"][lit].astype(int) - display["rgb"][lit]).mean() > 5
+
+
+def test_folders_made_before_the_colour_setting_resume_only_as_display(pool, tmp_path):
+    display = config_from_dict({**CFG, "colour": "display"})
+    generate_scenes(pool, tmp_path / "old", 1, 0, display, progress=False)
+    assert "colour" not in json.loads((tmp_path / "old" / "artifact.json").read_text())["config"]  # as before the key
+    assert generate_scenes(pool, tmp_path / "old", 2, 0, display, progress=False)["made"] == 1
+    with pytest.raises(ValueError, match=r"different config \(colour: .*'display'.*'linear'; add `colour: display`"):
+        generate_scenes(pool, tmp_path / "old", 3, 0, config_from_dict(CFG), progress=False)
+    generate_scenes(pool, tmp_path / "new", 1, 0, config_from_dict(CFG), progress=False)
+    assert json.loads((tmp_path / "new" / "artifact.json").read_text())["config"]["colour"] == "linear"
+    with pytest.raises(ValueError, match=r"colour: .*'linear'.*'display'"):
+        generate_scenes(pool, tmp_path / "new", 1, 0, display, progress=False)
+
+
+def test_resume_refuses_a_pool_whose_heights_changed_and_accepts_old_digests(pool, tmp_path):
+    from dataclasses import replace
+
+    from render_core.artifacts import ArtifactError
+    from render_core.scenes.generate import normalise_weights, pool_digest
+
+    cfg, out = config_from_dict(CFG), tmp_path / "s"
+    generate_scenes(pool, out, 1, 0, cfg, progress=False)
+    for changed in ([replace(a, metric_height=a.metric_height * 1.1) for a in pool], [replace(a, category="sofa") for a in pool]):
+        with pytest.raises(ArtifactError, match="different pool_digest"):
+            generate_scenes(changed, out, 1, 0, cfg, progress=False)
+    w = normalise_weights(pool, None)
+    assert pool_digest([replace(a, path=a.path.with_name("other.obj")) for a in pool], w) != pool_digest(pool, w)
+    # A folder made before the digest had a version holds the version-1 digest: it still resumes.
+    header = json.loads((out / "artifact.json").read_text())
+    del header["pool_digest_version"]
+    header["pool_digest"] = pool_digest(pool, normalise_weights(pool, None), version=1)
+    (out / "artifact.json").write_text(json.dumps(header))
+    assert generate_scenes(pool, out, 2, 0, cfg, progress=False)["made"] == 1
 
 
 @pytest.mark.parametrize("override, match", [
@@ -182,6 +256,31 @@ def test_impossible_config_fails_before_rendering(pool, tmp_path, override, matc
     with pytest.raises(SceneConfigError, match=match):
         generate_scenes(pool, tmp_path / "out", 2, 0, config_from_dict({**CFG, **override}), progress=False)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("override, match", [
+    ({"supersample": True}, "supersample: must be an odd integer"),
+    ({"image_size": True}, "image_size: must be an integer"),
+    ({"placement": {"attempts": True}}, "placement.attempts: must be a positive integer"),
+    ({"min_visible_pixels": True}, "min_visible_pixels: must be a positive integer"),
+    ({"floor": {"walls": True}}, "floor.walls: must be 0, 1 or 2"),
+    ({"image_size": 2048, "supersample": 5}, r"supersample: 5 x image_size 2048 = 10240 .* 8192"),
+    ({"lights": {"types": "point"}}, r"lights.types: expected a list such as \[point, directional\], got 'point'"),
+    ({"colour": "srgb"}, "colour: must be 'linear' or 'display'"),
+])
+def test_settings_of_the_wrong_kind_are_refused(override, match):
+    with pytest.raises(SceneConfigError, match=match):
+        config_from_dict(override)
+
+
+@pytest.mark.parametrize("text, kind", [("[]\n", "list"), ("0\n", "int"), ("false\n", "bool"), ("just words\n", "str")])
+def test_a_config_file_that_is_not_a_mapping_names_the_file(tmp_path, text, kind):
+    p = tmp_path / "scenes.yaml"
+    p.write_text(text)
+    with pytest.raises(SceneConfigError, match=rf"scenes.yaml: config: expected a mapping .* got {kind}"):
+        load_config(p)
+    p.write_text("# nothing set\n")  # an empty file is the defaults
+    assert load_config(p) == load_config(None)
 
 
 def test_config_file_errors_name_the_file(tmp_path):

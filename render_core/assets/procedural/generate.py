@@ -6,13 +6,15 @@ asset's files depend only on (seed, index): same seed, byte-identical library.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from tqdm import tqdm
 
-from render_core.artifacts import make_header, read_header, write_header
+from render_core.artifacts import HEADER_NAME, is_temp_name, make_header, read_header, sweep_stale_temps, write_header
 from render_core.assets.procedural import FAMILIES
 from render_core.assets.procedural.appearance import appearance_from_params, sample_appearance, texture_image, triplanar_uvs
 from render_core.assets.records import AssetRecord, write_manifest
@@ -47,8 +49,6 @@ def make_asset(family_name: str, rng: np.random.Generator, given: dict[str, floa
 
 def read_proposals(path: str | Path) -> list[dict]:
     """The proposed assets of a file written by `assets2vec sparse --proposals`, checked."""
-    import json
-
     try:
         doc = json.loads(Path(path).read_text("utf-8"))
     except (OSError, ValueError) as exc:
@@ -61,6 +61,45 @@ def read_proposals(path: str | Path) -> list[dict]:
     if not doc["assets"]:
         raise ValueError(f"{path}: proposes no assets")
     return doc["assets"]
+
+
+def proposals_digest(proposals: list[dict] | None) -> str | None:
+    """sha256 of the proposals as canonical JSON (keys sorted, order of assets kept), or None."""
+    if proposals is None:
+        return None
+    def plain(o):  # proposals made in memory may hold NumPy numbers; written to a file, they are floats
+        if isinstance(o, np.generic):
+            return o.item()
+        raise TypeError(f"proposals: {type(o).__name__} value {o!r} is not a number or text")
+
+    text = json.dumps(proposals, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=plain)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _check_folder(out: Path, seed: int, n: int, families: list[str], proposals: list[dict] | None) -> None:
+    """Refuse a folder that holds anything but this same library (or nothing)."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: is a file; a library needs a folder")
+    if not (out / HEADER_NAME).exists():
+        # Temp files of a killed writer are ours to sweep, not someone else's content.
+        other = sorted(p.name for p in out.iterdir() if not is_temp_name(p.name)) if out.exists() else []
+        if other:
+            raise ValueError(f"{out}: not empty and not a library ({', '.join(other[:3])}{', ...' if len(other) > 3 else ''}); "
+                             "choose an empty folder")
+        return
+    header = read_header(out, "library")
+    # Headers from before proposals were recorded: a library from proposals had `from_proposals`
+    # true but no digest, and cannot be shown to be the same; one without them had neither.
+    old = {"seed": header.get("seed"), "n": header.get("n"), "families": header.get("families"),
+           "from_proposals": bool(header.get("from_proposals", False)), "proposals_sha256": header.get("proposals_sha256")}
+    new = {"seed": seed, "n": n, "families": families, "from_proposals": proposals is not None,
+           "proposals_sha256": proposals_digest(proposals)}
+    diff = next((k for k in new if old[k] != new[k]), None)
+    if diff is not None:
+        said = {"proposals_sha256": "proposals" + (" (not recorded: made before their digest was kept)"
+                                                   if old["from_proposals"] and old["proposals_sha256"] is None else "")}
+        raise ValueError(f"{out} already holds a different library (seed {old['seed']}, n {old['n']}; differs in "
+                         f"{said.get(diff, diff)}); choose an empty folder")
 
 
 def generate_library(out: str | Path, n: int, seed: int, families: Sequence[str] | None = None, progress: bool = True,
@@ -78,13 +117,12 @@ def generate_library(out: str | Path, n: int, seed: int, families: Sequence[str]
     if unknown:
         raise ValueError(f"unknown famil{'y' if len(unknown) == 1 else 'ies'} {unknown}; choose from {sorted(FAMILIES)}")
     out = Path(out)
-    if (out / "artifact.json").exists():
-        header = read_header(out, "library")
-        if header.get("seed") != seed or header.get("n") != n or header.get("families") != families:
-            raise ValueError(f"{out} already holds a different library (seed {header.get('seed')}, n {header.get('n')}); choose an empty folder")
+    _check_folder(out, int(seed), n, families, proposals)
     out.mkdir(parents=True, exist_ok=True)
+    sweep_stale_temps(out)  # left by a run killed mid-write
     write_header(out, make_header("library", producer="assets2vec assets generate", seed=int(seed), n=n, families=families, up_axis="y",
-                                  units="metres", from_proposals=proposals is not None))
+                                  units="metres", from_proposals=proposals is not None,
+                                  **({"proposals_sha256": proposals_digest(proposals)} if proposals is not None else {})))
     streams = np.random.SeedSequence(int(seed)).spawn(n)
     records = []
     for i in tqdm(range(n), desc="generate", unit="asset", disable=not progress):
