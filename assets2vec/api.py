@@ -21,9 +21,12 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import math
 import os
 import sys
+import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
@@ -47,6 +50,9 @@ if TYPE_CHECKING:
     from assets2vec.photo_fit import MatchRule
 
 MAX_LABELS_BYTES = 16 << 20
+# Filtered views kept per catalog: a view of a large subset holds a copy of its vectors, and an app
+# user who types filters would otherwise add one per keystroke for the life of the server.
+RESTRICTED_CACHE = 16
 PHOTO_BANK_GRID = 10  # pixels across the photo bank's renders (a 10 x 10 grid of the framed crop)
 
 
@@ -66,13 +72,19 @@ class Catalog:
         # is open is then seen at query time (a clear "open it again"), not mixed with the old vectors.
         self._checked_version = store.data_version()  # asked first: a commit after it is seen at query time
         self._opened_version = self._checked_version  # the database state these vectors were read at
-        self._fit_digest = store.meta_digest("geometry_pca", "transform")
-        self.rows, self._vectors, self.transform = load_vectors(store, self._fit_digest)
-        self.ids = store.ids()
+        with store.read():  # one snapshot: a build committing meanwhile cannot pair these ids with other vectors
+            self._fit_digest = store.meta_digest("geometry_pca", "transform")
+            self.rows, self._vectors, self.transform = load_vectors(store, self._fit_digest)
+            self.ids = store.ids()
+            texture_only = store.get_meta(TEXTURE_ONLY) if TEXTURE_ONLY in self._vectors else None
         self._pos = {int(r): i for i, r in enumerate(self.rows)}
         self._where_is: dict[str, int] | None = None  # asset id -> position, built by the first search by id
         self._indexes: dict[str, LatentIndex] = {}
-        self._restricted: dict[tuple[str, str, float], RestrictedIndex] = {}
+        # Filtered views, most recently used last; emptied when the database changes (tags and predictions
+        # decide which assets a filter keeps), by this reader or by another process.
+        self._restricted: OrderedDict[tuple[str, str, float], RestrictedIndex] = OrderedDict()
+        self._restricted_stamp = store.change_stamp()
+        self._restricted_lock = threading.Lock()  # the app's sessions share one catalog, each in its own thread
         self._model = None
         self._run: str | None = None
         self._bank = None  # the run's inversion bank, loaded (or built) by the first image search
@@ -81,7 +93,7 @@ class Catalog:
         self._segmenter = None  # the run's photo segmenter, read by the first image search (False: it has none)
         self._segmenter_path: Path | None = None
         self._geometry_pca = None  # read by the first query that needs codes in the geometry space
-        self._texture_only = (NeighbourResidual.from_json(store.get_meta(TEXTURE_ONLY)) if TEXTURE_ONLY in self._vectors else None)
+        self._texture_only = NeighbourResidual.from_json(texture_only) if texture_only is not None else None
 
     @classmethod
     def open(cls, path: str | os.PathLike, *, use_gpu: bool | None = None, log=None, device=None) -> "Catalog":
@@ -178,10 +190,23 @@ class Catalog:
         if not where:
             return self.index(space)
         key = (space, where, min_confidence)
-        if key not in self._restricted:
-            rows = filter_rows(self.store, where, self.rows, min_confidence)
-            self._restricted[key] = self.index(space).restrict(np.array([self._pos[int(r)] for r in rows], dtype=np.int64))
-        return self._restricted[key]
+        stamp = self.store.change_stamp()
+        with self._restricted_lock:
+            if stamp != self._restricted_stamp:
+                self._restricted.clear()
+                self._restricted_stamp = stamp
+            view = self._restricted.get(key)
+            if view is not None:
+                self._restricted.move_to_end(key)
+                return view
+        rows = filter_rows(self.store, where, self.rows, min_confidence)
+        view = self.index(space).restrict(np.array([self._pos[int(r)] for r in rows], dtype=np.int64))
+        with self._restricted_lock:
+            if stamp == self._restricted_stamp:  # not when the database changed while the view was built
+                self._restricted[key] = view
+                while len(self._restricted) > RESTRICTED_CACHE:
+                    self._restricted.popitem(last=False)
+        return view
 
     # -- search -----------------------------------------------------------------------------------
     def similar(self, asset_id: str, k: int = 10, space: str = "joint", where: str | None = None,
@@ -242,19 +267,22 @@ class Catalog:
         self._checked_version = version
 
     def search_image(self, image: np.ndarray | str | os.PathLike | bytes, k: int = 5, space: str = "joint",
-                     where: str | None = None, seed: int = 0, box=None, rule: "MatchRule | None" = None) -> dict[str, Any]:
+                     where: str | None = None, seed: int = 0, box=None, rule: "MatchRule | None" = None,
+                     name: str | None = None) -> dict[str, Any]:
         """Which asset is in this photo: find the object, fit the run's codes, a camera and a colour
         transform to it (`assets2vec.photo_fit`), and search with the fitted codes.
 
         `image`: a path, encoded bytes, or an (H, W, 3|4) uint8 array; any camera, any background
         (the object is taken from the alpha when there is one, else segmented). `box`: optional
-        (x0, y0, x1, y1) in photo pixels around the object, for cluttered photos.
+        (x0, y0, x1, y1) in photo pixels around the object, for cluttered photos. `name`: what errors call
+        the photo (default: its path, or "photo").
         The first search of a run builds its photo bank (every training code rendered from a sphere of
         poses on a coarse grid) and saves it in the run folder. When the run has a photo encoder
         (`assets2vec photo-encoder RUN`), the encoder names the asset and the fit, on that asset only,
         finds the camera, the colour transform and the codes; without one, the fit compares every asset.
         `confidence`: the fit's silhouette IoU, colour PSNR and loss (the match rule reads these), the
-        margin to the runner-up (the encoder's probability ratio less one, or the fit's loss ratio), and
+        margin to the runner-up (the encoder's probability ratio less one, or the fit's loss ratio; None
+        when there is no runner-up), and
         the encoder's probability of the answer (None without an encoder).
 
         Returns {"match": the asset id, or None when no catalog asset explains the photo well enough
@@ -275,8 +303,8 @@ class Catalog:
         from assets2vec.photo_fit import ENCODER_RULE, MatchRule, PhotoFitConfig, fit_photo
 
         model, _, size = self.model()
-        name = str(image) if isinstance(image, (str, os.PathLike)) else "photo"
-        photo = read_image(image) if isinstance(image, (str, os.PathLike, bytes, bytearray)) else np.asarray(image)
+        name = name or (str(image) if isinstance(image, (str, os.PathLike)) else "photo")
+        photo = read_image(image, name) if isinstance(image, (str, os.PathLike, bytes, bytearray)) else np.asarray(image)
         prepared = prepare_photo(photo, size, box=box, name=name, segmenter=self.photo_segmenter())
         encoder, bank = self.photo_encoder(), self.photo_bank()  # read (or built) once per catalog
         t0 = time.time()
@@ -285,15 +313,18 @@ class Catalog:
             fit = fit_photo(model, prepared, bank, PhotoFitConfig(seed=seed))
             asset = self._run_ids[fit.row]
             runner = None if fit.runner_up is None else self._run_ids[fit.runner_up]
-            margin, ranked = fit.margin, f"runner-up {runner} {fit.margin:+.0%} worse"
+            margin = fit.margin
+            ranked = "no runner-up" if runner is None else f"runner-up {runner} {fit.margin:+.0%} worse"
         else:  # the encoder names the asset; the fit finds its camera, colour and codes, and checks it
             probs = encoder.probabilities(prepared.image)
             top = torch.topk(probs, min(PROPOSALS, len(probs)))
             proposals, probability = [self._run_ids[int(r)] for r in top.indices], float(top.values[0])
             fit = fit_photo(model, prepared, bank, PhotoFitConfig(seed=seed), codes=top.indices[:1])
             asset, runner = proposals[0], proposals[1] if len(proposals) > 1 else None
-            margin = float(top.values[0] / top.values[1].clamp(min=1e-9) - 1) if len(proposals) > 1 else float("inf")
+            margin = float(top.values[0] / top.values[1].clamp(min=1e-9) - 1) if len(proposals) > 1 else None
             ranked = f"probability {probability:.0%}, runner-up {runner}"
+        seconds = time.time() - t0
+        margin = None if margin is None or not math.isfinite(margin) else round(margin, 4)  # JSON has no infinity
         rule = rule or (MatchRule() if encoder is None else ENCODER_RULE)
         s, t = fit.shape_code.cpu().numpy(), fit.texture_code.cpu().numpy()
         matched = rule(fit, probability)
@@ -302,14 +333,14 @@ class Catalog:
                    f"{fit.iou:.2f} and {fit.psnr:.1f} dB ({rule.describe()})")
         return {
             "match": asset if matched else None, "verdict": verdict,
-            "confidence": {"iou": round(fit.iou, 4), "psnr": round(fit.psnr, 2), "margin": round(margin, 4),
+            "confidence": {"iou": round(fit.iou, 4), "psnr": round(fit.psnr, 2), "margin": margin,
                            "loss": round(fit.loss, 5), "joint_loss": round(fit.joint_loss, 5), "probability": probability},
             "asset": asset, "runner_up": runner,
             "neighbours": self.search_codes(s, t, k, space, where), "shape_code": s, "texture_code": t,
             "camera": {"c2w": fit.c2w, "K": prepared.framing.intrinsics_in_photo(fit.K), "K_crop": fit.K,
                        "photo_size": prepared.framing.photo_size},
             "colour": {"gain": fit.gain}, "mask_source": prepared.mask_source, "mask": prepared.mask,
-            "proposals": proposals, "fit_psnr": round(fit.psnr, 2), "seconds": round(time.time() - t0, 2),
+            "proposals": proposals, "fit_psnr": round(fit.psnr, 2), "seconds": round(seconds, 2),
             "render": (np.clip(fit.render[..., :3], 0, 1) * 255 + 0.5).astype(np.uint8),
             "overlay": overlay(photo, prepared.framing, fit.render),
         }
@@ -361,7 +392,6 @@ class Catalog:
         rows = self.store.rows_of(labels)
         with self.store.write():
             self.store.set_tags(name, rows, list(labels.values()))
-        self._restricted.clear()
 
     def tag(self, attribute: str, labels: dict[str, str] | str | os.PathLike | None = None, space: str = "joint",
             where: str | None = None, candidates: tuple[str, ...] = CANDIDATES, seed: int = 0, suggest: int = 10) -> dict[str, Any]:
@@ -400,7 +430,6 @@ class Catalog:
             else:
                 cid = self.store.add_classifier(attribute, space, clf.model_name_, clf.cv_accuracy_, len(y), clf.classes_.tolist(), details)
                 self.store.put_predictions(attribute, self.rows[scope], pred.tolist(), conf, cid)
-        self._restricted.clear()
         unlabelled = np.flatnonzero(~np.isin(scope, lab_pos))
         order = unlabelled[uncertainty_order(proba[unlabelled])][:suggest]
         values, counts = np.unique(pred, return_counts=True)
@@ -449,7 +478,11 @@ class Catalog:
         """2D map of `space`: {"coords" (n, 2), "labels" (n,), "ids", "sparse" (m, 2)}; with `path`, also a PNG.
 
         `sparse`: also place the m sparsest regions on the map (at the mean position of their
-        bordering assets, since t-SNE cannot project new points)."""
+        bordering assets, since t-SNE cannot project new points). `color_by`: an attribute or tag
+        (`store.attribute_names()`); another name is a `CatalogError` listing them."""
+        names = self.store.attribute_names()
+        if color_by not in names:
+            raise CatalogError(f"color_by: no attribute or tag named {color_by!r}; this catalog has {', '.join(names)}")
         coords = latent_map.project(self.vectors(space), method, seed)
         labels = self.values(color_by)
         regions = self.sparse_regions(sparse, space, samples=1, seed=seed, propose=False) if sparse else []
@@ -566,10 +599,13 @@ class Catalog:
             raise CatalogError("the selection is empty: no asset matches it")
         return chosen
 
-    def scene_assets(self, ids: list[str], semantic_by: str = "family", min_confidence: float = 0.5):
-        """`SceneAsset`s (mesh file, class, size) for `ids`, classed by attribute or tag `semantic_by`."""
+    def scene_assets(self, ids: list[str], semantic_by: str = "family", min_confidence: float = 0.5,
+                     unavailable: dict[str, str] | None = None):
+        """`SceneAsset`s (mesh file, class, size) for `ids`, classed by attribute or tag `semantic_by`.
+        Assets whose mesh cannot be found through their dataset are left out; `unavailable`, when
+        given, receives them as {asset id: why} (see `scene_pool`)."""
         pos = self._positions(ids)
-        return scene_pool(self.store, self.rows[pos], list(ids), semantic_by, min_confidence)
+        return scene_pool(self.store, self.rows[pos], list(ids), semantic_by, min_confidence, unavailable)
 
     def generate_scenes(self, out: str | os.PathLike, n: int, seed: int = 0, config=None, *,
                         where: str | None = None, like: str | None = None, k: int = 50, space: str = "joint",
@@ -579,19 +615,32 @@ class Catalog:
 
         `config`: a `SceneConfig`, a YAML path or None (defaults); `weights`: a CSV path or
         {asset id: weight} (from `weak_spots` or the coverage page), drawn proportionally within
-        the selection. Returns the run report; rerunning resumes."""
+        the selection. Returns the run report; rerunning resumes. Selected assets whose mesh cannot be
+        found through their dataset are left out of the pool and listed in the report's "failed_assets"."""
         from render_core.scenes import SceneConfig, generate_scenes, load_config
 
         cfg = config if isinstance(config, SceneConfig) else load_config(config)
         chosen = self.select(where, like, k, space, ids, min_confidence)
-        pool = self.scene_assets(chosen, cfg.semantic_by, min_confidence)
+        unavailable: dict[str, str] = {}
+        pool = self.scene_assets(chosen, cfg.semantic_by, min_confidence, unavailable)
+        if not pool:
+            first = next(iter(unavailable.items()))
+            raise CatalogError(f"none of the {len(chosen)} selected assets has a mesh to compose scenes from "
+                               f"(e.g. {first[0]}: {first[1]})")
         w = read_weights(weights, chosen, set(self.ids)) if weights is not None else None
+        if w is not None and unavailable:
+            kept = {a.id for a in pool}
+            w = w[[i for i, a in enumerate(chosen) if a in kept]]
         selection = {"catalog": str(self.path.resolve()), "where": where, "like": like, "k": k if like else None,
                      "space": space if like else None, "weights": str(weights) if isinstance(weights, (str, os.PathLike)) else
                      ("dict" if weights is not None else None), "assets": len(chosen)}
         device = str(self.device) if device is None else device  # the scenes rasterize where the network runs
-        return generate_scenes(pool, out, n, seed, cfg, w, selection, device=device, progress=progress, on_scene=on_scene,
-                               renderer=renderer)
+        report = generate_scenes(pool, out, n, seed, cfg, w, selection, device=device, progress=progress, on_scene=on_scene,
+                                 renderer=renderer)
+        if unavailable:
+            failed = report["failed_assets"] + [{"asset_id": a, "error": e} for a, e in unavailable.items()]
+            report["failed_assets"] = sorted(failed, key=lambda f: f["asset_id"])
+        return report
 
     def weak_spots(self, errors: str | os.PathLike, scenes: str | os.PathLike | None = None, space: str = "shape",
                    n: int = 3, size: int = 10, k: int = 10, prior: str | os.PathLike | dict | None = None,

@@ -38,6 +38,19 @@ def _mode(im) -> str:
     return "RGBA" if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info else "RGB"
 
 
+def _eight_bit(im):
+    """8-bit grey for 16-bit and float single-channel images, which PIL's convert would clip at 255."""
+    from PIL import Image
+
+    if im.mode.startswith("I;16") or im.mode in ("I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        peak = float(np.nanmax(a, initial=0.0))
+        top = 1.0 if im.mode == "F" and peak <= 1.0 else (255.0 if peak <= 255 else 65535.0)
+        a = np.nan_to_num(a)
+        return Image.fromarray(np.clip(a / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    return im
+
+
 def read_image(source: str | Path | bytes, name: str | None = None) -> np.ndarray:
     """(H, W, 3|4) uint8 as the file holds it (RGBA when it carries transparency), from a path or
     encoded bytes (PNG, JPEG, ...), refusing files over `MAX_FILE_BYTES` and images over `MAX_PIXELS`
@@ -45,7 +58,7 @@ def read_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
     import io
     import warnings
 
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     if isinstance(source, (bytes, bytearray)):
         name = name or "upload"
@@ -55,7 +68,10 @@ def read_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
         name = name or str(path)
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such image")
-        data = path.read_bytes() if path.stat().st_size <= MAX_FILE_BYTES else b"x" * (MAX_FILE_BYTES + 1)
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ValueError(f"{name}: {size / 2**20:.1f} MB exceeds the {MAX_FILE_BYTES >> 20} MB limit")
+        data = path.read_bytes()
     if len(data) > MAX_FILE_BYTES:
         raise ValueError(f"{name}: {len(data) / 2**20:.1f} MB exceeds the {MAX_FILE_BYTES >> 20} MB limit")
     # The size is checked from the header, before decoding. PIL's own bomb limit is process-wide state
@@ -70,7 +86,10 @@ def read_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
         if im.width * im.height > MAX_PIXELS:
             raise ValueError(f"{name}: {im.width}x{im.height} exceeds the {MAX_PIXELS:,}-pixel limit")
         try:
-            return np.asarray(im.convert(_mode(im)))
+            # a phone stores a portrait shot as landscape pixels plus an Orientation tag; viewers (and a
+            # box drawn in one) show it upright, so the pixels are turned the same way
+            upright = ImageOps.exif_transpose(im)
+            return np.asarray(_eight_bit(upright).convert(_mode(upright)))
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
             # decoding is lazy: a broken chunk is a SyntaxError, a tile past the image's edge a ValueError
             raise ValueError(f"{name}: not a readable image ({exc})") from exc

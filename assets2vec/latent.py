@@ -85,17 +85,18 @@ def pca_traversal(model: LatentNeRFModel, half: str, rig: RigConfig, size: int, 
 
 
 def save_animation(path: str | os.PathLike, frames: np.ndarray, fps: int = 12) -> Path:
-    """GIF or MP4 by extension; written to a temporary name first, then moved into place."""
+    """GIF or MP4 by extension, `frames` (F, H, W, 3) uint8; encoded in memory, then written atomically."""
     import imageio.v3 as iio
 
+    from render_core.artifacts import atomic_write_bytes
+
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     if path.suffix.lower() == ".gif":
-        iio.imwrite(tmp, list(frames), duration=1000 / fps, loop=0)
+        data = iio.imwrite("<bytes>", list(frames), extension=".gif", duration=1000 / fps, loop=0)
     elif path.suffix.lower() == ".mp4":
         even = frames[:, : frames.shape[1] // 2 * 2, : frames.shape[2] // 2 * 2]  # yuv420 needs even sides
-        iio.imwrite(tmp, even, plugin="pyav", codec="mpeg4", fps=fps)
+        data = iio.imwrite("<bytes>", even, extension=".mp4", plugin="pyav", codec="mpeg4", fps=fps)
     else:
         raise ValueError(f"{path}: animations are written as .gif or .mp4")
-    os.replace(tmp, path)
+    atomic_write_bytes(path, data)
     return path

@@ -58,8 +58,13 @@ class Framing:
         A = np.array([[self.scale, 0, -self.scale * self.origin[0]], [0, self.scale, -self.scale * self.origin[1]], [0, 0, 1]])
         return np.linalg.inv(A) @ K
 
-    def to_json(self) -> dict:
-        return {"origin": list(self.origin), "scale": self.scale, "photo_size": list(self.photo_size)}
+    def matrix(self, image_scale: float = 1.0) -> np.ndarray:
+        """(2, 3) affine from pixel indices of the photo resized by `image_scale` to pixel indices of the
+        crop, for OpenCV's warps: they map pixel centres (index i is continuous i + 0.5), so the
+        continuous transform gains a half-pixel term."""
+        k = self.scale / image_scale
+        return np.array([[k, 0, 0.5 * k - 0.5 - self.scale * self.origin[0]],
+                         [0, k, 0.5 * k - 0.5 - self.scale * self.origin[1]]], np.float64)
 
 
 @dataclass
@@ -91,12 +96,20 @@ def _check(image: np.ndarray, name: str) -> np.ndarray:
 def _check_box(box, w: int, h: int, name: str) -> tuple[int, int, int, int]:
     try:
         x0, y0, x1, y1 = (int(round(float(v))) for v in box)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise PhotoError(f"{name}: a box is four numbers x0,y0,x1,y1 in pixels, got {box!r}") from exc
     x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
     if x1 - x0 < 4 or y1 - y0 < 4:
         raise PhotoError(f"{name}: the box {tuple(box)} leaves less than 4x4 pixels inside the {w}x{h} photo")
     return x0, y0, x1, y1
+
+
+def _border(h: int, w: int) -> np.ndarray:
+    """(h, w) bool: the band along the image's border that shows what surrounds a framed object."""
+    band = max(2, round(0.03 * max(h, w)))
+    border = np.zeros((h, w), bool)
+    border[:band], border[-band:], border[:, :band], border[:, -band:] = True, True, True, True
+    return border
 
 
 def grabcut_mask(rgb: np.ndarray, box: tuple[int, int, int, int] | None = None, iterations: int = 5) -> np.ndarray:
@@ -117,10 +130,12 @@ def grabcut_mask(rgb: np.ndarray, box: tuple[int, int, int, int] | None = None, 
         x0, y0, x1, y1 = (int(round(v * s)) for v in box)
         init = np.full((sh, sw), cv2.GC_BGD, np.uint8)
         init[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1)] = cv2.GC_PR_FGD
+        if not (init == cv2.GC_BGD).any():
+            # a box as large as the photo leaves GrabCut no background to learn from (it refuses to
+            # start): the photo's border band becomes probable background, as without a box
+            init[_border(sh, sw)] = cv2.GC_PR_BGD
     else:
-        band = max(2, round(0.03 * max(sh, sw)))
-        border = np.zeros((sh, sw), bool)
-        border[:band], border[-band:], border[:, :band], border[:, -band:] = True, True, True, True
+        border = _border(sh, sw)
         # Pixels that the border's colours explain (the wall, the floor, their seam between the legs)
         # start as probable background, the rest as probable object: GrabCut's object model then
         # starts from the object's colours, not from half the room.
@@ -258,7 +273,8 @@ def object_mask(image: np.ndarray, box=None, name: str = "photo", segmenter=None
     Raises `PhotoError` for a blank photo or when no single object stands out."""
     a = _check(image, name)
     h, w = a.shape[:2]
-    if a.shape[2] == 4 and a[..., 3].min() < 250 and a[..., 3].max() > 5:
+    # a cut-out (a meaningful share transparent), not a photo with a transparent edge or rounded corners
+    if a.shape[2] == 4 and (a[..., 3] < 128).mean() > 0.01 and a[..., 3].max() > 5:
         mask, source = a[..., 3] >= 128, "alpha"
         if box is not None:
             x0, y0, x1, y1 = _check_box(box, w, h, name)
@@ -320,8 +336,7 @@ def prepare_photo(image: np.ndarray, size: int, box=None, fill: float = FILL, na
     framing = Framing(origin=(cx - side / 2, cy - side / 2), scale=size / side, photo_size=(w, h))
     # One affine warp does crop, padding and resize. It samples without averaging, so a photo
     # that shrinks is low-passed first (a Gaussian as wide as the photo pixels one crop pixel spans).
-    M = np.array([[framing.scale, 0, -framing.scale * framing.origin[0]],
-                  [0, framing.scale, -framing.scale * framing.origin[1]]], np.float64)
+    M = framing.matrix()
     rgb, soft = a[..., :3], mask.astype(np.float32)
     if framing.scale < 1:
         sigma = 0.5 / framing.scale
@@ -345,9 +360,7 @@ def overlay(image: np.ndarray, framing: Framing, render: np.ndarray, max_side: i
     s = min(1.0, max_side / max(h, w))
     out_w, out_h = max(1, round(w * s)), max(1, round(h * s))
     photo = cv2.resize(a, (out_w, out_h), interpolation=cv2.INTER_AREA) if s < 1 else a.copy()
-    k = framing.scale / s  # crop pixels per output pixel
-    M = np.array([[k, 0, -framing.scale * framing.origin[0]], [0, k, -framing.scale * framing.origin[1]]], np.float64)
-    warped = cv2.warpAffine(np.ascontiguousarray(render, np.float32), M, (out_w, out_h),
+    warped = cv2.warpAffine(np.ascontiguousarray(render, np.float32), framing.matrix(s), (out_w, out_h),
                             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=(0, 0, 0, 0))
     cover = np.clip(warped[..., 3:4], 0, 1)
     rgb = (np.clip(warped[..., :3], 0, 1) * 255).astype(np.float32)

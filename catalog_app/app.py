@@ -1,4 +1,5 @@
-"""assets2vec catalog app: `assets2vec app [CATALOG]` (or `streamlit run catalog_app/app.py`).
+"""assets2vec catalog app: `assets2vec app [CATALOG]` (or `streamlit run catalog_app/app.py` from the
+repository root, which reads .streamlit/config.toml: this machine only, uploads up to 32 MB).
 
 Pages call only the `assets2vec.Catalog` API; the catalog and its indexes load once per
 process and build (`st.cache_resource`, keyed by the time the last build finished). The catalog comes from $ASSETS2VEC_CATALOG (default demo/catalog).

@@ -33,6 +33,12 @@ def _build_stamp(path: Path) -> int:
         return 0
 
 
+def data_version(cat: Catalog) -> tuple[int, int, int]:
+    """Differs whenever the catalog's tags or predictions may have changed (a new build, a commit by
+    another process, a write by this one): an argument for `st.cache_data` functions that read them."""
+    return (_build_stamp(cat.path), *cat.store.change_stamp())
+
+
 _current: tuple[tuple[str, int], Catalog] | None = None
 """The catalog the last call returned, with its (path, build stamp): while neither changes, calls
 return it without Streamlit's cache lookup, which under many concurrent sessions costs more than

@@ -271,19 +271,20 @@ def load_vectors(store: Store, fit_digest: str | None = None) -> tuple[np.ndarra
     is most of the cost of opening a catalog), read here otherwise.
 
     A decoded space ("geometry", "appearance", "texture_only") is included only when every asset has its
-    vector (and texture_only only with a current fit)."""
-    rows, shape, texture = store.latents()
-    t = store.get_meta("transform")
-    if t is None or len(rows) == 0:
-        raise CatalogError(f"{store.path.parent}: catalog is empty; build it with 'assets2vec catalog build RUN {store.path.parent}'")
-    transform = SpaceTransform.from_json(t)
-    vectors = {s: transform.vectors(s, shape, texture) for s in SPACES}
-    for space in DECODED_SPACES + (TEXTURE_ONLY,):
-        if space == TEXTURE_ONLY and not texture_only_current(store, fit_digest or store.meta_digest("geometry_pca", "transform")):
-            continue
-        d_rows, d = store.decoded(space)
-        if len(d_rows) == len(rows) and np.array_equal(d_rows, rows):
-            vectors[space] = np.ascontiguousarray(d, dtype=np.float32)
+    vector (and texture_only only with a current fit). The tables are read in one snapshot (`Store.read`)."""
+    with store.read():
+        rows, shape, texture = store.latents()
+        t = store.get_meta("transform")
+        if t is None or len(rows) == 0:
+            raise CatalogError(f"{store.path.parent}: catalog is empty; build it with 'assets2vec catalog build RUN {store.path.parent}'")
+        transform = SpaceTransform.from_json(t)
+        vectors = {s: transform.vectors(s, shape, texture) for s in SPACES}
+        for space in DECODED_SPACES + (TEXTURE_ONLY,):
+            if space == TEXTURE_ONLY and not texture_only_current(store, fit_digest or store.meta_digest("geometry_pca", "transform")):
+                continue
+            d_rows, d = store.decoded(space)
+            if len(d_rows) == len(rows) and np.array_equal(d_rows, rows):
+                vectors[space] = np.ascontiguousarray(d, dtype=np.float32)
     return rows, vectors, transform
 
 

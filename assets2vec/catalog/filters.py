@@ -52,7 +52,9 @@ def effective_values(store: Store, name: str, min_confidence: float = 0.5) -> di
 
 def filter_rows(store: Store, where: str, rows: np.ndarray, min_confidence: float = 0.5) -> np.ndarray:
     """The subset of `rows` (sorted int64) that satisfies `where`; an unknown name is an error."""
-    known = set(store.attribute_names())
+    # Ids filter too; `attribute_names` leaves them out because it feeds pickers (colour by, classes by)
+    # where an id would be one class per asset.
+    known = set(store.attribute_names()) | {"id"}
     keep = np.ones(len(rows), dtype=bool)
     for clause in parse_where(where):
         if clause.name not in known:

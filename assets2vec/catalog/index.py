@@ -292,7 +292,9 @@ class RestrictedIndex:
     members in the parent's k-means lists), whichever `predicted_cost_us` says is cheaper for
     this subset. In "partition" mode each query probes `nprobe` lists; a query whose nearest
     list holding members is far (see FAR_FACTOR), or that found fewer than k members, is
-    searched again with `wide_nprobe` lists, or exactly when that is predicted cheaper.
+    searched again with `wide_nprobe` lists, or exactly when that is predicted cheaper; one that
+    still found fewer than k members (a subset thinly spread over more lists than that) is
+    searched exactly, so a filter never answers fewer than min(k, subset size) assets.
     """
 
     def __init__(self, parent: LatentIndex, positions: np.ndarray):
@@ -324,6 +326,10 @@ class RestrictedIndex:
                 self._exact.add(np.ascontiguousarray(parent.vectors[positions]))
 
     def _search_exact(self, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self._exact is None:  # partition mode: built by the first query the probes leave short
+            exact = faiss.IndexFlatL2(self.parent.dim)
+            exact.add(np.ascontiguousarray(self.parent.vectors[self.positions]))
+            self._exact = exact
         with _QUERY_SLOTS:
             D, I = self._exact.search(x, k)
         return D, np.where(I >= 0, self.positions[np.maximum(I, 0)], -1)
@@ -362,6 +368,9 @@ class RestrictedIndex:
             else:
                 with _QUERY_SLOTS:
                     D[wide], I[wide] = self.ivf.search(xw, k, params=self.wide_params)
+                short = np.flatnonzero(I[:, -1] < 0)  # k <= subset size here: these missed members
+                if len(short):
+                    D[short], I[short] = self._search_exact(np.ascontiguousarray(x[short]), k)
         return D, I
 
     def search(self, x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

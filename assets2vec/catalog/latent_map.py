@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -60,13 +61,17 @@ def plot_map(coords: np.ndarray, labels: list[str | None], path: str | os.PathLi
 
 
 def save_figure(fig, path: str | os.PathLike) -> Path:
-    """Write a matplotlib figure as PNG atomically (a reader never sees half a file) and close it."""
+    """Write a matplotlib figure as PNG atomically (a reader never sees half a file, and two writers of
+    the same path never share a temporary file) and close it."""
     import matplotlib.pyplot as plt
 
+    from render_core.artifacts import atomic_write_bytes
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png")
+    finally:
+        plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
     return path

@@ -123,6 +123,21 @@ class Store:
             _raise_storage_error(exc, self.path)
             raise
 
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction: every query inside sees the same snapshot (WAL), so a build that commits
+        meanwhile cannot pair one state's ids with another's vectors. Inside `write()` or another
+        `read()` it adds nothing: that transaction is already one snapshot."""
+        if self.conn.in_transaction:
+            yield self.conn
+            return
+        self.conn.execute("BEGIN")
+        try:
+            yield self.conn
+        finally:
+            if self.conn.in_transaction:
+                self.conn.execute("COMMIT")  # nothing was written: this only ends the snapshot
+
     # -- meta ---------------------------------------------------------------------------------
     def get_meta(self, key: str, default: Any = None) -> Any:
         row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
@@ -143,6 +158,11 @@ class Store:
         """SQLite's `PRAGMA data_version`: changes whenever another connection commits to the database.
         Cheap enough to ask on every query, so a reader hashes the metadata only after a commit."""
         return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def change_stamp(self) -> tuple[int, int]:
+        """Differs whenever the database may have changed, by a commit of another connection or a
+        write of this one (`data_version` sees only the former); for caches of query results."""
+        return self.data_version(), self.conn.total_changes
 
     def drop_meta(self, *keys: str) -> None:
         self.conn.executemany("DELETE FROM meta WHERE key=?", [(k,) for k in keys])

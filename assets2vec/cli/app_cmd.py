@@ -10,6 +10,10 @@ from pathlib import Path
 from assets2vec.devices import ENV as DEVICE_ENV
 from assets2vec.devices import add_device_argument, resolve_device
 
+# Upload cap in MB (photos, weights files), well below Streamlit's 200 MB default; .streamlit/config.toml
+# sets the same for `streamlit run catalog_app/app.py`.
+MAX_UPLOAD_MB = 32
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("app", help="open the catalog app in the browser (Streamlit)",
@@ -33,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     entry = Path(catalog_app.__file__).resolve().parent / "app.py"
     env = {**os.environ, "ASSETS2VEC_CATALOG": str(args.catalog.resolve()), DEVICE_ENV: str(device)}
     cmd = [sys.executable, "-m", "streamlit", "run", str(entry), "--server.address", args.host, "--server.port", str(args.port),
-           "--server.maxUploadSize", "32", "--browser.gatherUsageStats", "false", "--server.headless", str(args.headless).lower()]
+           "--server.maxUploadSize", str(MAX_UPLOAD_MB), "--browser.gatherUsageStats", "false", "--server.headless", str(args.headless).lower()]
     print(f"catalog app on http://{args.host}:{args.port} for {args.catalog} (Ctrl-C to stop)", file=sys.stderr, flush=True)
     # Become the server rather than wait for it: a signal meant for `assets2vec app` (a terminal's Ctrl-C, a
     # supervisor's SIGTERM) then reaches Streamlit itself instead of orphaning it on the port.

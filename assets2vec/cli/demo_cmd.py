@@ -132,8 +132,7 @@ def _build_catalog(args, run_dir: Path, steps: int) -> dict:
 def _photo_search(args, cat, run_dir: Path) -> dict:
     """A held-out view (never trained on) saved as a 'photo' and searched with: this builds the
     run's inversion bank too, so the app's first image search is quick."""
-    from PIL import Image
-
+    from assets2vec.cli.render_latent_cmd import _save_png
     from assets2vec.data.rays import holdout_views
     from assets2vec.run import Run
     from render_core.dataset import RenderedDataset
@@ -143,9 +142,9 @@ def _photo_search(args, cat, run_dir: Path) -> dict:
     asset = ids[len(ids) // 2]
     views = RenderedDataset(run.dataset).load(asset)
     photo = args.out / "photo.png"
-    Image.fromarray(views.rgb[int(holdout_views(asset, views.n_views, config.n_holdout, config.seed)[0])]).save(photo)
+    _save_png(photo, views.rgb[int(holdout_views(asset, views.n_views, config.n_holdout, config.seed)[0])])
     found = cat.search_image(photo, k=1)
-    Image.fromarray(found["overlay"]).save(args.out / "photo_overlay.png")
+    _save_png(args.out / "photo_overlay.png", found["overlay"])
     named = found["match"] or f"no match (best {found['asset']})"
     return {"path": photo, "asset": asset, "nearest": named, "seconds": found["seconds"],
             "overlay": args.out / "photo_overlay.png"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 from pathlib import Path
 
 from assets2vec.devices import add_device_argument, resolve_device
@@ -44,8 +45,8 @@ def _box(text: str) -> tuple[float, float, float, float]:
         box = tuple(float(v) for v in text.split(","))
     except ValueError:
         box = ()
-    if len(box) != 4:
-        raise argparse.ArgumentTypeError(f"a box is four numbers x0,y0,x1,y1 in pixels, got {text!r}")
+    if len(box) != 4 or not all(math.isfinite(v) for v in box):
+        raise argparse.ArgumentTypeError(f"a box is four finite numbers x0,y0,x1,y1 in pixels, got {text!r}")
     return box
 
 
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
                 atomic_write_bytes(args.overlay, buf.getvalue())
                 out["overlay"] = str(args.overlay)
         if args.json:
-            print(json.dumps(out))
+            print(json.dumps(out, allow_nan=False))
             return 0
         if args.image:
             print(f"{'match' if out['match'] else 'no match'}: {out['verdict']}  [{out['seconds']} s]")

@@ -56,16 +56,15 @@ def run(args: argparse.Namespace) -> int:
             d = r.to_json(cat.ids)
             d["proposals"] = r.extra.get("proposals", [])[: args.samples]
             if args.previews:
-                from PIL import Image
+                from assets2vec.cli.render_latent_cmd import _save_png
 
                 if "samples" in r.extra:
                     s, t = r.extra["samples"]["shape"], r.extra["samples"]["texture"]
                 else:  # the geometry space has no way back to codes: show what surrounds the gap
                     s, t = cat.codes([cat.ids[i] for i in r.border[: max(args.samples, 1)]])
                 tiles = [cat.render(s[i], t[i]) for i in range(min(max(args.samples, 1), len(s)))]
-                args.previews.mkdir(parents=True, exist_ok=True)
                 path = args.previews / f"region-{r.rank}.png"
-                Image.fromarray(np.concatenate(tiles, 1)).save(path)
+                _save_png(path, np.concatenate(tiles, 1))
                 d["preview"] = str(path)
             out.append(d)
     if args.proposals:

@@ -6,7 +6,7 @@ import numpy as np
 import plotly.express as px
 import streamlit as st
 
-from catalog_app.data import catalog, tag_form
+from catalog_app.data import catalog, data_version, tag_form
 
 cat = catalog()
 st.title("Latent map")
@@ -18,12 +18,19 @@ color_by = c3.selectbox("Colour by", names, index=names.index("family") if "fami
 
 
 @st.cache_data(show_spinner="Projecting...")
-def project(path: str, space: str, method: str, color_by: str, n: int):
-    m = cat.map(space, method, color_by)
-    return m["coords"], [v or "unknown" for v in m["labels"]]
+def project(path: str, space: str, method: str, n: int, build: int):
+    return cat.map(space, method)["coords"]
 
 
-coords, labels = project(str(cat.path), space, method, color_by, len(cat))
+# Apart from the projection: tagging changes the colours, and must not cost a new t-SNE.
+@st.cache_data(show_spinner=False, max_entries=16)
+def colours(path: str, color_by: str, version: tuple[int, int, int]):
+    return [v or "unknown" for v in cat.values(color_by)]
+
+
+version = data_version(cat)
+coords = project(str(cat.path), space, method, len(cat), version[0])
+labels = colours(str(cat.path), color_by, version)
 fig = px.scatter(x=coords[:, 0], y=coords[:, 1], color=labels, hover_name=cat.ids, labels={"color": color_by},
                  height=520)
 fig.update_layout(dragmode="lasso", xaxis_title="", yaxis_title="")

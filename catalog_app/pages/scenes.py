@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import shutil
 import tempfile
 from pathlib import Path
@@ -11,6 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from assets2vec.api import load_scene
+from assets2vec.catalog.scene_pool import read_weights
 from assets2vec.catalog.store import CatalogError
 from catalog_app.data import catalog
 from render_core.scenes import SceneConfigError, config_from_dict
@@ -51,8 +50,11 @@ elif source == "Uploaded weights":
     if up.size > MAX_WEIGHTS_UPLOAD:
         st.error(f"{up.name}: larger than {MAX_WEIGHTS_UPLOAD >> 20} MB")
         st.stop()
-    rows = list(csv.DictReader(io.StringIO(up.getvalue().decode("utf-8", errors="replace"))))
-    weights = {(r.get("id") or r.get("asset_id") or "").strip(): r.get("weight") for r in rows}
+    try:  # read as the CLI reads --weights: one message per problem, naming the file and line
+        weights = dict(zip(cat.ids, read_weights(up.getvalue(), cat.ids, set(cat.ids), name=up.name).tolist()))
+    except CatalogError as exc:
+        st.error(str(exc))
+        st.stop()
 
 c1, c2, c3, c4 = st.columns(4)
 n = c1.slider("Scenes", 1, 16, 4, key="scenes_n")

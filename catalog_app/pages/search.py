@@ -43,15 +43,25 @@ with by_image:
                 from streamlit_image_coordinates import streamlit_image_coordinates
 
                 shown = min(480, photo.shape[1])
-                drag = streamlit_image_coordinates(photo[..., :3], width=shown, click_and_drag=True, key="search_box")
+                # keyed by the upload, so a box drawn on one photo is not carried over to the next
+                drag = streamlit_image_coordinates(photo[..., :3], width=shown, click_and_drag=True,
+                                                   key=f"search_box_{upload.file_id}")
                 if drag and drag.get("x1") != drag.get("x2") and drag.get("y1") != drag.get("y2"):
                     f = photo.shape[1] / shown
                     xs, ys = sorted((drag["x1"], drag["x2"])), sorted((drag["y1"], drag["y2"]))
                     box = (xs[0] * f, ys[0] * f, xs[1] * f, ys[1] * f)
                     st.caption(f"box: {', '.join(str(round(v)) for v in box)} (photo pixels)")
-            with st.status("Finding the object and fitting codes, camera and colour to it...", expanded=False) as status:
-                result = cat.search_image(photo, k=k, space=space, where=where, box=box)
-                status.update(label=f"Fitted in {result['seconds']} s", state="complete")
+            # the fit is the slow part and depends only on the photo and the box: it is kept across reruns
+            # (a slider moved, the other tab used) and only the neighbours follow the space, filter and k
+            fitted = st.session_state.get("search_fit")
+            if fitted is None or fitted[0] != (upload.file_id, box):
+                with st.status("Finding the object and fitting codes, camera and colour to it...", expanded=False) as status:
+                    fitted = ((upload.file_id, box), cat.search_image(photo, k=k, space=space, where=where, box=box,
+                                                                      name=upload.name))
+                    status.update(label=f"Fitted in {fitted[1]['seconds']} s", state="complete")
+                st.session_state["search_fit"] = fitted
+            result = dict(fitted[1])
+            result["neighbours"] = cat.search_codes(result["shape_code"], result["texture_code"], k, space, where)
             if result["match"]:
                 st.success(f"Match: {result['verdict']}")
             else:
@@ -65,7 +75,8 @@ with by_image:
             if conf.get("probability") is not None:
                 c.metric("Encoder's probability", f"{conf['probability']:.0%}", help=f"runner-up: {result['runner_up']}")
             else:
-                c.metric("Runner-up worse by", f"{conf['margin']:.0%}", help=f"runner-up: {result['runner_up']}")
+                c.metric("Runner-up worse by", "-" if conf["margin"] is None else f"{conf['margin']:.0%}",
+                         help=f"runner-up: {result['runner_up']}")
             if result["proposals"]:
                 st.caption(f"Compared (the photo encoder's proposals, most probable first): {', '.join(result['proposals'])}")
             else:

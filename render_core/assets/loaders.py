@@ -89,8 +89,27 @@ def _load_trimesh(path: Path, resolver):
     logging.getLogger("trimesh").setLevel(logging.ERROR)
     ext = path.suffix.lower().lstrip(".")
     with open(path, "rb") as f:
-        loaded = trimesh.load(f, file_type=ext, resolver=resolver, process=False, force="mesh")
-    return loaded
+        scene = trimesh.load_scene(f, file_type=ext, resolver=resolver, process=False)
+    # Merging the parts packs their materials, which decodes every image (as float64 where a colour
+    # factor applies): images embedded in the file never meet the resolver, so their headers are
+    # checked here, before anything is decoded.
+    for name, geometry in scene.geometry.items():
+        material = getattr(getattr(geometry, "visual", None), "material", None)
+        for image in _material_images(material):
+            w, h = image.size
+            if w * h > resolver.limits.max_texture_pixels:
+                raise AssetLoadError(path, f"texture image {w}x{h} of part {name!r} is above "
+                                           f"{resolver.limits.max_texture_pixels} pixels")
+    return scene.to_mesh()
+
+
+def _material_images(material) -> list:
+    """The PIL images a trimesh material holds (a simple material's image, a PBR material's textures)."""
+    from PIL import Image
+
+    names = ("image", "baseColorTexture", "metallicRoughnessTexture", "normalTexture", "occlusionTexture", "emissiveTexture")
+    found = (getattr(material, n, None) for n in names) if material is not None else ()
+    return [v for v in found if isinstance(v, Image.Image)]
 
 
 def _appearance(tm, path: Path, limits: LoadLimits) -> tuple[np.ndarray | None, UVTexture | None, bool]:

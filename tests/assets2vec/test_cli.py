@@ -134,3 +134,43 @@ def test_a_full_disk_is_one_clear_line_and_resumable(tmp_path, limit):
     assert "error: cannot write" in proc.stderr and "File too large" in proc.stderr
     assert not list((tmp_path / "lib").rglob("*.tmp")), "a temp file was left behind"
     assert subprocess.run(cmd, capture_output=True).returncode == 0
+
+
+def test_invert_goes_on_past_bad_images_and_exits_2(request, tmp_path, capsys, monkeypatch):
+    """Each bad image is one {"image", "error"} line; the images after it are still answered."""
+    trained = request.getfixturevalue("run")  # the conftest's trained run (`run` here is the CLI helper)
+    from types import SimpleNamespace
+
+    import numpy as np
+    from PIL import Image
+
+    import assets2vec.invert as invert_module
+
+    fit = SimpleNamespace(score=20.0, camera_index=0, seconds=0.0, shape_code=None, texture_code=None)
+    monkeypatch.setattr(invert_module, "invert", lambda *a, **k: fit)  # the fit itself is tested elsewhere
+    monkeypatch.setattr(invert_module, "nearest_codes", lambda model, s, t, k: (np.zeros(k), np.arange(k)))
+    good = tmp_path / "good.png"
+    Image.fromarray(np.full((40, 40, 3), 255, np.uint8)).save(good)
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    images = [good, tmp_path / "broken.png", tmp_path / "missing.png", good]
+    code, out, _ = run(capsys, "invert", trained, *images, "--no-bank", "--k", "2", "--device", "cpu")
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert code == 2 and [line["image"] for line in lines] == [str(p) for p in images]
+    assert [("error" in line) for line in lines] == [False, True, True, False]
+    assert all(line["error"] for line in lines[1:3]) and len(lines[3]["nearest"]) == 2
+    code, _, err = run(capsys, "invert", trained, good, "--k", "0", "--device", "cpu")
+    assert code == 2 and "--k must be at least 1, got 0" in err
+
+
+def test_streamlit_run_gets_the_settings_assets2vec_app_passes():
+    """`streamlit run catalog_app/app.py` reads .streamlit/config.toml: this machine only, the same upload cap."""
+    import tomllib
+    from pathlib import Path
+
+    from assets2vec.cli.app_cmd import MAX_UPLOAD_MB
+
+    config = Path(__file__).resolve().parents[2] / ".streamlit" / "config.toml"
+    server = tomllib.loads(config.read_text("utf-8"))["server"]
+    assert server["address"] == "127.0.0.1" and server["maxUploadSize"] == MAX_UPLOAD_MB
+    ignored = subprocess.run(["git", "check-ignore", "-q", str(config)], cwd=config.parents[1])
+    assert ignored.returncode != 0, ".streamlit/config.toml must not be git-ignored"

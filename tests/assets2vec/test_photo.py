@@ -155,3 +155,73 @@ def test_untrusted_photo_files_keep_their_limits(tmp_path, monkeypatch):
     Image.fromarray(rgba).save(buf, format="PNG")
     monkeypatch.setattr(images, "MAX_FILE_BYTES", 32 << 20)
     assert images.read_image(buf.getvalue()).shape == (40, 50, 4)  # transparency kept: it is the object's mask
+
+
+def test_a_box_as_large_as_the_photo_still_segments():
+    """GrabCut refuses to start with no background pixel; a box over the whole photo (or past its
+    edges, as a drag in the app can be) falls back to the photo's border band."""
+    for box in [(0, 0, W, H), (-50, -50, 10_000, 10_000)]:
+        mask, source = object_mask(backdrop(), box=box)
+        assert source == "box" and iou(mask, chair_mask()) > 0.8
+
+
+def test_infinite_boxes_are_named():
+    with pytest.raises(PhotoError, match="four numbers"):
+        prepare_photo(studio(), 64, box=(0, 0, float("inf"), 100))
+    import argparse
+
+    from assets2vec.cli.search_cmd import _box
+
+    with pytest.raises(argparse.ArgumentTypeError, match="finite"):
+        _box("0,0,inf,100")
+
+
+def test_a_transparent_edge_is_not_a_cut_out():
+    """Rounded corners or a 1-px transparent edge: the alpha says nothing about the object."""
+    rgba = np.dstack([studio(), np.full((H, W), 255, np.uint8)])
+    rgba[0, :, 3] = 0
+    mask, source = object_mask(rgba)
+    assert source == "plain background" and iou(mask, chair_mask()) > 0.95
+
+
+def test_photo_files_are_read_upright_and_at_full_depth(tmp_path):
+    """A phone's portrait JPEG (landscape pixels + an EXIF orientation) reads as it is shown, and a
+    16-bit grey PNG is scaled to 8 bits instead of clipped to white."""
+    import io
+
+    from PIL import Image
+
+    from assets2vec.images import read_image
+
+    pixels = np.zeros((20, 40, 3), np.uint8)
+    pixels[:, :10] = 255  # a white band on the left of the stored pixels
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to view"
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="JPEG", exif=exif, quality=95)
+    upright = read_image(buf.getvalue(), "portrait.jpg")
+    assert upright.shape == (40, 20, 3)
+    assert upright[:10].mean() > 200 and upright[-20:].mean() < 50  # the left band is now the top
+
+    ramp = (np.arange(64 * 64, dtype=np.uint32).reshape(64, 64) * 16).astype(np.uint16)
+    path = tmp_path / "deep.png"
+    Image.fromarray(ramp).save(path)
+    grey = read_image(path)
+    assert grey.shape == (64, 64, 3) and grey.dtype == np.uint8
+    assert (grey[..., 0] == 255).mean() < 0.01 and abs(grey.mean() - 127.5) < 2
+
+
+def test_the_crop_warp_follows_the_framing_to_the_pixel():
+    """A photo shrunk 8x into the crop: a dot at a known photo point lands where `to_crop` says,
+    to a tenth of a crop pixel (OpenCV's warps map pixel centres, the framing continuous coordinates)."""
+    import cv2
+
+    big = np.full((800, 800, 3), 235, np.uint8)
+    big[200:600, 300:500] = RED
+    p = prepare_photo(big, 64)
+    dot = np.zeros((800, 800), np.float32)
+    cv2.circle(dot, (351, 263), 12, 1.0, -1)  # continuous centre (351.5, 263.5)
+    warped = cv2.warpAffine(cv2.GaussianBlur(dot, (0, 0), 0.5 / p.framing.scale), p.framing.matrix(), (64, 64))
+    ys, xs = np.mgrid[:64, :64] + 0.5
+    seen = np.array([(warped * xs).sum(), (warped * ys).sum()]) / warped.sum()
+    np.testing.assert_allclose(seen, p.framing.to_crop(np.array([[351.5, 263.5]]))[0], atol=0.1)

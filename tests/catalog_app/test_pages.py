@@ -215,3 +215,31 @@ def test_scenes_generates_from_filter_and_from_coverage_weights(app, tmp_path, m
     # the session's new batch replaces its previous one in the temporary folder
     assert len(batches()) == 1 and batches() != first
 
+
+
+def test_map_colours_follow_new_tags(app):
+    """Tagging changes the colours on the next rerun: the cached colours are keyed on the database's version."""
+    at = app
+    at.switch_page("pages/map.py").run()
+    at.checkbox(key="map_use_ranges").check().run()
+    for value in ("dark", "light"):
+        at.text_input(key="map_tag_name").set_value("shade_review")
+        at.text_input(key="map_tag_value").set_value(value)
+        at.button[-1].click().run()
+        assert not at.exception and "Tagged 8 assets" in at.success[0].value
+        at.run()  # the page as the next rerun draws it: the new tag among the names
+        at.selectbox(key="map_color").set_value("shade_review").run()
+        assert set(at.dataframe[0].value["shade_review"]) == {value}
+
+
+def test_scenes_reads_uploaded_weights_as_the_cli_does(app):
+    at = app
+    at.switch_page("pages/scenes.py").run()
+    at.radio(key="scenes_source").set_value("Uploaded weights").run()
+    for data, message in ((b"id,weight\nchair-s0-00000,1\nchair-s0-00000,2\n", "weights.csv:3: 'chair-s0-00000' appears twice"),
+                          (b"id,score\nchair-s0-00000,1\n", "weights.csv: needs an 'id' (or 'asset_id') column and a 'weight' column"),
+                          (b"id,weight\nnot-an-asset,1\n", "weights.csv: 1 ids are not in this catalog")):
+        at.file_uploader(key="scenes_upload").set_value(("weights.csv", data, "text/csv")).run()
+        assert not at.exception and message in at.error[0].value
+    at.file_uploader(key="scenes_upload").set_value(("weights.csv", b"id,weight\nchair-s0-00000,1\n", "text/csv")).run()
+    assert not at.exception and not at.error and at.button(key="scenes_go")

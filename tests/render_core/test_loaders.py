@@ -210,6 +210,25 @@ def test_embedded_glb_texture_size_is_checked(tmp_path):
         load_mesh(tmp_path / "t.glb", LoadLimits(max_texture_pixels=1000))
 
 
+def test_embedded_textures_of_every_part_are_checked_before_merging(tmp_path, monkeypatch):
+    """Merging a GLB's parts decodes every part's image; each header is checked first."""
+    rng = np.random.default_rng(0)
+    parts = []
+    for offset, colour in ((0.0, (10, 20, 30)), (3.0, (200, 20, 30))):
+        m = trimesh.creation.box()
+        m.apply_translation((offset, 0, 0))
+        m.visual = trimesh.visual.TextureVisuals(uv=rng.random((len(m.vertices), 2)), image=Image.new("RGB", (200, 200), colour))
+        parts.append(m)
+    trimesh.Scene(parts).export(tmp_path / "two.glb")
+    assert load_mesh(tmp_path / "two.glb").texture is not None
+    decoded = []
+    original = Image.Image.load
+    monkeypatch.setattr(Image.Image, "load", lambda self: decoded.append(self.size) or original(self))
+    with pytest.raises(AssetLoadError, match="of part .* above 1000 pixels"):
+        load_mesh(tmp_path / "two.glb", LoadLimits(max_texture_pixels=1000))
+    assert decoded == []  # refused from the headers alone
+
+
 def test_library_manifest_cannot_point_outside(tmp_path):
     from render_core.assets.procedural.generate import generate_library
 
