@@ -57,6 +57,15 @@ def run(small_dataset, tmp_path_factory):
     return _tiny_fit(small_dataset, tmp_path_factory.mktemp("catrun") / "run", 60)
 
 
+@pytest.fixture()
+def catalog(run, tmp_path):
+    """A catalog of the shared run, built afresh for each test (tests write tags and predictions)."""
+    from assets2vec.catalog.build import build_catalog
+
+    build_catalog(run, tmp_path / "cat", progress=False, log=lambda m: None)
+    return tmp_path / "cat"
+
+
 @pytest.fixture(scope="session")
 def small_catalog(small_dataset, tmp_path_factory):
     """A catalog built from a 40-step tiny fit of the small dataset (codes barely trained:

@@ -26,12 +26,6 @@ def quiet(_msg):
     """Log sink for the library calls under test: their messages are not what is checked."""
 
 
-@pytest.fixture()
-def catalog(run, tmp_path):
-    build_catalog(run, tmp_path / "cat", progress=False, log=quiet)
-    return tmp_path / "cat"
-
-
 def test_build_stores_assets_metadata_latents_and_indexes(catalog, small_dataset):
     ds = RenderedDataset(small_dataset)
     with Catalog.open(catalog) as cat:

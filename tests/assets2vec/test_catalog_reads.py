@@ -8,18 +8,11 @@ import numpy as np
 import pytest
 
 from assets2vec import Catalog
-from assets2vec.catalog.build import build_catalog
 from assets2vec.catalog.store import CatalogError, Store
 
 
 def quiet(_msg):
     """Log sink for the library calls under test: their messages are not what is checked."""
-
-
-@pytest.fixture()
-def catalog(run, tmp_path):
-    build_catalog(run, tmp_path / "cat", progress=False, log=quiet)
-    return tmp_path / "cat"
 
 
 def test_open_reads_ids_and_vectors_from_one_snapshot(catalog, monkeypatch):
