@@ -7,6 +7,7 @@ any command can describe it or refuse the wrong kind with a clear message.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -75,9 +76,8 @@ def _fsync_dir(folder: Path) -> None:
     except OSError:
         return
     try:
-        os.fsync(fd)
-    except OSError:
-        pass
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
     finally:
         os.close(fd)
 

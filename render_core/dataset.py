@@ -3,32 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 from render_core.artifacts import ArtifactError, load_npz, read_header
-from render_core.assets.records import AssetRecord, read_manifest, safe_id
+from render_core.assets.records import AssetRecord, manifest_entry_problem, read_manifest
 from render_core.multiview import MANIFEST, REPORT, RenderConfig
-
-
-def manifest_entry_problem(manifest: Path, record: AssetRecord) -> str | None:
-    """Why entry `record` of a dataset's `manifest` is unsafe to use, or None when it is fine.
-
-    A manifest is user data: ids become file names in the dataset (assets/<id>.npz, thumbs/<id>.png)
-    and paths are opened inside the source library, so an id must be a safe file name and a path
-    relative, without '..' (the check libraries get, `render_core.assets.library`)."""
-    if not isinstance(record.id, str) or safe_id(record.id) != record.id:
-        return f"{manifest}: asset id {record.id!r} is not a safe file name"
-    path = record.path
-    if not isinstance(path, str) or not path.strip() or "\x00" in path:
-        return f"{manifest}: asset {record.id!r} has no usable mesh path ({path!r})"
-    if (PurePosixPath(path).is_absolute() or PureWindowsPath(path).is_absolute()
-            or ".." in PurePosixPath(path.replace("\\", "/")).parts):
-        return (f"{manifest}: asset {record.id!r} has mesh path {path!r}, which leaves its library "
-                "(paths must be relative to the library, without '..')")
-    return None
 
 
 @dataclass

@@ -16,8 +16,7 @@ from assets2vec.catalog.csv_input import first_column, open_csv, read_csv_bytes
 from assets2vec.catalog.filters import effective_values
 from assets2vec.catalog.store import CatalogError
 from render_core.artifacts import HEADER_NAME, read_header
-from render_core.assets.records import read_manifest
-from render_core.dataset import manifest_entry_problem
+from render_core.assets.records import manifest_entry_problem, read_manifest
 from render_core.multiview import MANIFEST
 from render_core.scenes.compose import SceneAsset
 

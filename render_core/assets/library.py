@@ -9,7 +9,7 @@ from pathlib import Path
 
 from render_core.artifacts import HEADER_NAME, read_header
 from render_core.assets.loaders import SUPPORTED_EXTENSIONS
-from render_core.assets.records import AssetRecord, read_manifest, safe_id
+from render_core.assets.records import AssetRecord, manifest_entry_problem, read_manifest, safe_id
 
 MANIFEST = "manifest.jsonl"
 
@@ -70,12 +70,10 @@ def _check_contained(root: Path, records: list[AssetRecord]) -> None:
     """A manifest is user data: ids become file names and paths are opened, so both must stay inside."""
     base = root.resolve()
     for r in records:
-        if safe_id(r.id) != r.id:
-            raise ValueError(f"{root / MANIFEST}: asset id {r.id!r} is not a safe file name")
-        if "\x00" in r.path:
-            raise ValueError(f"{root / MANIFEST}: asset {r.id!r} has a NUL byte in its path ({r.path!r})")
-        p = Path(r.path)
-        if p.is_absolute() or not (base / p).resolve().is_relative_to(base):
+        problem = manifest_entry_problem(root / MANIFEST, r)
+        if problem is not None:
+            raise ValueError(problem)
+        if not (base / r.path).resolve().is_relative_to(base):
             raise ValueError(f"{root / MANIFEST}: asset {r.id!r} points outside the library ({r.path!r})")
 
 

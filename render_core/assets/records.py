@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Iterable
 
 from render_core.artifacts import atomic_write_text
@@ -38,6 +38,26 @@ def safe_id(text: str) -> str:
     """A filename-safe id fragment: anything outside [A-Za-z0-9_.-] becomes '_'."""
     out = _ID_SAFE.sub("_", text).strip("._")
     return out or "asset"
+
+
+def manifest_entry_problem(manifest: Path, record: AssetRecord) -> str | None:
+    """Why entry `record` of a library's or dataset's `manifest` is unsafe to use, or None when it is fine.
+
+    A manifest is user data: ids become file names (a dataset's assets/<id>.npz, thumbs/<id>.png) and
+    paths are opened inside the library, so an id must be a safe file name and a path relative, without
+    '..'. This is the check on the text alone; a library also resolves each path (a link may leave it)."""
+    if not isinstance(record.id, str) or safe_id(record.id) != record.id:
+        return f"{manifest}: asset id {record.id!r} is not a safe file name"
+    path = record.path
+    if not isinstance(path, str) or not path.strip():
+        return f"{manifest}: asset {record.id!r} has no usable mesh path ({path!r})"
+    if "\x00" in path:
+        return f"{manifest}: asset {record.id!r} has a NUL byte in its path ({path!r})"
+    if (PurePosixPath(path).is_absolute() or PureWindowsPath(path).is_absolute()
+            or ".." in PurePosixPath(path.replace("\\", "/")).parts):
+        return (f"{manifest}: asset {record.id!r} has mesh path {path!r}, which points outside the library "
+                "(paths must be relative to the library, without '..')")
+    return None
 
 
 def write_manifest(path: str | Path, records: Iterable[AssetRecord]) -> None:

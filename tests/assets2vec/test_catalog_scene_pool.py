@@ -41,8 +41,8 @@ def test_scene_pool_refuses_paths_leaving_the_library_and_keeps_why_a_dataset_is
     pool = scene_pool(store, np.arange(len(sources)), list(sources), "family", unavailable=unavailable)
     assert [(a.id, a.path) for a in pool] == [("ok", lib / "meshes" / "ok.obj")]
     manifest = str(good / "manifest.jsonl")
-    assert manifest in unavailable["abs"] and "'/etc/passwd'" in unavailable["abs"] and "leaves its library" in unavailable["abs"]
-    assert manifest in unavailable["up"] and "leaves its library" in unavailable["up"]
+    assert manifest in unavailable["abs"] and "'/etc/passwd'" in unavailable["abs"] and "points outside the library" in unavailable["abs"]
+    assert manifest in unavailable["up"] and "points outside the library" in unavailable["up"]
     assert unavailable["lost"] == f"not in {manifest}"
     assert str(broken / "manifest.jsonl") in unavailable["bad"] and "not UTF-8" in unavailable["bad"]
     assert str(tmp_path / "nowhere") in unavailable["gone"] and "no such file or folder" in unavailable["gone"]

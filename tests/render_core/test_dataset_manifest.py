@@ -21,9 +21,9 @@ def _dataset(folder, records: list[dict]):
 
 
 @pytest.mark.parametrize("entry, message", [
-    ({"id": "abs", "path": "/etc/passwd"}, r"asset 'abs' has mesh path '/etc/passwd', which leaves its library"),
-    ({"id": "up", "path": "meshes/../../x.obj"}, r"asset 'up' has mesh path 'meshes/../../x.obj', which leaves its library"),
-    ({"id": "win", "path": "..\\x.obj"}, r"asset 'win' has mesh path .*, which leaves its library"),
+    ({"id": "abs", "path": "/etc/passwd"}, r"asset 'abs' has mesh path '/etc/passwd', which points outside the library"),
+    ({"id": "up", "path": "meshes/../../x.obj"}, r"asset 'up' has mesh path 'meshes/../../x.obj', which points outside the library"),
+    ({"id": "win", "path": "..\\x.obj"}, r"asset 'win' has mesh path .*, which points outside the library"),
     ({"id": "../evil", "path": "ok.obj"}, r"asset id '../evil' is not a safe file name"),
     ({"id": "empty", "path": ""}, r"asset 'empty' has no usable mesh path"),
 ])
