@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from assets2vec.devices import add_device_argument, resolve_device
@@ -53,7 +54,10 @@ def run(args: argparse.Namespace) -> int:
             r = invert(model, [image], intrinsics(rig.fov_deg, size), rig=rig, config=InversionConfig(seed=args.seed), bank=bank)
         except (OSError, ValueError) as exc:
             failed += 1
-            print(json.dumps({"image": str(path), "error": str(exc) or type(exc).__name__}), flush=True)
+            message = str(exc) or type(exc).__name__
+            # a JSON line in its place on stdout (one line per image) and the error where errors go
+            print(json.dumps({"image": str(path), "error": message}), flush=True)
+            print(f"error: {message}", file=sys.stderr, flush=True)
             continue
         dist, rows = nearest_codes(model, r.shape_code, r.texture_code, args.k)
         print(json.dumps({
