@@ -39,11 +39,11 @@ class EncoderConfig:
     views: ViewConfig = field(default_factory=ViewConfig)
     size: int = 48
     """input side: the prepared photo's crop is resized to this"""
-    width: int = 16
+    width: int = 24
     """channels of the first stage (doubled at each of the four)"""
     dim: int = 128
     """embedding size"""
-    epochs: int = 20
+    epochs: int = 40
     batch: int = 96
     lr: float = 3e-3
     weight_decay: float = 5e-4

@@ -19,7 +19,7 @@ def add_parser(sub) -> None:
         "(RUN/photo_segmenter.pt). Retrain them after the run changes.")
     p.add_argument("run", type=Path, metavar="RUN")
     p.add_argument("--views", type=int, default=48, help="renders per asset (default: 48)")
-    p.add_argument("--epochs", type=int, default=20, help="training epochs (default: 20)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default: 40)")
     p.add_argument("--segmenter-steps", type=int, default=None, help="training steps of the segmenter (default: 2000)")
     p.add_argument("--only", choices=("encoder", "segmenter"), default=None, help="train only one of the two")
     p.add_argument("--seed", type=int, default=0, help="seed of the cameras, lights and training (default: 0)")
@@ -34,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
     from assets2vec.photo_encoder import EncoderConfig, train_for_run
     from assets2vec.photo_views import ViewConfig
 
+    if args.epochs is None:
+        args.epochs = EncoderConfig.epochs
     if args.views < 2 or args.epochs < 1:
         raise ValueError(f"--views needs at least 2 and --epochs at least 1, got {args.views} and {args.epochs}")
     if args.seed < 0:

@@ -191,3 +191,14 @@ def test_encoder_trains_without_the_skipped_assets():
     assert enc.asset_ids == ["square", "disc", "bar"] and 0 <= enc.history[-1]["held_out_top1"] <= 1
     with pytest.raises(ValueError, match="could not be read"):
         train_encoder(renders, ["square", "disc", "bar"], cfg, progress=False, log=lambda m: None, skip={1, 2})
+
+
+def test_photo_encoder_command_help_states_the_encoder_defaults(capsys):
+    from assets2vec.cli.main import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["photo-encoder", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"training epochs (default: {EncoderConfig.epochs})" in text
+    assert f"renders per asset (default: {EncoderConfig().views.views})" in text
+    assert build_parser().parse_args(["photo-encoder", "run"]).epochs is None  # filled from EncoderConfig
