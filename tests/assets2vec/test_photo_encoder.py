@@ -48,8 +48,6 @@ def test_randomised_photos_are_framed_like_a_prepared_photo_and_seeded():
 
 
 def test_random_cameras_frame_the_object_as_asked():
-    from render_core.rig import project
-
     cfg = ViewConfig(fill=(0.5, 0.5), fov=(30.0, 50.0))
     cams = random_cameras(np.random.default_rng(0), 8, cfg)
     corners = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)])
