@@ -1,10 +1,11 @@
 """Scene generator throughput and memory over a long run.
 
-    .venv/bin/python benchmarks/scenes_speed.py demo/catalog --n 1000 --size 256
+    .venv/bin/python benchmarks/scenes_speed.py demo/catalog --n 1000 --size 256 [--colour display]
 
 Generates N scenes from the catalog into a fresh folder (default config at --size), samples the
 process's resident memory every 50 scenes, and reports scenes/s and the memory curve (flat means
-nothing accumulates per scene). Writes benchmarks/results/scenes_speed.json; one JSON line last.
+nothing accumulates per scene). `--colour` picks the colour pipeline (default: the config's). Writes
+--results (default benchmarks/results/scenes_speed.json); one JSON line last.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "runs" / "scenes_speed")
+    ap.add_argument("--colour", choices=("linear", "display"), default=None)
+    ap.add_argument("--results", type=Path, default=RESULTS)
     args = ap.parse_args()
     shutil.rmtree(args.out, ignore_errors=True)
     import torch
@@ -48,16 +51,17 @@ def main() -> None:
             samples.append({"scenes": i, "rss_mb": round(rss_mb(), 1), "seconds": round(time.time() - t0, 1)})
 
     with Catalog.open(args.catalog) as cat:
-        report = cat.generate_scenes(args.out, args.n, 0, config_from_dict({"image_size": args.size}), progress=False,
+        report = cat.generate_scenes(args.out, args.n, 0, config_from_dict({"image_size": args.size, **({"colour": args.colour} if args.colour else {})}), progress=False,
                                      on_scene=on_scene)
     first = next(s for s in samples if s["scenes"] >= max(50, args.n // 10))
-    result = {"catalog": str(args.catalog), "scenes": args.n, "image_size": args.size, "threads": torch.get_num_threads(),
+    result = {"catalog": str(args.catalog), "scenes": args.n, "image_size": args.size, "colour": args.colour or "default",
+              "threads": torch.get_num_threads(),
               "scenes_per_second": report["scenes_per_second"], "seconds": report["seconds"],
               "rss_mb_after_first_10pct": first["rss_mb"], "rss_mb_at_end": samples[-1]["rss_mb"],
               "rss_growth_mb": round(samples[-1]["rss_mb"] - first["rss_mb"], 1), "memory_curve": samples,
               "disk_mb": round(sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file()) / 2**20, 1)}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(RESULTS, result)
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(args.results, result)
     print(json.dumps({k: v for k, v in result.items() if k != "memory_curve"}))
 
 

@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"            .venv/bin/assets2vec search {c} --image {p['path']} --overlay overlay.png   # a held-out view "
               f"of {p['asset']}: found {p['nearest']} in {p['seconds']} s ({p['overlay']})")
         print(f"            .venv/bin/assets2vec photo-encoder {args.out / 'run'}   # for photos of the real world: "
-              f"trains the CNNs that find and name the asset (about 25 min)")
+              f"trains the CNNs that find and name the asset (about 40 min)")
         print(f"  tag     : .venv/bin/assets2vec tag {c} --attribute swivel --labels {args.out / 'labels_swivel.csv'} --space geometry --where family=chair")
         print(f"  gaps    : .venv/bin/assets2vec sparse {c} --previews gaps/ --proposals proposals.json")
         print(f"  python  : from assets2vec import Catalog; cat = Catalog.open('{c}')  (notebooks/02_catalog.ipynb)")
