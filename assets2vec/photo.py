@@ -3,11 +3,12 @@
 A photo comes from any camera: the object may be small in the frame or off-centre, and stands on
 whatever background the photographer had (a plain wall, a floor with its shadow, clutter).
 The object's mask comes, in order of trust, from the photo's alpha channel; or from OpenCV's
-GrabCut (a colour-model graph cut; well kept, no weights to download) seeded by a user's box; or,
-when the run has a photo segmenter (`assets2vec.photo_segmenter`, a U-Net trained on the run's own
-meshes), from GrabCut seeded by the segmenter's probabilities, so the network says where the
-object is and the cut sets its edge at the photo's resolution; without one, from a plain
-background's colour or GrabCut seeded by the photo's border as background. The photo is then cropped to a square around
+GrabCut (a colour-model graph cut; well kept, no weights to download) seeded by a user's box, or
+with a photo segmenter by its answer inside the box; or, when the run has a photo segmenter
+(`assets2vec.photo_segmenter`, a U-Net trained on the run's own meshes), from GrabCut seeded by
+the segmenter's probabilities, so the network says where the object is and the cut sets its edge
+at the photo's resolution; without one, from a plain background's colour or GrabCut seeded by the
+photo's border as background. The photo is then cropped to a square around
 the object's box, scaled so the box's longer side fills `FILL` of the crop, and resized to the
 run's image size. `Framing` keeps that crop transform, so a camera fitted on the crop is
 returned in the original photo's pixels.
@@ -193,6 +194,35 @@ def learned_mask(rgb: np.ndarray, probability: np.ndarray, iterations: int = 5) 
     return _main_object(fg)
 
 
+def learned_box_mask(rgb: np.ndarray, box: tuple[int, int, int, int], segmenter) -> np.ndarray:
+    """(H, W) bool: the object inside a user's `box`, from the run's segmenter looking at a square
+    around the box, framed as a prepared photo frames its object (the box's longer side `FILL` of it),
+    and GrabCut refining its answer; nothing outside the box. The segmenter sees the object as large
+    as in its training photos and no clutter beyond the box; where it finds nothing in the box, the
+    user's word stands and GrabCut decides from the box alone."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    # at GrabCut's working size, so the square around a large photo's box stays small
+    s = WORK_SIDE / max(h, w)
+    size = work_size(h, w)
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR) if s != 1 else rgb
+    x0, y0, x1, y1 = (v * s for v in box)
+    side = max(2, round(max(x1 - x0, y1 - y0) / FILL))
+    left, top = round((x0 + x1 - side) / 2), round((y0 + y1 - side) / 2)
+    shift = np.float32([[1, 0, -left], [0, 1, -top]])
+    square = cv2.warpAffine(np.ascontiguousarray(small), shift, (side, side), flags=cv2.INTER_NEAREST,
+                            borderMode=cv2.BORDER_REPLICATE)
+    p = cv2.warpAffine(segmenter.probability(square), shift, size, flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                       borderValue=0.0)
+    inside = np.zeros(p.shape, bool)
+    inside[round(y0):max(round(y1), round(y0) + 1), round(x0):max(round(x1), round(x0) + 1)] = True
+    p[~inside] = 0.0
+    if not (p > 0.5).any():
+        return grabcut_mask(rgb, box)
+    return learned_mask(rgb, p)
+
+
 def _looks_like(rgb: np.ndarray, region: np.ndarray, components: int = 5, quantile: float = 0.02) -> np.ndarray:
     """(H, W) bool: pixels whose colour a Gaussian mixture of `region`'s colours explains as well as it
     explains most of the region's own pixels (scikit-learn's GaussianMixture, seeded)."""
@@ -291,6 +321,8 @@ def object_mask(image: np.ndarray, box=None, name: str = "photo", segmenter=None
             # a photo larger than GrabCut's working size gets its probabilities at that size, not at full size
             width = work_size(h, w)[0] if max(h, w) > WORK_SIDE else None
             mask, source = learned_mask(rgb, segmenter.probability(rgb, width)), "segmenter"
+        elif segmenter is not None:
+            mask, source = learned_box_mask(rgb, cleaned, segmenter), "box"
         elif plain is not None:
             mask, source = _main_object(plain), "plain background"
         else:

@@ -1,6 +1,6 @@
 """Which catalog asset is in this photo: search by photo on photo folders, scored against the truth.
 
-    .venv/bin/python benchmarks/photo_search.py CATALOG PHOTOS [PHOTOS ...] [--limit N] [--out FILE]
+    .venv/bin/python benchmarks/photo_search.py CATALOG PHOTOS [PHOTOS ...] [--limit N] [--out FILE] [--box]
 
 PHOTOS are folders written by benchmarks/blender_photos.py (a second renderer: Blender Cycles, any
 camera, three settings) or benchmarks/raster_photos.py (ours, for choosing settings only). A photo
@@ -10,7 +10,8 @@ answer, the runner-up and the nearest assets to the fitted codes; with a photo e
 `proposal_recall` whether the asset was among those it proposed. A photo of an asset that is not in
 the catalog should be flagged ("no asset in the catalog matches"). Also scored: the segmentation
 against the renderer's own mask, and the seconds per photo (the photo bank is built before the first
-photo and timed apart). Writes the per-photo rows and the summary to --out (default
+photo and timed apart). With `--box` every photo comes with a box around its object, drawn as a user
+draws one (`drawn_box`), as `--box` or the app's drawn box give it. Writes the per-photo rows and the summary to --out (default
 benchmarks/results/photo_search.json), an overlay sheet beside it, and prints the summary last.
 """
 
@@ -21,6 +22,7 @@ import io
 import json
 import sys
 import time
+import zlib
 from collections import defaultdict
 from pathlib import Path
 
@@ -38,6 +40,20 @@ def ranked_answer(r: dict) -> list[str]:
         if i is not None and i not in out:
             out.append(i)
     return out
+
+
+def drawn_box(truth, name: str) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): the box a user draws around the object of a photo whose true mask is `truth`
+    (H, W): the mask's box with each side moved out by 2-12 % of the box's size, drawn from a generator
+    seeded by the photo's `name` (every run draws the same boxes)."""
+    import numpy as np
+
+    h, w = truth.shape
+    ys, xs = np.nonzero(truth)
+    bw, bh = xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min()
+    m = np.random.default_rng(zlib.crc32(name.encode())).uniform(0.02, 0.12, 4)
+    return (max(0, int(xs.min() - m[0] * bw)), max(0, int(ys.min() - m[1] * bh)),
+            min(w, int(np.ceil(xs.max() + 1 + m[2] * bw))), min(h, int(np.ceil(ys.max() + 1 + m[3] * bh))))
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -101,6 +117,7 @@ def main() -> None:
     ap.add_argument("--sheet", type=int, default=32, help="overlays in the picture beside --out")
     ap.add_argument("--choose-rule", action="store_true", help="also choose the match rule's thresholds on these photos "
                     "(photos from our own renderer only)")
+    ap.add_argument("--box", action="store_true", help="give each photo a box around its object, as a user draws one")
     args = ap.parse_args()
 
     import numpy as np
@@ -123,15 +140,18 @@ def main() -> None:
                 name = f"{e['asset_id']}__{e['j']}"
                 row = {"photo": f"{folder.name}/{name}", "renderer": header.get("renderer"), "setting": e["setting"],
                        "asset": e["asset_id"], "in_catalog": e["asset_id"] in ids}
+                truth = np.asarray(Image.open(folder / "masks" / f"{name}.png")) > 127
+                box = drawn_box(truth, name) if args.box else None
+                if box is not None:
+                    row["box"] = box
                 try:
-                    r = cat.search_image(folder / "photos" / f"{name}.png", k=5)
+                    r = cat.search_image(folder / "photos" / f"{name}.png", k=5, box=box)
                 except ValueError as exc:  # a photo the product refuses counts as a miss, and is reported
                     row["error"] = str(exc)
                     rows.append(row)
                     print(f"{row['photo']}: {exc}", flush=True)
                     continue
                 answer = ranked_answer(r)
-                truth = np.asarray(Image.open(folder / "masks" / f"{name}.png")) > 127
                 found = r["mask"]
                 row.update(match=r["match"], answer=answer[:5], top1=answer[0] == e["asset_id"], top5=e["asset_id"] in answer[:5],
                            confidence=r["confidence"], seconds=r["seconds"], mask_source=r["mask_source"],
@@ -145,7 +165,7 @@ def main() -> None:
                     sheet.append(np.asarray(Image.fromarray(r["overlay"]).resize((128, 128))))
                     right = row["top1"] if row["in_catalog"] else row["match"] is None  # named, or rightly "no match"
                     captions.append(f"{'OK' if right else 'X'} {e['setting']}")
-    summary = {"catalog": str(args.catalog), "folders": [str(f) for f in args.photos], "bank_seconds": bank_seconds,
+    summary = {"catalog": str(args.catalog), "folders": [str(f) for f in args.photos], "box": args.box, "bank_seconds": bank_seconds,
                "summary": summarise(rows)}
     if args.choose_rule:
         summary["rule"] = choose_rule(rows)

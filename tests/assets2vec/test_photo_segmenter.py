@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from assets2vec.photo import PhotoError, learned_mask, object_mask
+from assets2vec.photo import PhotoError, grabcut_mask, learned_mask, object_mask
 from assets2vec.photo_segmenter import Composer, SegmenterConfig, TrainedSegmenter, distractor_meshes, train_segmenter
 
 
@@ -120,6 +120,39 @@ def test_alpha_and_a_box_come_before_the_segmenter(segmenter):
     assert object_mask(img, box=(55, 25, 125, 95), segmenter=segmenter)[1] == "box"
     with pytest.raises(PhotoError, match="blank"):
         object_mask(np.full((80, 80, 3), 40, np.uint8), segmenter=segmenter)
+
+
+def test_a_box_keeps_the_segmenter_to_the_object_inside_it(segmenter):
+    """A user's box holds the object and a grey triangle like the clutter the segmenter was trained to
+    leave out; a second disc lies outside the box. The mask is the boxed disc alone, where a colour cut
+    from the box takes the triangle in."""
+    img, truth = _disc_photo()
+    yy, xx = np.mgrid[:120, :160]
+    other = (xx - 25) ** 2 + (yy - 40) ** 2 < 18 ** 2
+    img[other] = (190, 60, 45)
+    tri = np.zeros(truth.shape, np.uint8)
+    cv2.fillPoly(tri, [np.array([[130, 30], [123, 80], [143, 80]], np.int32)], 1)
+    img[tri.astype(bool)] = (170, 170, 170)
+    box = (52, 22, 150, 98)
+    inside = np.zeros_like(truth)
+    inside[22:98, 52:150] = True
+    assert grabcut_mask(img, box)[tri.astype(bool)].mean() > 0.5
+    mask, source = object_mask(img, box=box, segmenter=segmenter)
+    assert source == "box" and _iou(mask, truth) > 0.85
+    assert not (mask & ~inside).any() and mask[tri.astype(bool)].mean() < 0.1
+
+
+def test_a_box_where_the_segmenter_finds_nothing_is_cut_by_colour():
+    """The user says the object is in the box: a segmenter that sees nothing there does not overrule them."""
+
+    class Blind:
+        def probability(self, rgb, width=None):
+            return np.zeros(rgb.shape[:2], np.float32)
+
+    img, truth = _disc_photo()
+    box = (55, 25, 125, 95)
+    mask, source = object_mask(img, box=box, segmenter=Blind())
+    assert source == "box" and np.array_equal(mask, grabcut_mask(img, box)) and _iou(mask, truth) > 0.85
 
 
 def test_segmenter_file_round_trips_and_refuses_pickles(segmenter, tmp_path):
