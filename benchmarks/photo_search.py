@@ -11,8 +11,9 @@ answer, the runner-up and the nearest assets to the fitted codes; with a photo e
 the catalog should be flagged ("no asset in the catalog matches"). Also scored: the segmentation
 against the renderer's own mask, and the seconds per photo (the photo bank is built before the first
 photo and timed apart). With `--box` every photo comes with a box around its object, drawn as a user
-draws one (`drawn_box`), as `--box` or the app's drawn box give it. Writes the per-photo rows and the summary to --out (default
-benchmarks/results/photo_search.json), an overlay sheet beside it, and prints the summary last.
+draws one (`drawn_box`), as `--box` or the app's drawn box give it. Writes the per-photo rows and the
+summary to --out (default benchmarks/results/photo_search.json), an overlay sheet beside it, and
+prints the summary last.
 """
 
 from __future__ import annotations
