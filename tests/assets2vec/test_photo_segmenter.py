@@ -140,6 +140,10 @@ def test_a_box_keeps_the_segmenter_to_the_object_inside_it(segmenter):
     mask, source = object_mask(img, box=box, segmenter=segmenter)
     assert source == "box" and _iou(mask, truth) > 0.85
     assert not (mask & ~inside).any() and mask[tri.astype(bool)].mean() < 0.1
+    # a photo larger than GrabCut's working size: the same answer, at the photo's own size
+    big = cv2.resize(img, (640, 480), interpolation=cv2.INTER_NEAREST)
+    mask, _ = object_mask(big, box=tuple(4 * v for v in box), segmenter=segmenter)
+    assert mask.shape == (480, 640) and _iou(mask, cv2.resize(truth.astype(np.uint8), (640, 480)) > 0) > 0.85
 
 
 def test_a_box_where_the_segmenter_finds_nothing_is_cut_by_colour():
