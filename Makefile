@@ -53,6 +53,11 @@ bench-photos: $(STAMP)
 	$(BIN)/python benchmarks/blender_photos.py demo/library demo/photos_in_s1 --seed 1 --size 160 --samples 24 --threads 1 --limit 30
 	$(BIN)/python benchmarks/blender_photos.py demo/photos_other_lib demo/photos_out_s1 --seed 1 --size 160 --samples 24 --threads 1 --limit 30
 	$(BIN)/python benchmarks/photo_search.py demo/catalog demo/photos_in_s1 demo/photos_out_s1
+	# Not-in-catalog photos of meshes made by others (a duck, a mug, Google's random objects), not by our generator.
+	$(BIN)/python -m pip install --quiet -e '.[foreign-meshes]'
+	$(BIN)/python benchmarks/foreign_meshes.py demo/foreign_lib --n 30
+	$(BIN)/python benchmarks/blender_photos.py demo/foreign_lib demo/photos_foreign_s1 --seed 1 --size 160 --samples 24 --threads 1 --limit 30
+	$(BIN)/python benchmarks/photo_search.py demo/catalog demo/photos_foreign_s1 --out benchmarks/results/photo_search_foreign.json
 
 # Reliability: SIGKILL anywhere, a full disk and a read-only folder for seven commands (~1 h; the tmpfs
 # and read-only mounts need root, else a file-size limit and chmod); fuzzed inputs (2 min); the API and

@@ -7,7 +7,8 @@ anything else: the run's meshes rendered from random cameras under random lights
 (`assets2vec.photo_views`), laid anywhere in a frame over plain sweeps, walls over floors, textures in
 perspective and shaded geometric distractors (Tobin et al. 2017 used the same kind of distractors),
 with cast shadows and a camera's colour cast. Its answer seeds GrabCut, which sets the mask's edge
-at the photo's full resolution (`assets2vec.photo.object_mask`).
+at the photo's full resolution (`assets2vec.photo.object_mask`). It is then fine-tuned on photos cut from
+one-asset scenes of the scene generator, rooms in perspective (`assets2vec.photo_scenes`).
 
 Trained beside the photo encoder (`assets2vec photo-encoder RUN`), from renders of its own (finer than
 the encoder's, 96² rather than 64²), and saved in the run folder as plain tensors (`torch.load(weights_only=True)`): nothing is unpickled.
@@ -53,6 +54,12 @@ class SegmenterConfig:
     """renders per asset"""
     render_size: int = 96
     """their side in pixels: as fine as the network's input, so the object is no blurrier than its background"""
+    scenes: int = 1500
+    """one-asset scenes (`assets2vec.photo_scenes`) to fine-tune on after `steps`; 0: composed photos only"""
+    scene_steps: int = 1000
+    scene_share: float = 0.5
+    """the share of each fine-tuning batch cut from scenes; the rest are composed photos"""
+    scene_lr: float = 1e-3
     seed: int = 0
 
     def to_json(self) -> dict:
@@ -60,6 +67,7 @@ class SegmenterConfig:
 
     @classmethod
     def from_json(cls, d: dict) -> "SegmenterConfig":
+        d = {"scenes": 0, **d}  # a segmenter saved before scenes existed was trained without them
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
@@ -268,12 +276,22 @@ def _loss(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, mask) + dice.mean()
 
 
+HOLD_OUT = 20
+"""every HOLD_OUT-th scene is held out of the fine-tuning, to measure it"""
+
+
 def train_segmenter(renders: np.ndarray, distractors: np.ndarray, config: SegmenterConfig = SegmenterConfig(),
-                    progress: bool = True, log=print, device: torch.device | str = "cpu") -> TrainedSegmenter:
+                    progress: bool = True, log=print, device: torch.device | str = "cpu",
+                    scenes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> TrainedSegmenter:
     """Train on `renders` (N, V, S, S, 4) uint8 of the run's assets and `distractors` (D, S, S, 4) uint8
     renders of primitives; every step composes new photos (on the CPU, from the seeded generator, so
     the draws do not depend on the device). The last view of every asset is held out: the mask IoU on
-    photos composed from them is reported after training."""
+    photos composed from them is reported after training.
+
+    `scenes`: (images, masks, scene index) cut from one-asset scenes (`photo_scenes.scene_crops`); with
+    them, `config.scene_steps` more steps fine-tune on batches of which `config.scene_share` are scene
+    crops. A fine-tune rather than a mix from the start, because that is the schedule that was measured
+    against photos from another renderer (docs/experiments.md). Every `HOLD_OUT`-th scene is held out."""
     from tqdm.auto import tqdm
 
     N, V = renders.shape[:2]
@@ -284,49 +302,101 @@ def train_segmenter(renders: np.ndarray, distractors: np.ndarray, config: Segmen
     views = torch.as_tensor(renders)
     train_v = V - 1 if V > 1 else V
     compose = Composer(config.size, gen, torch.as_tensor(distractors), config)
-    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.steps, pct_start=0.1)
+    tune = scenes is not None and config.scene_steps > 0
+    total = config.steps + (config.scene_steps if tune else 0)
     history, t0 = [], time.time()
-    bar = tqdm(total=config.steps, disable=not progress, unit="step", desc="photo segmenter")
-    net.train()
-    for step in range(config.steps):
-        a = torch.randint(N, (config.batch,), generator=gen)
-        v = torch.randint(train_v, (config.batch,), generator=gen)
-        img, mask = compose.compose(views[a, v])
-        with autocast(device):
-            logits = net(img.to(device))
-        loss = _loss(logits.float(), mask.to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        bar.update(1)
-        if step % 25 == 0:
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", refresh=False)
+    bar = tqdm(total=total, disable=not progress, unit="step", desc="photo segmenter")
+
+    def train(steps: int, opt, sched, scene_batch=None) -> float:
+        net.train()
+        for step in range(steps):
+            b = config.batch - (0 if scene_batch is None else scene_batch[0])
+            a = torch.randint(N, (b,), generator=gen)
+            v = torch.randint(train_v, (b,), generator=gen)
+            img, mask = compose.compose(views[a, v])
+            if scene_batch is not None:
+                si, sm = scene_batch[1]()
+                img, mask = torch.cat([img, compose._camera(si)]), torch.cat([mask, sm])
+            with autocast(device):
+                logits = net(img.to(device))
+            loss = _loss(logits.float(), mask.to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            bar.update(1)
+            if step % 25 == 0:
+                bar.set_postfix(loss=f"{float(loss.detach()):.3f}", refresh=False)
+        return round(float(loss.detach()), 4)
+
+    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    loss = train(config.steps, opt, torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=config.steps, pct_start=0.1))
+    entry = {"steps": config.steps, "loss": loss}
+    scene_iou = None
+    if tune:
+        images, masks, index = scenes
+        held = index % HOLD_OUT == HOLD_OUT - 1
+        si = torch.as_tensor(images[~held]).permute(0, 3, 1, 2)
+        sm = torch.as_tensor(masks[~held])[:, None]
+        if len(si) == 0:
+            raise ValueError(f"no scene crops left to train on after holding out every {HOLD_OUT}th scene")
+        k = max(1, min(config.batch - 1, round(config.batch * config.scene_share)))
+
+        def draw():
+            j = torch.randint(len(si), (k,), generator=gen)
+            img, m = si[j].float() / 255.0, sm[j].float()
+            flip = torch.rand(k, generator=gen) < 0.5  # the rooms' walls stand left and right of the floor
+            img[flip], m[flip] = img[flip].flip(-1), m[flip].flip(-1)
+            return img, m
+
+        opt = torch.optim.AdamW(net.parameters(), lr=config.scene_lr, weight_decay=config.weight_decay)
+        loss = train(config.scene_steps, opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.scene_steps), (k, draw))
+        entry.update(scene_steps=config.scene_steps, scene_crops=int(len(si)), loss=loss)
+        if held.any():
+            scene_iou = _iou(net, torch.as_tensor(images[held]).permute(0, 3, 1, 2).float() / 255.0,
+                             torch.as_tensor(masks[held])[:, None].float())
+            entry["held_out_scene_iou"] = round(scene_iou, 4)
     bar.close()
     iou = _held_out_iou(net, views[:, V - 1], torch.as_tensor(distractors), config) if V > 1 else float("nan")
-    history.append({"steps": config.steps, "loss": round(float(loss.detach()), 4), "held_out_iou": round(iou, 4),
-                    "seconds": round(time.time() - t0, 1)})
-    log(f"photo segmenter: {config.steps} steps in {time.time() - t0:.0f} s; mask IoU on held-out composed photos {iou:.3f}")
+    entry.update(held_out_iou=round(iou, 4), seconds=round(time.time() - t0, 1))
+    history.append(entry)
+    log(f"photo segmenter: {total} steps in {time.time() - t0:.0f} s; mask IoU on held-out composed photos {iou:.3f}"
+        + ("" if scene_iou is None else f", on held-out scenes {scene_iou:.3f}"))
     return TrainedSegmenter(net.eval(), config, history)
 
 
 @torch.no_grad()
-def _held_out_iou(net: UNet, views: torch.Tensor, distractors: torch.Tensor, config: SegmenterConfig) -> float:
+def _overlap(net: UNet, img: torch.Tensor, mask: torch.Tensor) -> tuple[float, float]:
+    """(intersection, union) in pixels of the network's answers on photos `img` (B, 3, s, s) and `mask` (B, 1, s, s)."""
     net.eval()
+    found = (net(img.to(next(net.parameters()).device)).cpu() > 0).float()
+    return float((found * mask).sum()), float(((found + mask) > 0).float().sum())
+
+
+def _iou(net: UNet, img: torch.Tensor, mask: torch.Tensor) -> float:
+    """Mask IoU over all of `img` (B, 3, s, s) and `mask` (B, 1, s, s), pooled."""
+    inter = union = 0.0
+    for part in torch.arange(len(img)).split(64):
+        i, u = _overlap(net, img[part], mask[part])
+        inter, union = inter + i, union + u
+    return inter / max(union, 1.0)
+
+
+@torch.no_grad()
+def _held_out_iou(net: UNet, views: torch.Tensor, distractors: torch.Tensor, config: SegmenterConfig) -> float:
     compose = Composer(config.size, torch.Generator().manual_seed(config.seed + 1), distractors, config)
     inter = union = 0.0
-    for part in torch.arange(len(views)).split(64):
+    for part in torch.arange(len(views)).split(64):  # composed in parts: a large run's photos need not all be in memory
         img, mask = compose.compose(views[part])
-        found = (net(img.to(next(net.parameters()).device)).cpu() > 0).float()
-        inter += float((found * mask).sum())
-        union += float(((found + mask) > 0).float().sum())
+        i, u = _overlap(net, img, mask)
+        inter, union = inter + i, union + u
     return inter / max(union, 1.0)
 
 
 def train_for_run(run_path: str | os.PathLike, config: SegmenterConfig = SegmenterConfig(), progress: bool = True,
                   log=print, device: torch.device | str = "cpu") -> Path:
-    """Render the run's assets and the distractors, train the segmenter and save it in the run folder; returns the file."""
+    """Render the run's assets and the distractors (and, with `config.scenes`, one-asset scenes of the
+    assets), train the segmenter and save it in the run folder; returns the file."""
     from assets2vec.photo_encoder import report_unreadable, run_meshes
     from assets2vec.photo_views import ViewConfig, render_views
     from assets2vec.run import Run
@@ -343,8 +413,20 @@ def train_for_run(run_path: str | os.PathLike, config: SegmenterConfig = Segment
     renders = renders[[k for k, i in enumerate(run.asset_ids) if i not in bad]]
     if len(renders) == 0:
         raise ValueError(f"{run_path}: none of the run's {len(run.asset_ids)} meshes could be read; the segmenter needs some")
+    scenes = None
+    if config.scenes > 0 and config.scene_steps > 0:
+        from assets2vec.photo_scenes import run_pool, scene_crops
+
+        t1 = time.time()
+        pool = [a for a in run_pool(run, []) if a.id not in bad]  # those left out are named above
+        scenes = scene_crops(pool, config.scenes, config.seed, config.size, device=device, progress=progress, log=log)
+        log(f"photo segmenter: {len(scenes[0])} photos cut from {len(set(scenes[2].tolist()))} of {config.scenes} "
+            f"one-asset scenes in {time.time() - t1:.0f} s")
+        if len(scenes[0]) == 0:
+            log("photo segmenter: no scene showed its asset whole and large enough; trained on composed photos only")
+            scenes = None
     segmenter = train_segmenter(renders, clutter.reshape(-1, *clutter.shape[2:]), config, progress=progress, log=log,
-                                device=device)
+                                device=device, scenes=scenes)
     return segmenter.save(run.segmenter_path)
 
 

@@ -1,5 +1,5 @@
-"""The search-by-photo benchmark's own parts: the box it draws for a photo as a user would, and the
-match rule it chooses on development photos."""
+"""The search-by-photo benchmark's own parts: the box it draws for a photo as a user would, the
+match rule it chooses on development photos, and the folder of other people's meshes it photographs."""
 
 from __future__ import annotations
 
@@ -7,10 +7,14 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 _spec = importlib.util.spec_from_file_location("photo_search", Path(__file__).resolve().parents[1] / "benchmarks" / "photo_search.py")
 photo_search = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(photo_search)
+_spec = importlib.util.spec_from_file_location("foreign_meshes", Path(__file__).resolve().parents[1] / "benchmarks" / "foreign_meshes.py")
+foreign_meshes = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(foreign_meshes)
 
 
 def test_drawn_box_holds_the_object_loosely_and_is_the_same_every_run():
@@ -33,3 +37,28 @@ def test_chosen_rule_flags_the_most_outsiders_within_the_budget():
     rows += [{"in_catalog": False, "confidence": {"loss": 0.05 + 0.01 * i, "iou": 0.5, "probability": 0.9}} for i in range(20)]
     rule = photo_search.choose_rule(rows, max_wrongly_flagged=0.05)
     assert rule["wrongly_flagged"] <= 0.05 and rule["flagged"] >= 0.95
+
+
+def _obj(path: Path, mtl: str | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text((f"mtllib {mtl}\n" if mtl else "") + "v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
+
+
+def test_foreign_meshes_are_copied_with_their_materials_into_a_library(tmp_path):
+    """A stand-in for pybullet_data: each mesh lands in its own folder with the MTL and texture it
+    names (and nothing it does not), and the folder opens as a library of that many assets."""
+    from render_core.assets.library import open_library
+
+    data = tmp_path / "pybullet_data"
+    for _, rel in foreign_meshes.HAND_MADE:
+        _obj(data / rel)
+    _obj(data / "duck.obj", "duck.mtl")
+    (data / "duck.mtl").write_text("newmtl m\nKd 1 1 0\nmap_Kd -s 1 1 1 duckCM.png\n")
+    Image.fromarray(np.full((4, 4, 3), 200, np.uint8)).save(data / "duckCM.png")
+    (data / "unrelated.png").write_bytes(b"x")
+    for i in range(3):
+        _obj(data / "random_urdfs" / f"{i:03d}" / f"{i:03d}.obj")
+    names = foreign_meshes.copy_meshes(data, tmp_path / "lib", len(foreign_meshes.HAND_MADE) + 2)
+    assert names[0] == "duck" and names[-2:] == ["random-000", "random-001"] and len(set(names)) == len(names)
+    assert sorted(p.name for p in (tmp_path / "lib" / "duck").iterdir()) == ["duck.mtl", "duck.obj", "duckCM.png"]
+    assert len(open_library(tmp_path / "lib").records) == len(names)

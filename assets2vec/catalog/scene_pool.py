@@ -37,6 +37,22 @@ def _dataset_records(source: str, cache: dict) -> tuple[Path | None, dict, str |
     return cache[source]
 
 
+def scene_asset(rec, library: Path, category: str | None, label: str) -> SceneAsset:
+    """The scene generator's view of manifest record `rec` of a dataset rendered from `library`: its
+    mesh file, and the real height, proportions and up axis the record measured, where it did."""
+    metric = extent = None
+    info = rec.meta if isinstance(rec.meta, dict) else {}
+    m = info.get("extent_m")
+    if isinstance(m, list) and len(m) == 3 and all(isinstance(x, (int, float)) for x in m):
+        metric = float(m[1])
+    norm = info.get("normalization") if isinstance(info.get("normalization"), dict) else {}
+    e = norm.get("source_extent")
+    if isinstance(e, list) and len(e) == 3 and all(isinstance(x, (int, float)) and x > 0 for x in e):
+        extent = tuple(float(x) for x in e)
+    up = str(norm.get("up_axis") or "y")
+    return SceneAsset(rec.id, library / rec.path, category, label, metric, extent, up)
+
+
 def scene_pool(store, rows: np.ndarray, ids: list[str], semantic_by: str, min_confidence: float = 0.5,
                unavailable: dict[str, str] | None = None) -> list[SceneAsset]:
     """SceneAssets for catalog `rows` (with their `ids`); `semantic_by` names the class attribute or tag.
@@ -70,18 +86,7 @@ def scene_pool(store, rows: np.ndarray, ids: list[str], semantic_by: str, min_co
         if why is not None:
             unavailable[asset_id] = why
             continue
-        path = library / rec.path
-        metric = extent = None
-        info = rec.meta if isinstance(rec.meta, dict) else {}
-        m = info.get("extent_m")
-        if isinstance(m, list) and len(m) == 3 and all(isinstance(x, (int, float)) for x in m):
-            metric = float(m[1])
-        norm = info.get("normalization") if isinstance(info.get("normalization"), dict) else {}
-        e = norm.get("source_extent")
-        if isinstance(e, list) and len(e) == 3 and all(isinstance(x, (int, float)) and x > 0 for x in e):
-            extent = tuple(float(x) for x in e)
-        up = str(norm.get("up_axis") or "y")
-        pool.append(SceneAsset(asset_id, path, category, str(labels.get(int(r), UNLABELLED)), metric, extent, up))
+        pool.append(scene_asset(rec, library, category, str(labels.get(int(r), UNLABELLED))))
     return pool
 
 

@@ -139,9 +139,10 @@ def test_catalog_search_names_the_asset_the_run_encoder_proposes_first(run, smal
     assert "photo-encoder" in capsys.readouterr().err
     assert main(["photo-encoder", str(own), "--views", "1"]) == 2
     # The segmenter trains alone, beside the encoder, and a search reads it; a bad file is one clear line.
-    assert main(["photo-encoder", str(own), "--only", "segmenter", "--segmenter-steps", "2", "--quiet"]) == 0
+    assert main(["photo-encoder", str(own), "--only", "segmenter", "--segmenter-steps", "2", "--segmenter-scenes", "8",
+                 "--segmenter-scene-steps", "2", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "photo segmenter saved" in out and "photo encoder saved" not in out
+    assert "photo segmenter saved" in out and "photo encoder saved" not in out and "of 8 one-asset scenes" in out
     from assets2vec import Catalog
     from assets2vec.photo_segmenter import TrainedSegmenter
 
@@ -151,6 +152,8 @@ def test_catalog_search_names_the_asset_the_run_encoder_proposes_first(run, smal
     assert main(["search", str(tmp_path / "cat"), "--image", str(tmp_path / "photo.png")]) == 2
     assert "not a readable photo segmenter" in capsys.readouterr().err
     assert main(["photo-encoder", str(own), "--segmenter-steps", "0"]) == 2
+    assert main(["photo-encoder", str(own), "--segmenter-scenes", "-1"]) == 2
+    assert "--segmenter-scenes must be 0 or more" in capsys.readouterr().err
 
 
 def test_unreadable_meshes_are_left_out_and_named(run, monkeypatch):
