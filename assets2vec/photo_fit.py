@@ -312,6 +312,7 @@ def _fit_cameras(loss_fn: _Loss, cams: _Cameras, s_fixed, t_fixed, start_gain, c
         reg = config.colour_reg * gain.log().square().sum(-1)
         opt.zero_grad()
         (data + reg).sum().backward()
+        _drop_nonfinite_grads(opt)
         opt.step()
     eval_idx = loss_fn.t.sample(1024, gen)  # the pixels every fixed-code and the joint fit are scored on
     with torch.no_grad():
@@ -336,9 +337,21 @@ def _joint(loss_fn: _Loss, cam: _Cameras, shape0, texture0, gain, means, config:
         reg = config.code_reg * ((shape - mean_s).square().sum() + (texture - mean_t).square().sum())
         opt.zero_grad()
         (data.sum() + reg).backward()
+        _drop_nonfinite_grads(opt)
         opt.step()
         losses.append(float(data.detach()))
     return shape.detach(), texture.detach(), losses
+
+
+def _drop_nonfinite_grads(opt: torch.optim.Optimizer) -> None:
+    """Zero the gradient entries that are NaN or infinite. A gradient through the renderer can come out
+    non-finite at some camera while the loss itself is finite; one Adam step on it makes the camera
+    and codes NaN for good, and the search then fails on a photo it had all but fitted. A zeroed
+    entry leaves that parameter to its momentum for one step, as a skipped step would."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            if p.grad is not None:
+                p.grad.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def _final(loss_fn: _Loss, target: _Target, cam: _Cameras, shape, texture, gain, eval_idx, config: PhotoFitConfig):
@@ -390,8 +403,8 @@ class MatchRule:
 
 
 # `photo_search.py --choose-rule` on the 180 development photos from Blender (seed 0; BENCHMARKS.md) with
-# the default encoder: the fit's loss and silhouette on the named asset separate best; adding a floor on
-# the encoder's probability flagged no more photos at 5 % wrongly flagged. Re-choose it when the
-# encoder's recipe changes.
-ENCODER_RULE = MatchRule(max_loss=0.111563, min_iou=0.43815, min_probability=0.0)
+# the default encoder and segmenter: the encoder's probability and the fit's silhouette IoU on the named
+# asset; the loss bound chosen is the largest loss seen, so the loss does not decide. Re-choose it when
+# the encoder's or the segmenter's recipe changes.
+ENCODER_RULE = MatchRule(max_loss=0.61486, min_iou=0.36283, min_probability=0.20914)
 """the match rule of a run with a photo encoder (see `MatchRule`)"""

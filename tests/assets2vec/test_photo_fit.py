@@ -147,3 +147,32 @@ def test_a_rig_bank_is_refused(boxes):
     img, _ = photo_of(model, 1, 10.0, 20.0, 40.0, 2.6, (1, 1, 1))
     with pytest.raises(ValueError, match="framed"):
         fit_photo(model, prepare_photo(img, SIZE), plain)
+
+
+def test_a_nonfinite_gradient_does_not_poison_the_fit():
+    """A gradient through the renderer that is NaN at one step (the loss itself finite) must not turn
+    the camera and codes into NaN: the search would then fail on a photo it had all but fitted."""
+    from assets2vec.photo_fit import _joint
+
+    class Camera(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.offset = torch.nn.Parameter(torch.tensor([0.5, -0.5]))
+
+    class Loss:
+        t = SimpleNamespace(sample=lambda n, gen: torch.arange(n))
+        calls = 0
+
+        def __call__(self, cam, shape, texture, gain, idx, fine):
+            self.calls += 1
+            x = shape.square().sum() + texture.square().sum() + cam.offset.square().sum()
+            if self.calls == 3:  # a finite loss whose gradient is not: sqrt at 0
+                x = x + torch.sqrt(cam.offset[0] * 0)
+            return x.reshape(1), None
+
+    cam = Camera()
+    config = PhotoFitConfig(joint_steps=6)
+    shape, texture, losses = _joint(Loss(), cam, torch.ones(4), torch.ones(3), torch.ones(1, 3),
+                                    (torch.zeros(4), torch.zeros(3)), config, torch.Generator().manual_seed(0))
+    assert all(np.isfinite(losses)) and torch.isfinite(shape).all() and torch.isfinite(texture).all()
+    assert torch.isfinite(cam.offset).all() and losses[-1] < losses[0]
