@@ -282,8 +282,9 @@ class Catalog:
         finds the camera, the colour transform and the codes; without one, the fit compares every asset.
         `confidence`: the fit's silhouette IoU, colour PSNR and loss (the match rule reads these), the
         margin to the runner-up (the encoder's probability ratio less one, or the fit's loss ratio; None
-        when there is no runner-up), and
-        the encoder's probability of the answer (None without an encoder).
+        when there is no runner-up), the encoder's probability of the answer and the photo's familiarity
+        (how close it lies to the answer's own training views; `TrainedEncoder.familiarity`), both None
+        without an encoder.
 
         Returns {"match": the asset id, or None when no catalog asset explains the photo well enough
         (`rule`), "verdict" (a sentence), "confidence" {"iou", "psnr", "margin", "loss"}, "asset" (the
@@ -308,6 +309,7 @@ class Catalog:
         prepared = prepare_photo(photo, size, box=box, name=name, segmenter=self.photo_segmenter())
         encoder, bank = self.photo_encoder(), self.photo_bank()  # read (or built) once per catalog
         t0 = time.time()
+        familiarity = None
         if encoder is None:  # the fit compares every catalog asset and names the one that explains the photo best
             proposals, probability = None, None
             fit = fit_photo(model, prepared, bank, PhotoFitConfig(seed=seed))
@@ -319,6 +321,7 @@ class Catalog:
             probs = encoder.probabilities(prepared.image)
             top = torch.topk(probs, min(PROPOSALS, len(probs)))
             proposals, probability = [self._run_ids[int(r)] for r in top.indices], float(top.values[0])
+            familiarity = encoder.familiarity(prepared.image, int(top.indices[0]))
             fit = fit_photo(model, prepared, bank, PhotoFitConfig(seed=seed), codes=top.indices[:1])
             asset, runner = proposals[0], proposals[1] if len(proposals) > 1 else None
             margin = float(top.values[0] / top.values[1].clamp(min=1e-9) - 1) if len(proposals) > 1 else None
@@ -327,14 +330,15 @@ class Catalog:
         margin = None if margin is None or not math.isfinite(margin) else round(margin, 4)  # JSON has no infinity
         rule = rule or (MatchRule() if encoder is None else ENCODER_RULE)
         s, t = fit.shape_code.cpu().numpy(), fit.texture_code.cpu().numpy()
-        matched = rule(fit, probability)
+        matched = rule(fit, probability, familiarity)
         verdict = (f"{asset} (silhouette IoU {fit.iou:.2f}, colour {fit.psnr:.1f} dB, {ranked})" if matched else
                    f"no asset in the catalog matches: the best, {asset}, explains the photo only to silhouette IoU "
                    f"{fit.iou:.2f} and {fit.psnr:.1f} dB ({rule.describe()})")
         return {
             "match": asset if matched else None, "verdict": verdict,
             "confidence": {"iou": round(fit.iou, 4), "psnr": round(fit.psnr, 2), "margin": margin,
-                           "loss": round(fit.loss, 5), "joint_loss": round(fit.joint_loss, 5), "probability": probability},
+                           "loss": round(fit.loss, 5), "joint_loss": round(fit.joint_loss, 5), "probability": probability,
+                           "familiarity": None if familiarity is None else round(familiarity, 4)},
             "asset": asset, "runner_up": runner,
             "neighbours": self.search_codes(s, t, k, space, where), "shape_code": s, "texture_code": t,
             "camera": {"c2w": fit.c2w, "K": prepared.framing.intrinsics_in_photo(fit.K), "K_crop": fit.K,

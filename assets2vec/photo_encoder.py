@@ -32,6 +32,8 @@ from assets2vec.tensor_files import load_tensors, reading, save_tensors
 FORMAT = 1
 PROPOSALS = 8
 """assets a search by photo returns as the encoder's proposals, most probable first"""
+NEAREST = 5
+"""training views a photo's familiarity is read from (`TrainedEncoder.familiarity`)"""
 
 
 @dataclass
@@ -97,15 +99,34 @@ class TrainedEncoder:
     config: EncoderConfig
     asset_ids: list[str]
     history: list[dict]
+    views: torch.Tensor | None = None
+    """(N, V, dim) float16 embeddings of one randomised photo of each training view of each asset
+    (`reference_views`); None in an encoder saved before they were kept"""
+
+    def _input(self, crop: np.ndarray) -> torch.Tensor:
+        x = torch.as_tensor(np.asarray(crop)).permute(2, 0, 1)[None].float() / 255.0
+        x = F.interpolate(x, size=(self.config.size, self.config.size), mode="area")
+        return torch.cat([x[:, :3], (x[:, 3:] > 0.5).float()], 1).to(self.device)
 
     @torch.no_grad()
     def probabilities(self, crop: np.ndarray) -> torch.Tensor:
         """(n_assets,) probabilities of each asset for a prepared photo's crop (S, S, 4) uint8 (alpha = mask)."""
-        x = torch.as_tensor(np.asarray(crop)).permute(2, 0, 1)[None].float() / 255.0
-        x = F.interpolate(x, size=(self.config.size, self.config.size), mode="area")
-        x = torch.cat([x[:, :3], (x[:, 3:] > 0.5).float()], 1)
         self.net.eval()
-        return torch.softmax(self.net(x.to(self.device)), -1)[0].cpu()
+        return torch.softmax(self.net(self._input(crop)), -1)[0].cpu()
+
+    @torch.no_grad()
+    def familiarity(self, crop: np.ndarray, row: int) -> float | None:
+        """How much the crop looks like asset `row` as the encoder was taught it: the mean cosine between
+        its embedding and its `NEAREST` nearest training views of that asset (deep nearest neighbours,
+        Sun et al. 2022). A softmax must share its mass among the catalog's assets, so a duck can be a
+        sofa with confidence; its embedding still lies far from every view of the sofa. None without
+        reference views."""
+        if self.views is None:
+            return None
+        self.net.eval()
+        e = self.net.embed(self._input(crop))[0].cpu()
+        near = self.views[row].float() @ e
+        return float(near.topk(min(NEAREST, len(near))).values.mean().clamp(-1.0, 1.0))  # the views are stored in half precision
 
     @property
     def device(self) -> torch.device:
@@ -121,8 +142,11 @@ class TrainedEncoder:
         return torch.topk(self.probabilities(crop), min(k, len(self.asset_ids))).indices
 
     def save(self, path: str | os.PathLike) -> Path:
-        return save_tensors(path, {"format": FORMAT, "state": self.net.state_dict(), "config": json.dumps(self.config.to_json()),
-                                   "asset_ids": list(self.asset_ids), "history": json.dumps(self.history)})
+        payload = {"format": FORMAT, "state": self.net.state_dict(), "config": json.dumps(self.config.to_json()),
+                   "asset_ids": list(self.asset_ids), "history": json.dumps(self.history)}
+        if self.views is not None:
+            payload["views"] = self.views
+        return save_tensors(path, payload)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "TrainedEncoder":
@@ -131,7 +155,10 @@ class TrainedEncoder:
             config = EncoderConfig.from_json(json.loads(d["config"]))
             net = PhotoEncoder(len(d["asset_ids"]), config)
             net.load_state_dict(d["state"])
-        return cls(net.eval(), config, list(d["asset_ids"]), json.loads(d["history"]))
+            views = d.get("views")
+            if views is not None and (views.ndim != 3 or views.shape[0] != len(d["asset_ids"]) or views.shape[2] != config.dim):
+                raise ValueError(f"reference views of shape {tuple(views.shape)} do not fit {len(d['asset_ids'])} assets")
+        return cls(net.eval(), config, list(d["asset_ids"]), json.loads(d["history"]), views)
 
 
 def train_encoder(renders: np.ndarray, asset_ids: list[str], config: EncoderConfig = EncoderConfig(),
@@ -186,7 +213,24 @@ def train_encoder(renders: np.ndarray, asset_ids: list[str], config: EncoderConf
     if history:
         log(f"photo encoder: {config.epochs} epochs in {time.time() - t0:.0f} s; top-1 on held-out randomised views "
             f"{history[-1]['held_out_top1']:.1%}")
-    return TrainedEncoder(net.eval(), config, list(asset_ids), history)
+    encoder = TrainedEncoder(net.eval(), config, list(asset_ids), history)
+    encoder.views = reference_views(encoder, renders)
+    return encoder
+
+
+@torch.no_grad()
+def reference_views(encoder: TrainedEncoder, renders: np.ndarray) -> torch.Tensor:
+    """(N, V, dim) float16 embeddings of one randomised photo of each of `renders` (N, V, S, S, 4), drawn
+    from the encoder's seed: what each asset looks like to the encoder, for `TrainedEncoder.familiarity`.
+    An asset with no renders (an unreadable mesh) gets zeros: nothing looks like it."""
+    net, config = encoder.net.eval(), encoder.config
+    rand = Randomiser(config.size, torch.Generator().manual_seed(config.seed + 2))
+    views = torch.as_tensor(renders)
+    out = torch.zeros(views.shape[0], views.shape[1], config.dim)
+    for i, v in enumerate(views):
+        if bool(v[..., 3].any()):
+            out[i] = net.embed(rand(v).to(encoder.device)).cpu()
+    return out.half()
 
 
 @torch.no_grad()

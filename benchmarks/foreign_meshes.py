@@ -17,6 +17,10 @@ Each asset gets its own sub-folder (the OBJ with its MTL and textures). Needs `p
 
     .venv/bin/pip install pybullet
     .venv/bin/python benchmarks/foreign_meshes.py demo/foreign_lib --n 30
+    .venv/bin/python benchmarks/foreign_meshes.py demo/foreign_lib_dev --n 30 --dev
+
+`--dev` takes random objects only, from the 500th on: meshes disjoint from the default folder's, for
+development photos (choosing a threshold or a recipe) while the default folder's stay for the test.
 """
 
 from __future__ import annotations
@@ -49,10 +53,16 @@ def _dependencies(obj: Path) -> list[Path]:
     return out
 
 
-def copy_meshes(data: Path, out: Path, n: int) -> list[str]:
-    """Copy the first `n` meshes (hand-made first, then random objects) into `out`/<name>/; returns the names."""
-    chosen = [(name, data / p) for name, p in HAND_MADE]
-    chosen += [(f"random-{p.stem}", p) for p in sorted((data / "random_urdfs").glob("*/[0-9][0-9][0-9].obj"))]
+DEV_FIRST = 500
+"""the first random object of the development folder (`--dev`): the default folder's end long before"""
+
+
+def copy_meshes(data: Path, out: Path, n: int, dev: bool = False) -> list[str]:
+    """Copy the first `n` meshes (hand-made first, then random objects; with `dev` random objects from
+    `DEV_FIRST` on) into `out`/<name>/; returns the names."""
+    chosen = [] if dev else [(name, data / p) for name, p in HAND_MADE]
+    randoms = sorted((data / "random_urdfs").glob("*/[0-9][0-9][0-9].obj"))
+    chosen += [(f"random-{p.stem}", p) for p in randoms if not dev or int(p.stem) >= DEV_FIRST]
     names = []
     for name, obj in chosen[:n]:
         if not obj.is_file():
@@ -69,12 +79,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out", type=Path, help="folder to fill (one sub-folder per mesh)")
     ap.add_argument("--n", type=int, default=30, help="how many meshes (default: 30)")
+    ap.add_argument("--dev", action="store_true",
+                    help=f"random objects from the {DEV_FIRST}th on, none of the default folder's (development photos)")
     args = ap.parse_args()
     try:
         import pybullet_data
     except ImportError:
         raise SystemExit("needs pybullet: .venv/bin/pip install pybullet") from None
-    names = copy_meshes(Path(pybullet_data.getDataPath()), args.out, args.n)
+    names = copy_meshes(Path(pybullet_data.getDataPath()), args.out, args.n, args.dev)
     print(f"{len(names)} meshes in {args.out}: {', '.join(names)}")
 
 

@@ -37,6 +37,13 @@ def test_chosen_rule_flags_the_most_outsiders_within_the_budget():
     rows += [{"in_catalog": False, "confidence": {"loss": 0.05 + 0.01 * i, "iou": 0.5, "probability": 0.9}} for i in range(20)]
     rule = photo_search.choose_rule(rows, max_wrongly_flagged=0.05)
     assert rule["wrongly_flagged"] <= 0.05 and rule["flagged"] >= 0.95
+    # Only the familiarity tells these apart: the rule finds its threshold and leaves the others open.
+    rows = [{"in_catalog": True, "confidence": {"loss": 0.1, "iou": 0.9, "probability": 0.5, "familiarity": 0.8 + 0.005 * i}}
+            for i in range(20)]
+    rows += [{"in_catalog": False, "confidence": {"loss": 0.1, "iou": 0.9, "probability": 0.5, "familiarity": 0.3 + 0.02 * i}}
+             for i in range(20)]
+    rule = photo_search.choose_rule(rows, max_wrongly_flagged=0.05)
+    assert rule["flagged"] == 1.0 and rule["wrongly_flagged"] == 0.0 and 0.68 <= rule["min_familiarity"] <= 0.8
 
 
 def _obj(path: Path, mtl: str | None = None) -> None:
@@ -62,3 +69,19 @@ def test_foreign_meshes_are_copied_with_their_materials_into_a_library(tmp_path)
     assert names[0] == "duck" and names[-2:] == ["random-000", "random-001"] and len(set(names)) == len(names)
     assert sorted(p.name for p in (tmp_path / "lib" / "duck").iterdir()) == ["duck.mtl", "duck.obj", "duckCM.png"]
     assert len(open_library(tmp_path / "lib").records) == len(names)
+    # The development folder: random objects only, none of the default folder's.
+    for i in (foreign_meshes.DEV_FIRST, foreign_meshes.DEV_FIRST + 1):
+        _obj(data / "random_urdfs" / f"{i:03d}" / f"{i:03d}.obj")
+    dev = foreign_meshes.copy_meshes(data, tmp_path / "dev", 5, dev=True)
+    assert dev == [f"random-{foreign_meshes.DEV_FIRST}", f"random-{foreign_meshes.DEV_FIRST + 1}"]
+
+
+def test_summary_gives_each_outside_folder_its_share_flagged():
+    row = lambda folder, inside, match: {"photo": f"{folder}/x", "setting": "studio", "in_catalog": inside,  # noqa: E731
+                                         "match": match, "seconds": 1.0, "mask_iou": 0.9, "top1": True, "top5": True}
+    rows = [row("in", True, "a"), row("near", False, None), row("near", False, "a"),
+            row("foreign", False, None), row("foreign", False, None)]
+    s = photo_search.summarise(rows)
+    assert s["studio/not-in-catalog"]["flagged"] == 0.75 and s["studio/in-catalog"]["wrongly_flagged"] == 0
+    assert s["flagged_by_folder"] == {"foreign": {"studio": 1.0}, "near": {"studio": 0.5}}
+    assert "flagged_by_folder" not in photo_search.summarise(rows[:3])

@@ -74,6 +74,10 @@ with by_image:
             c.metric("Colour PSNR", f"{conf['psnr']:.1f} dB")
             if conf.get("probability") is not None:
                 c.metric("Encoder's probability", f"{conf['probability']:.0%}", help=f"runner-up: {result['runner_up']}")
+                if conf.get("familiarity") is not None:
+                    c.metric("Familiarity", f"{conf['familiarity']:.2f}",
+                             help="how close the photo lies to the asset's own training views (cosine, 1 at most); "
+                             "a photo of something the catalog lacks lies far from every asset's")
             else:
                 c.metric("Runner-up worse by", "-" if conf["margin"] is None else f"{conf['margin']:.0%}",
                          help=f"runner-up: {result['runner_up']}")

@@ -80,12 +80,69 @@ def test_encoder_tells_objects_apart_on_backgrounds_and_colour_casts_it_never_sa
     assert enc.propose(crop, 2)[0] == 1 and len(enc.propose(crop, 10)) == 3
 
 
+def test_familiarity_is_the_mean_cosine_to_the_nearest_training_views_of_the_asset(shapes_encoder, monkeypatch):
+    """The mechanics, on embeddings set by hand: the `NEAREST` closest views of the named asset count,
+    the other assets' views do not."""
+    from assets2vec.photo_encoder import NEAREST
+
+    enc = shapes_encoder
+    assert enc.views.shape == (3, 6, 16) and enc.views.dtype == torch.float16
+    e = torch.zeros(16)
+    e[0] = 1.0
+    views = torch.zeros(3, 6, 16)
+    cosines = torch.tensor([0.9, 0.8, 0.7, 0.6, 0.5, -1.0])
+    views[1, :, 0] = cosines
+    views[1, :, 1] = (1 - cosines ** 2).sqrt()
+    views[0, :, 0] = 1.0  # another asset's views, all on the photo's embedding: not read for asset 1
+    monkeypatch.setattr(enc, "views", views.half())
+    monkeypatch.setattr(enc.net, "embed", lambda x: e[None].expand(len(x), -1))
+    crop = np.zeros((64, 64, 4), np.uint8)
+    assert enc.familiarity(crop, 1) == pytest.approx(float(cosines.sort(descending=True).values[:NEAREST].mean()), abs=2e-3)
+    assert enc.familiarity(crop, 0) == pytest.approx(1.0, abs=2e-3)
+
+
+def test_open_set_benchmark_scores_the_search_familiarity(shapes_encoder):
+    """benchmarks/photo_openset.py's knn5 score is what a search reports as familiarity (one owner)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("photo_openset", Path(__file__).resolve().parents[2] / "benchmarks" / "photo_openset.py")
+    openset = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(openset)
+    crops = np.random.default_rng(0).integers(0, 256, (4, 64, 64, 4)).astype(np.uint8)
+    crops[..., 3] = np.where(crops[..., 3] > 100, 255, 0)
+    scores, named = openset.scores(shapes_encoder, crops, None)
+    expected = [shapes_encoder.familiarity(c, int(n)) for c, n in zip(crops, named)]
+    assert np.allclose(scores["knn5"], expected, atol=1e-4)
+
+
+def test_reference_views_are_seeded_and_empty_for_an_unreadable_asset(shapes_encoder):
+    from assets2vec.photo_encoder import reference_views
+
+    renders = _shapes()
+    renders[2] = 0  # no views: the mesh could not be read
+    a, b = reference_views(shapes_encoder, renders), reference_views(shapes_encoder, renders)
+    assert torch.equal(a, b) and a.shape == (3, 6, 16) and not a[2].any()
+    assert torch.allclose(a[:2].float().norm(dim=-1), torch.ones(2, 6), atol=1e-2)
+
+
 def test_encoder_file_round_trips_and_refuses_pickles(shapes_encoder, tmp_path):
     path = shapes_encoder.save(tmp_path / "enc.pt")
     back = TrainedEncoder.load(path)
     crop = np.dstack([_shapes()[2, 0][..., :3], _shapes()[2, 0][..., 3]])
     assert back.asset_ids == ["square", "disc", "bar"] and back.history == shapes_encoder.history
     assert torch.allclose(back.probabilities(crop), shapes_encoder.probabilities(crop))
+    assert torch.equal(back.views, shapes_encoder.views) and back.familiarity(crop, 2) == shapes_encoder.familiarity(crop, 2)
+    # An encoder saved before it kept its training views still loads, with no familiarity to give.
+    from assets2vec.tensor_files import load_tensors, save_tensors
+
+    d = load_tensors(path, 1)
+    save_tensors(tmp_path / "old.pt", {k: v for k, v in d.items() if k != "views"})
+    old = TrainedEncoder.load(tmp_path / "old.pt")
+    assert old.views is None and old.familiarity(crop, 2) is None
+    save_tensors(tmp_path / "bad.pt", {**d, "views": d["views"][:2]})
+    with pytest.raises(ValueError, match="bad.pt.*do not fit 3 assets"):
+        TrainedEncoder.load(tmp_path / "bad.pt")
 
     class Evil:
         def __reduce__(self):
@@ -131,6 +188,7 @@ def test_catalog_search_names_the_asset_the_run_encoder_proposes_first(run, smal
     out = json.loads(capsys.readouterr().out)
     assert len(out["proposals"]) == min(8, len(ds.asset_ids)) and set(out["proposals"]) <= set(ds.asset_ids)
     assert out["asset"] == out["proposals"][0] and 0 < out["confidence"]["probability"] <= 1  # the encoder names it
+    assert -1 <= out["confidence"]["familiarity"] <= 1
     # An encoder of other assets is refused with the command that fixes it.
     enc = TrainedEncoder.load(Run.open(own).encoder_path)
     enc.asset_ids = list(reversed(enc.asset_ids))

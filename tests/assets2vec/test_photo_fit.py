@@ -124,6 +124,12 @@ def test_photo_off_the_bank_gives_back_the_box_camera_and_colour(boxes, row):
     assert error < 0.04 * 128 and error < start_error
     np.testing.assert_allclose(fit.gain, gain, rtol=0.12)  # the dim channels (a red box's blue) are read from little light
     assert fit.iou > 0.85 and MatchRule()(fit)
+    # Each term of the rule can refuse the fit alone; a familiarity of None (an older encoder) does not decide.
+    rule = MatchRule(max_loss=fit.loss, min_iou=fit.iou, min_probability=0.5, min_familiarity=0.6)
+    assert rule(fit, 0.5, 0.6) and rule(fit, 0.5, None) and rule(fit, None, None)
+    assert not rule(fit, 0.49, 0.6) and not rule(fit, 0.5, 0.59)
+    assert "familiarity of at least 0.6" in rule.describe() and "familiarity" not in MatchRule().describe()
+    assert MatchRule(**rule.to_json()) == rule
 
 
 def test_fitted_camera_reprojects_onto_the_photo(boxes):
