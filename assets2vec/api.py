@@ -325,7 +325,8 @@ class Catalog:
             fit = fit_photo(model, prepared, bank, PhotoFitConfig(seed=seed), codes=top.indices[:1])
             asset, runner = proposals[0], proposals[1] if len(proposals) > 1 else None
             margin = float(top.values[0] / top.values[1].clamp(min=1e-9) - 1) if len(proposals) > 1 else None
-            ranked = f"probability {probability:.0%}, runner-up {runner}"
+            ranked = f"probability {probability:.0%}" + ("" if familiarity is None else f", familiarity {familiarity:.2f}")
+            ranked += f", runner-up {runner}"
         seconds = time.time() - t0
         margin = None if margin is None or not math.isfinite(margin) else round(margin, 4)  # JSON has no infinity
         rule = rule or (MatchRule() if encoder is None else ENCODER_RULE)
@@ -333,7 +334,7 @@ class Catalog:
         matched = rule(fit, probability, familiarity)
         verdict = (f"{asset} (silhouette IoU {fit.iou:.2f}, colour {fit.psnr:.1f} dB, {ranked})" if matched else
                    f"no asset in the catalog matches: the best, {asset}, explains the photo only to silhouette IoU "
-                   f"{fit.iou:.2f} and {fit.psnr:.1f} dB ({rule.describe()})")
+                   f"{fit.iou:.2f} and {fit.psnr:.1f} dB{'' if encoder is None else ', ' + ranked} ({rule.describe()})")
         return {
             "match": asset if matched else None, "verdict": verdict,
             "confidence": {"iou": round(fit.iou, 4), "psnr": round(fit.psnr, 2), "margin": margin,
