@@ -89,8 +89,12 @@ class PhotoEncoder(torch.nn.Module):
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.features(x * 2 - 1), dim=-1)
 
+    def classify(self, e: torch.Tensor) -> torch.Tensor:
+        """(B, n_assets) logits of unit embeddings (B, dim)."""
+        return self.temperature * e @ F.normalize(self.prototypes, dim=-1).T
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.temperature * self.embed(x) @ F.normalize(self.prototypes, dim=-1).T
+        return self.classify(self.embed(x))
 
 
 @dataclass
@@ -109,22 +113,28 @@ class TrainedEncoder:
         return torch.cat([x[:, :3], (x[:, 3:] > 0.5).float()], 1).to(self.device)
 
     @torch.no_grad()
-    def probabilities(self, crop: np.ndarray) -> torch.Tensor:
-        """(n_assets,) probabilities of each asset for a prepared photo's crop (S, S, 4) uint8 (alpha = mask)."""
+    def embedding(self, crop: np.ndarray) -> torch.Tensor:
+        """(dim,) unit embedding of a prepared photo's crop (S, S, 4) uint8 (alpha = mask)."""
         self.net.eval()
-        return torch.softmax(self.net(self._input(crop)), -1)[0].cpu()
+        return self.net.embed(self._input(crop))[0]
 
     @torch.no_grad()
-    def familiarity(self, crop: np.ndarray, row: int) -> float | None:
+    def probabilities(self, crop: np.ndarray, embedding: torch.Tensor | None = None) -> torch.Tensor:
+        """(n_assets,) probabilities of each asset for a prepared photo's crop (S, S, 4) uint8 (alpha = mask);
+        pass the crop's `embedding` when it is already computed."""
+        e = self.embedding(crop) if embedding is None else embedding
+        return torch.softmax(self.net.classify(e[None]), -1)[0].cpu()
+
+    @torch.no_grad()
+    def familiarity(self, crop: np.ndarray, row: int, embedding: torch.Tensor | None = None) -> float | None:
         """How much the crop looks like asset `row` as the encoder was taught it: the mean cosine between
         its embedding and its `NEAREST` nearest training views of that asset (deep nearest neighbours,
         Sun et al. 2022). A softmax must share its mass among the catalog's assets, so a duck can be a
         sofa with confidence; its embedding still lies far from every view of the sofa. None without
-        reference views."""
+        reference views. Pass the crop's `embedding` when it is already computed."""
         if self.views is None:
             return None
-        self.net.eval()
-        e = self.net.embed(self._input(crop))[0].cpu()
+        e = (self.embedding(crop) if embedding is None else embedding).cpu()
         near = self.views[row].float() @ e
         return float(near.topk(min(NEAREST, len(near))).values.mean().clamp(-1.0, 1.0))  # the views are stored in half precision
 

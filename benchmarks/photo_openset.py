@@ -75,7 +75,7 @@ def scores(encoder, crops_: np.ndarray, renders: np.ndarray | None) -> tuple[dic
     x = torch.cat([x[:, :3], (x[:, 3:] > 0.5).float()], 1)
     with torch.no_grad():
         E = net.embed(x)
-        logits = net.temperature * E @ F.normalize(net.prototypes, dim=-1).T
+        logits = net.classify(E)
         # knn5 is the search's familiarity: read from the encoder's reference views, drawn here for an
         # encoder saved before it kept them
         bank = (encoder.views if encoder.views is not None else reference_views(encoder, renders)).float()
