@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 from PIL import Image
@@ -12,6 +13,9 @@ from PIL import Image
 _spec = importlib.util.spec_from_file_location("photo_search", Path(__file__).resolve().parents[1] / "benchmarks" / "photo_search.py")
 photo_search = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(photo_search)
+_spec = importlib.util.spec_from_file_location("photo_rescore", Path(__file__).resolve().parents[1] / "benchmarks" / "photo_rescore.py")
+photo_rescore = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(photo_rescore)
 _spec = importlib.util.spec_from_file_location("foreign_meshes", Path(__file__).resolve().parents[1] / "benchmarks" / "foreign_meshes.py")
 foreign_meshes = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(foreign_meshes)
@@ -85,3 +89,26 @@ def test_summary_gives_each_outside_folder_its_share_flagged():
     assert s["studio/not-in-catalog"]["flagged"] == 0.75 and s["studio/in-catalog"]["wrongly_flagged"] == 0
     assert s["flagged_by_folder"] == {"foreign": {"studio": 1.0}, "near": {"studio": 0.5}}
     assert "flagged_by_folder" not in photo_search.summarise(rows[:3])
+
+
+def test_rescored_rows_match_by_the_rule_with_familiarity_and_unfitted_rows_only_by_the_encoder(tmp_path):
+    from assets2vec.photo_fit import MatchRule
+
+    conf = lambda loss, fam: {"loss": loss, "iou": 0.9, "probability": 0.5, "familiarity": fam}  # noqa: E731
+    rows = [{"photo": "in/a__0", "setting": "studio", "in_catalog": True, "answer": ["a", "b"], "confidence": conf(0.1, 0.9)},
+            {"photo": "out/c__0", "setting": "studio", "in_catalog": False, "answer": ["a"], "confidence": conf(0.1, 0.4)},
+            {"photo": "out/d__0", "setting": "studio", "in_catalog": False, "answer": ["b"], "confidence": conf(0.9, 0.9)},
+            {"photo": "in/e__0", "setting": "studio", "in_catalog": True, "error": "refused"}]
+    out = photo_rescore.rescore(rows, MatchRule(max_loss=0.5, min_familiarity=0.6))
+    assert [r.get("match") for r in out] == ["a", None, None, None] and "match" not in rows[0]  # the input is left as it was
+    folder = tmp_path / "photos_foreign_dev"
+    folder.mkdir()
+    (folder / "photos.jsonl").write_text('{"asset_id": "duck", "j": 0, "setting": "studio"}\n{"asset_id": "a", "j": 1, "setting": "clutter"}\n')
+    unfitted = photo_rescore.unfitted_rows(folder, {"a"})
+    assert [(r["photo"], r["in_catalog"]) for r in unfitted] == [("photos_foreign_dev/duck__0", False), ("photos_foreign_dev/a__1", True)]
+    assert MatchRule(max_loss=0.01, min_iou=0.99)(SimpleNamespace(**unfitted[0]["confidence"]))  # the fit terms pass any rule
+    for r, fam in zip(unfitted, (0.3, 0.9)):
+        r["confidence"].update(probability=0.5, familiarity=fam)
+        r["asset_named"] = "a"
+    assert photo_rescore.unfitted_flagged(photo_rescore.rescore(unfitted, MatchRule(min_familiarity=0.6))) == \
+        {"photos_foreign_dev": {"clutter": 0.0, "studio": 1.0}}
