@@ -301,7 +301,7 @@ class Catalog:
         from assets2vec.images import read_image
         from assets2vec.photo import overlay, prepare_photo
         from assets2vec.photo_encoder import PROPOSALS
-        from assets2vec.photo_fit import ENCODER_RULE, MatchRule, PhotoFitConfig, fit_photo
+        from assets2vec.photo_fit import ENCODER_RULE, ENCODER_RULE_NO_FAMILIARITY, MatchRule, PhotoFitConfig, fit_photo
 
         model, _, size = self.model()
         name = name or (str(image) if isinstance(image, (str, os.PathLike)) else "photo")
@@ -330,14 +330,14 @@ class Catalog:
             ranked += f", runner-up {runner}"
         seconds = time.time() - t0
         margin = None if margin is None or not math.isfinite(margin) else round(margin, 4)  # JSON has no infinity
-        rule = rule or (MatchRule() if encoder is None else ENCODER_RULE)
+        rule = rule or (MatchRule() if encoder is None else ENCODER_RULE if familiarity is not None else ENCODER_RULE_NO_FAMILIARITY)
         s, t = fit.shape_code.cpu().numpy(), fit.texture_code.cpu().numpy()
         matched = rule(fit, probability, familiarity)
         verdict = (f"{asset} (silhouette IoU {fit.iou:.2f}, colour {fit.psnr:.1f} dB, {ranked})" if matched else
                    f"no asset in the catalog matches: the best, {asset}, explains the photo only to silhouette IoU "
                    f"{fit.iou:.2f} and {fit.psnr:.1f} dB{'' if encoder is None else ', ' + ranked} ({rule.describe()})")
         return {
-            "match": asset if matched else None, "verdict": verdict,
+            "match": asset if matched else None, "verdict": verdict, "rule": rule.to_json(),
             "confidence": {"iou": round(fit.iou, 4), "psnr": round(fit.psnr, 2), "margin": margin,
                            "loss": round(fit.loss, 5), "joint_loss": round(fit.joint_loss, 5), "probability": probability,
                            "familiarity": None if familiarity is None else round(familiarity, 4)},

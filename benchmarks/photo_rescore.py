@@ -111,7 +111,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from assets2vec import Catalog
-    from assets2vec.photo_fit import ENCODER_RULE, MatchRule
+    from assets2vec.photo_fit import ENCODER_RULE_NO_FAMILIARITY, MatchRule
     from render_core.artifacts import atomic_write_json
 
     dev = [r for f in args.dev for r in json.loads(f.read_text())["rows"]]
@@ -144,7 +144,7 @@ def main() -> None:
     out = {"catalog": str(args.catalog), "dev": [str(f) for f in args.dev], "dev_unfitted": [str(f) for f in args.dev_unfitted],
            "test": [str(f) for f in args.test], "probability_drift_max": max(drift), "renamed": renamed, "rule": chosen,
            "test_with_rule": photo_search.summarise(rescore(test, rule)),
-           "test_with_recorded_rule": photo_search.summarise(rescore(test, ENCODER_RULE)),
+           "test_with_recorded_rule": photo_search.summarise(rescore(test, ENCODER_RULE_NO_FAMILIARITY)),
            "dev_unfitted_flagged": unfitted_flagged(rescore(dev, rule)),
            "rows": rescore(dev + test, rule)}
     print(f"development photos never fitted, flagged by the encoder's terms alone: {out['dev_unfitted_flagged']}")

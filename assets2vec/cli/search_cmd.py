@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             hits = r["neighbours"]
             cam = r["camera"]
             out = {"query": str(args.image), "space": args.space, "where": args.where, "match": r["match"],
-                   "verdict": r["verdict"], "asset": r["asset"], "runner_up": r["runner_up"], "confidence": r["confidence"],
+                   "verdict": r["verdict"], "rule": r["rule"], "asset": r["asset"], "runner_up": r["runner_up"], "confidence": r["confidence"],
                    "camera": {"c2w": cam["c2w"].tolist(), "K": cam["K"].tolist(), "photo_size": list(cam["photo_size"])},
                    "colour": {k: v.tolist() for k, v in r["colour"].items()}, "mask_source": r["mask_source"],
                    "proposals": r["proposals"],

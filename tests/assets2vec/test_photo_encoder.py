@@ -174,6 +174,7 @@ def test_bank_search_restricted_to_proposed_codes():
 def test_catalog_search_names_the_asset_the_run_encoder_proposes_first(run, small_dataset, tmp_path, capsys):
     from assets2vec.catalog.build import build_catalog
     from assets2vec.cli.main import main
+    from assets2vec.photo_fit import ENCODER_RULE, ENCODER_RULE_NO_FAMILIARITY
     from assets2vec.run import Run
     from render_core.dataset import RenderedDataset
 
@@ -188,7 +189,14 @@ def test_catalog_search_names_the_asset_the_run_encoder_proposes_first(run, smal
     out = json.loads(capsys.readouterr().out)
     assert len(out["proposals"]) == min(8, len(ds.asset_ids)) and set(out["proposals"]) <= set(ds.asset_ids)
     assert out["asset"] == out["proposals"][0] and 0 < out["confidence"]["probability"] <= 1  # the encoder names it
-    assert -1 <= out["confidence"]["familiarity"] <= 1
+    assert -1 <= out["confidence"]["familiarity"] <= 1 and out["rule"] == ENCODER_RULE.to_json()
+    # An encoder saved before it kept its training views has no familiarity: the rule chosen without it decides.
+    enc = TrainedEncoder.load(Run.open(own).encoder_path)
+    enc.views = None
+    enc.save(Run.open(own).encoder_path)
+    assert main(["search", str(tmp_path / "cat"), "--image", str(tmp_path / "photo.png"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["confidence"]["familiarity"] is None and out["rule"] == ENCODER_RULE_NO_FAMILIARITY.to_json()
     # An encoder of other assets is refused with the command that fixes it.
     enc = TrainedEncoder.load(Run.open(own).encoder_path)
     enc.asset_ids = list(reversed(enc.asset_ids))
