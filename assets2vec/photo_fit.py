@@ -401,7 +401,8 @@ class MatchRule:
         return ok and (familiarity is None or familiarity >= self.min_familiarity)
 
     def describe(self) -> str:
-        out = f"a match needs a fit loss of at most {self.max_loss:g} and a silhouette IoU of at least {self.min_iou:g}"
+        out = f"a match needs a fit loss of at most {self.max_loss:g}"
+        out += f" and a silhouette IoU of at least {self.min_iou:g}" if self.min_iou > 0 else ""
         out += f" and the encoder's probability at least {self.min_probability:g}" if self.min_probability > 0 else ""
         return out + (f" and a familiarity of at least {self.min_familiarity:g}" if self.min_familiarity > -1 else "")
 

@@ -129,6 +129,7 @@ def test_photo_off_the_bank_gives_back_the_box_camera_and_colour(boxes, row):
     assert rule(fit, 0.5, 0.6) and rule(fit, 0.5, None) and rule(fit, None, None)
     assert not rule(fit, 0.49, 0.6) and not rule(fit, 0.5, 0.59)
     assert "familiarity of at least 0.6" in rule.describe() and "familiarity" not in MatchRule().describe()
+    assert "IoU" in rule.describe() and "IoU" not in MatchRule(min_iou=0.0).describe()  # a term that cannot refuse is not stated
     assert MatchRule(**rule.to_json()) == rule
 
 
