@@ -318,11 +318,9 @@ class Catalog:
             margin = fit.margin
             ranked = "no runner-up" if runner is None else f"runner-up {runner} {fit.margin:+.0%} worse"
         else:  # the encoder names the asset; the fit finds its camera, colour and codes, and checks it
-            e = encoder.embedding(prepared.image)  # one pass of the encoder for the probabilities and the familiarity
-            probs = encoder.probabilities(prepared.image, embedding=e)
+            probs, familiarity = encoder.read(prepared.image)
             top = torch.topk(probs, min(PROPOSALS, len(probs)))
             proposals, probability = [self._run_ids[int(r)] for r in top.indices], float(top.values[0])
-            familiarity = encoder.familiarity(prepared.image, int(top.indices[0]), embedding=e)
             fit = fit_photo(model, prepared, bank, PhotoFitConfig(seed=seed), codes=top.indices[:1])
             asset, runner = proposals[0], proposals[1] if len(proposals) > 1 else None
             margin = float(top.values[0] / top.values[1].clamp(min=1e-9) - 1) if len(proposals) > 1 else None

@@ -126,6 +126,14 @@ class TrainedEncoder:
         return torch.softmax(self.net.classify(e[None]), -1)[0].cpu()
 
     @torch.no_grad()
+    def read(self, crop: np.ndarray) -> tuple[torch.Tensor, float | None]:
+        """(probabilities (n_assets,), familiarity with the most probable asset) of a prepared photo's crop,
+        from one pass of the encoder: what a search asks of it."""
+        e = self.embedding(crop)
+        probs = self.probabilities(crop, embedding=e)
+        return probs, self.familiarity(crop, int(probs.argmax()), embedding=e)
+
+    @torch.no_grad()
     def familiarity(self, crop: np.ndarray, row: int, embedding: torch.Tensor | None = None) -> float | None:
         """How much the crop looks like asset `row` as the encoder was taught it: the mean cosine between
         its embedding and its `NEAREST` nearest training views of that asset (deep nearest neighbours,

@@ -53,11 +53,9 @@ def encoder_terms(cat, root: Path, photos: list[str]) -> dict[str, dict]:
         except ValueError as exc:
             out[photo] = {"error": str(exc)}
             continue
-        e = enc.embedding(prepared.image)  # one pass of the encoder, as a search makes it
-        p = enc.probabilities(prepared.image, embedding=e)
+        p, familiarity = enc.read(prepared.image)  # as a search reads it
         top = int(p.argmax())
-        out[photo] = {"probability": float(p[top]), "familiarity": enc.familiarity(prepared.image, top, embedding=e),
-                      "named": enc.asset_ids[top]}
+        out[photo] = {"probability": float(p[top]), "familiarity": familiarity, "named": enc.asset_ids[top]}
         if (i + 1) % 30 == 0:
             rate = (i + 1) / (time.time() - t0)
             print(f"  {i + 1}/{len(photos)} photos, {rate:.1f}/s, ETA {(len(photos) - i - 1) / rate:.0f} s", flush=True)

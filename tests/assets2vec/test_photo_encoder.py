@@ -101,6 +101,13 @@ def test_familiarity_is_the_mean_cosine_to_the_nearest_training_views_of_the_ass
     assert enc.familiarity(crop, 0) == pytest.approx(1.0, abs=2e-3)
 
 
+def test_one_read_gives_the_probabilities_and_the_familiarity_of_the_most_probable_asset(shapes_encoder):
+    crop = (np.random.default_rng(0).random((64, 64, 4)) * 255).astype(np.uint8)
+    probs, familiarity = shapes_encoder.read(crop)
+    assert torch.allclose(probs, shapes_encoder.probabilities(crop))
+    assert familiarity == pytest.approx(shapes_encoder.familiarity(crop, int(probs.argmax())), abs=1e-6)
+
+
 def test_open_set_benchmark_scores_the_search_familiarity(shapes_encoder):
     """benchmarks/photo_openset.py's knn5 score is what a search reports as familiarity (one owner)."""
     import importlib.util
